@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nylon-functions/nylon/internal/natsconn"
+)
+
+func serveCommand() command {
+	return command{
+		name:    "serve",
+		summary: "run the platform: function node, HTTP/WebSocket gateway and admin API, on embedded or external NATS",
+		help: `Without --nats, serve starts an embedded NATS server with JetStream (store in
+<data>/jetstream) on --nats-listen, so the nats CLI and other nylon processes
+can connect to it. SIGINT or SIGTERM drains every component and NATS within
+--drain-timeout; a second signal exits at once.
+
+Outside --env dev, serve refuses to start without TLS (--nats-ca or tls:// URLs)
+and NATS credentials (--nats-nkey or --nats-creds) for external servers, and
+the embedded server must listen on a loopback address.`,
+		run: runServe,
+	}
+}
+
+// Roles a serve process can take (--role).
+const (
+	roleNode    = "node"
+	roleGateway = "gateway"
+	roleAdmin   = "admin"
+)
+
+// allRoles is the order components start in: the node first, so functions
+// are served before the edges send traffic, the admin API last.
+func allRoles() []string { return []string{roleNode, roleGateway, roleAdmin} }
+
+// serveConfig is everything `nylon serve` is configured with; flags and
+// NYLON_* variables fill it, Validate checks it once.
+type serveConfig struct {
+	Env          string
+	Data         string
+	NATS         natsFlags
+	HTTP         string
+	Admin        string
+	Role         string
+	Log          logFlags
+	DrainTimeout time.Duration
+}
+
+func (c *serveConfig) register(f *flagSet) {
+	f.String(&c.Env, "env", "name", "NYLON_ENV", "dev", "environment: the subject prefix nylon.<env>; anything but dev requires TLS and NATS credentials")
+	f.String(&c.Data, "data", "dir", "NYLON_DATA", "./data", "data directory: JetStream store (embedded NATS), compile cache")
+	c.NATS.register(f, true)
+	f.String(&c.HTTP, "http", "addr", "NYLON_HTTP", "127.0.0.1:8080", "gateway and WebSocket edge listen address (role gateway)")
+	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "admin API, /healthz and /metrics listen address (role admin)")
+	f.String(&c.Role, "role", "roles", "NYLON_ROLE", "all", "what this process runs: all, or a comma list of node, gateway, admin")
+	c.Log.register(f)
+	f.Duration(&c.DrainTimeout, "drain-timeout", "NYLON_DRAIN_TIMEOUT", 30*time.Second, "how long shutdown may take to finish in-flight work before it is cut off")
+}
+
+// Validate checks the whole configuration, NATS security rule included.
+func (c *serveConfig) Validate() error {
+	if c.Env == "" || strings.ContainsAny(c.Env, ".*> \t\r\n") {
+		return fmt.Errorf("--env: %q must be one NATS subject token (no '.', '*', '>' or spaces)", c.Env)
+	}
+	if c.Data == "" {
+		return errors.New("--data: empty")
+	}
+	if err := validateListenAddr(c.HTTP); err != nil {
+		return fmt.Errorf("--http: %w", err)
+	}
+	if err := validateListenAddr(c.Admin); err != nil {
+		return fmt.Errorf("--admin: %w", err)
+	}
+	if _, err := parseRoles(c.Role); err != nil {
+		return fmt.Errorf("--role: %w", err)
+	}
+	if err := c.Log.validate(); err != nil {
+		return err
+	}
+	if c.DrainTimeout <= 0 {
+		return fmt.Errorf("--drain-timeout: %v must be positive", c.DrainTimeout)
+	}
+	if err := c.natsConfig().Validate(); err != nil {
+		if errors.Is(err, natsconn.ErrInsecure) {
+			return fmt.Errorf("refusing to start: %w; give --nats-ca (or tls:// URLs) and --nats-nkey or --nats-creds, or use --env dev on a trusted machine", err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (c *serveConfig) natsConfig() natsconn.Config {
+	host, _ := os.Hostname()
+	return c.NATS.config(c.Env, "nylon serve "+host, c.Data)
+}
+
+// roles returns the roles in start order; call Validate first.
+func (c *serveConfig) roles() []string {
+	r, _ := parseRoles(c.Role)
+	return r
+}
+
+func parseRoles(s string) ([]string, error) {
+	items := splitList(s)
+	if len(items) == 0 {
+		return nil, errors.New("empty; want all or a comma list of node, gateway, admin")
+	}
+	want := map[string]bool{}
+	for _, it := range items {
+		switch it {
+		case "all":
+			for _, r := range allRoles() {
+				want[r] = true
+			}
+		case roleNode, roleGateway, roleAdmin:
+			want[it] = true
+		default:
+			return nil, fmt.Errorf("unknown role %q; want all or a comma list of node, gateway, admin", it)
+		}
+	}
+	var out []string
+	for _, r := range allRoles() {
+		if want[r] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func validateListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number in 0..65535", addr, port)
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, a *app, cmd command, args []string) error {
+	var cfg serveConfig
+	f := newFlagSet(a, cmd, "[flags]")
+	cfg.register(f)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if len(f.Args()) > 0 {
+		return usageErrorf(cmd.name, "unexpected argument %q", f.Args()[0])
+	}
+	if err := cfg.Validate(); err != nil {
+		return &usageError{cmd: cmd.name, err: err}
+	}
+	return serve(ctx, a, &cfg, cfg.Log.logger(a.stderr), serveComponents())
+}
+
+// serve connects NATS, starts the components of specs for the selected roles, blocks
+// until ctx is done (or a component stops by itself), then drains the
+// components in reverse order and closes NATS, all within the drain timeout.
+func serve(ctx context.Context, a *app, cfg *serveConfig, log *slog.Logger, specs []componentSpec) error {
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	conn, err := natsconn.Connect(ctx, cfg.natsConfig(), log)
+	if err != nil {
+		return err
+	}
+	printNATS(a, cfg, conn)
+
+	roles := cfg.roles()
+	deps := serveDeps{Config: cfg, NATS: conn, Log: log, Stdout: a.stdout}
+	started, startErr := startComponents(ctx, deps, specs, roles)
+	var stoppedBy error
+	if startErr == nil {
+		fmt.Fprintf(a.stdout, "nylon serve: ready (env %s, roles %s); Ctrl-C drains and stops\n", cfg.Env, strings.Join(roles, ","))
+		log.Info("serving", "env", cfg.Env, "roles", roles)
+		stoppedBy = waitForStop(ctx, started)
+	}
+
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+	defer cancel()
+	fmt.Fprintf(a.stdout, "nylon serve: draining (up to %v)\n", cfg.DrainTimeout)
+	log.Info("draining", "timeout", cfg.DrainTimeout)
+	drainErr := drainComponents(drainCtx, log, started)
+	if err := conn.Close(drainCtx); err != nil {
+		drainErr = errors.Join(drainErr, fmt.Errorf("close nats: %w", err))
+	}
+	if drainErr != nil {
+		log.Error("shutdown incomplete", "error", drainErr)
+	}
+	fmt.Fprintln(a.stdout, "nylon serve: stopped")
+	return errors.Join(startErr, stoppedBy, drainErr)
+}
+
+func printNATS(a *app, cfg *serveConfig, conn *natsconn.Conn) {
+	url := conn.ClientURL()
+	if conn.Embedded() {
+		fmt.Fprintf(a.stdout, "nats: %s (embedded server, JetStream store in %s)\n", url, filepath.Join(cfg.Data, "jetstream"))
+	} else {
+		fmt.Fprintf(a.stdout, "nats: %s (external servers)\n", url)
+	}
+	fmt.Fprintf(a.stdout, "nats CLI: nats --server %s micro ls\n", url)
+}

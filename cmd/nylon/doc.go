@@ -1,0 +1,23 @@
+// Command nylon is the one binary of Nylon Functions: `nylon serve` runs the
+// platform (function node, HTTP/WebSocket gateway, admin API) on an embedded
+// or external NATS, and the other subcommands are thin clients of the admin
+// API and of NATS.
+//
+// main stays thin: run(ctx, args, stdout, stderr) holds the logic and
+// returns the exit code (0 ok or help, 1 failure, 2 usage error), so tests
+// call it directly. Each subcommand lives in cmd_<name>.go with a
+// constructor returning a command, listed in commands(). Flags come from a
+// flagSet whose every flag may fall back to a NYLON_* environment variable
+// (a flag wins over the variable, the variable over the default).
+//
+// serve starts the components of the selected roles (the componentSpec table
+// in components.go) in order after NATS is connected and drains them in
+// reverse order, then NATS, within --drain-timeout.
+//
+// # Example
+//
+//	nylon serve                                  # embedded NATS on 127.0.0.1:4222, data in ./data
+//	nylon serve --nats tls://nats:4222 --nats-ca ca.pem --nats-creds nylon.creds --env prod
+//	NYLON_ROLE=gateway NYLON_NATS_URLS=nats://10.0.0.5:4222 nylon serve
+//	nylon version
+package main

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal starts a drain, restore the default
+		// handling so a second Ctrl-C kills the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// app is what every command runs with: its output streams and environment.
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// command is one subcommand of nylon. Adding one is a file with a
+// constructor returning this value plus an entry in commands().
+type command struct {
+	name    string
+	summary string // one line, shown in "nylon --help"
+	help    string // optional longer text for "nylon <name> --help"
+	run     func(ctx context.Context, a *app, cmd command, args []string) error
+}
+
+// commands is the table of subcommands, in the order "nylon --help" lists them.
+func commands() []command {
+	return []command{
+		serveCommand(),
+		versionCommand(),
+	}
+}
+
+// run executes the command line args (without the program name) and returns
+// the process exit code: 0 on success or help, 2 on a usage error, 1 on any
+// other failure. Tests call it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return a.exitCode(a.dispatch(ctx, args))
+}
+
+func (a *app) dispatch(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		a.printUsage(a.stderr)
+		return &usageError{err: errors.New("no command given")}
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "-h", "-help", "--help":
+		a.printUsage(a.stdout)
+		return errHelp
+	case "help":
+		if len(rest) == 0 {
+			a.printUsage(a.stdout)
+			return errHelp
+		}
+		name, rest = rest[0], []string{"--help"}
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(ctx, a, c, rest)
+		}
+	}
+	return &usageError{err: fmt.Errorf("unknown command %q", name)}
+}
+
+func (a *app) exitCode(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ue):
+		prefix, help := "nylon", "nylon --help"
+		if ue.cmd != "" {
+			prefix, help = "nylon "+ue.cmd, "nylon "+ue.cmd+" --help"
+		}
+		fmt.Fprintf(a.stderr, "%s: %v\nRun '%s' for usage.\n", prefix, ue.err, help)
+		return 2
+	default:
+		fmt.Fprintf(a.stderr, "nylon: %v\n", err)
+		return 1
+	}
+}
+
+func (a *app) printUsage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("Nylon Functions: a serverless function platform on NATS.\n\n")
+	b.WriteString("Usage: nylon <command> [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nRun 'nylon <command> --help' for the flags of a command.\n")
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestVersion(t *testing.T) {
+	code, out, errOut := runCmd(t, "version")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, errOut)
+	}
+	for _, want := range []string{"nylon ", "commit", "go1.", "wazero", "nats.go      v1.", "nats-server  v2."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("version output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestHelpForEveryCommand(t *testing.T) {
+	for _, c := range commands() {
+		for _, h := range []string{"--help", "-h"} {
+			t.Run(c.name+h, func(t *testing.T) {
+				code, out, errOut := runCmd(t, c.name, h)
+				if code != 0 {
+					t.Fatalf("exit %d, stderr: %s", code, errOut)
+				}
+				if !strings.HasPrefix(out, "Usage: nylon "+c.name) || !strings.Contains(out, "--help") {
+					t.Errorf("usage output:\n%s", out)
+				}
+			})
+		}
+		t.Run("help "+c.name, func(t *testing.T) {
+			code, out, _ := runCmd(t, "help", c.name)
+			if code != 0 || !strings.HasPrefix(out, "Usage: nylon "+c.name) {
+				t.Errorf("nylon help %s: exit %d, output:\n%s", c.name, code, out)
+			}
+		})
+	}
+}
+
+func TestServeHelpListsEveryFlagAndVariable(t *testing.T) {
+	_, out, _ := runCmd(t, "serve", "--help")
+	for _, want := range []string{
+		"--env name", "NYLON_ENV, default dev",
+		"--data dir", "NYLON_DATA, default ./data",
+		"--nats url,...", "NYLON_NATS_URLS",
+		"--nats-listen addr", "NYLON_NATS_LISTEN, default 127.0.0.1:4222",
+		"--nats-creds", "NYLON_NATS_CREDS", "--nats-nkey", "NYLON_NATS_NKEY",
+		"--nats-ca", "NYLON_NATS_CA", "--nats-cert", "NYLON_NATS_CERT", "--nats-key", "NYLON_NATS_KEY",
+		"--nats-user", "NYLON_NATS_USER", "--nats-password", "NYLON_NATS_PASSWORD", "--nats-token", "NYLON_NATS_TOKEN",
+		"--http addr", "NYLON_HTTP, default 127.0.0.1:8080",
+		"--admin addr", "NYLON_ADMIN, default 127.0.0.1:8081",
+		"--role roles", "NYLON_ROLE, default all",
+		"--log-level", "NYLON_LOG_LEVEL, default info",
+		"--log-format", "NYLON_LOG_FORMAT, default text",
+		"--drain-timeout duration", "NYLON_DRAIN_TIMEOUT, default 30s",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --help lacks %q", want)
+		}
+	}
+}
+
+func TestTopLevelHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		code, out, _ := runCmd(t, args...)
+		if code != 0 {
+			t.Errorf("%v: exit %d", args, code)
+		}
+		for _, c := range commands() {
+			if !strings.Contains(out, "  "+c.name+" ") {
+				t.Errorf("%v: command %q missing from:\n%s", args, c.name, out)
+			}
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "no command given"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"help", "frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"serve", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"serve", "--drain-timeout", "soon"}, "invalid value"},
+		{[]string{"serve", "--drain-timeout", "0s"}, "--drain-timeout"},
+		{[]string{"serve", "--role", "node,web"}, `unknown role "web"`},
+		{[]string{"serve", "--log-level", "loud"}, "--log-level"},
+		{[]string{"serve", "--log-format", "xml"}, "--log-format"},
+		{[]string{"serve", "--http", "8080"}, "--http"},
+		{[]string{"serve", "--admin", "127.0.0.1:99999"}, "--admin"},
+		{[]string{"serve", "--env", "a.b"}, "--env"},
+		{[]string{"serve", "--nats-listen", "nowhere"}, "embedded.listen"},
+		{[]string{"serve", "--nats-token", "t"}, "only used with external servers"},
+		{[]string{"version", "now"}, `unexpected argument "now"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, errOut := runCmd(t, tt.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if !strings.Contains(errOut, tt.want) || !strings.Contains(errOut, "--help' for usage") {
+				t.Errorf("stderr = %q, want %q and a --help hint", errOut, tt.want)
+			}
+		})
+	}
+}

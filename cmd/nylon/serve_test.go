@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/nylon-functions/nylon/internal/testutil"
+)
+
+var (
+	adminLine = regexp.MustCompile(`(?m)^admin: (http://\S+) `)
+	natsLine  = regexp.MustCompile(`(?m)^nats: (nats://\S+) \(embedded`)
+	readyLine = regexp.MustCompile(`(?m)^(nylon serve: ready)`)
+)
+
+func serveArgs(t *testing.T, extra ...string) []string {
+	return append([]string{"serve",
+		"--nats-listen", "127.0.0.1:-1", "--data", t.TempDir(),
+		"--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, extra...)
+}
+
+func getHealthz(t *testing.T, base string) (int, healthzBody) {
+	t.Helper()
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatalf("GET /healthz: %v", err)
+	}
+	defer resp.Body.Close()
+	var body healthzBody
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("decode /healthz: %v", err)
+	}
+	return resp.StatusCode, body
+}
+
+func TestServeStartsAnswersAndDrains(t *testing.T) {
+	b := startCmd(t, serveArgs(t)...)
+	b.waitLine(t, readyLine)
+	admin := b.waitLine(t, adminLine)
+	natsURL := b.waitLine(t, natsLine)
+
+	out := b.stdout.String()
+	if !strings.Contains(out, "nats CLI: nats --server "+natsURL+" micro ls") {
+		t.Errorf("no nats CLI hint in:\n%s", out)
+	}
+	if !strings.Contains(out, "gateway: not in this build yet (HTTP and WebSocket will listen on 127.0.0.1:0)") {
+		t.Errorf("no gateway line in:\n%s", out)
+	}
+
+	code, body := getHealthz(t, admin)
+	if code != http.StatusOK || body.Status != "ok" || !body.NATS.Connected || !body.NATS.Embedded || !body.NATS.JetStream || body.NATS.URL != natsURL {
+		t.Errorf("/healthz = %d %+v", code, body)
+	}
+
+	// Other processes reach the embedded server on the printed URL.
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatalf("connect %s: %v", natsURL, err)
+	}
+	defer nc.Close()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	if code := b.stop(t); code != 0 {
+		t.Fatalf("exit %d after cancel, stderr:\n%s", code, b.stderr.String())
+	}
+	out = b.stdout.String()
+	if !strings.Contains(out, "nylon serve: draining") || !strings.HasSuffix(out, "nylon serve: stopped\n") {
+		t.Errorf("shutdown lines missing:\n%s", out)
+	}
+	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(admin, "http://"), time.Second); err == nil {
+		c.Close()
+		t.Error("admin address still accepts connections after serve returned")
+	}
+	testutil.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if nc.IsConnected() {
+			return errString("client still connected to the embedded server after serve returned")
+		}
+		return nil
+	})
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func TestServeEnvOverridesDefault(t *testing.T) {
+	t.Setenv("NYLON_DATA", t.TempDir())
+	t.Setenv("NYLON_NATS_LISTEN", "127.0.0.1:-1")
+	t.Setenv("NYLON_ADMIN", "127.0.0.1:0")
+	t.Setenv("NYLON_ROLE", "admin")
+	t.Setenv("NYLON_LOG_FORMAT", "json")
+	t.Setenv("NYLON_LOG_LEVEL", "loud") // overridden by the flag below
+	b := startCmd(t, "serve", "--log-level", "info")
+	b.waitLine(t, readyLine)
+	admin := b.waitLine(t, adminLine)
+	if strings.HasSuffix(admin, ":8081") {
+		t.Errorf("admin on %s: NYLON_ADMIN did not override the default", admin)
+	}
+	if natsURL := b.waitLine(t, natsLine); strings.HasSuffix(natsURL, ":4222") {
+		t.Errorf("nats on %s: NYLON_NATS_LISTEN did not override the default", natsURL)
+	}
+	out := b.stdout.String()
+	if strings.Contains(out, "gateway:") || strings.Contains(out, "node:") {
+		t.Errorf("NYLON_ROLE=admin still set up other roles:\n%s", out)
+	}
+	if code := b.stop(t); code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, b.stderr.String())
+	}
+	if !strings.Contains(b.stderr.String(), `"msg":"serving"`) {
+		t.Errorf("NYLON_LOG_FORMAT=json not applied, stderr:\n%s", b.stderr.String())
+	}
+}
+
+func TestServeRefusesInsecureOutsideDev(t *testing.T) {
+	tests := [][]string{
+		{"serve", "--env", "prod", "--nats", "nats://127.0.0.1:4222", "--data", t.TempDir()},
+		{"serve", "--env", "prod", "--nats", "tls://127.0.0.1:4222", "--nats-token", "t", "--data", t.TempDir()},
+		{"serve", "--env", "prod", "--nats-listen", "0.0.0.0:-1", "--data", t.TempDir()},
+	}
+	for _, args := range tests {
+		code, out, errOut := runCmd(t, args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+		if !strings.Contains(errOut, "refusing to start") || !strings.Contains(errOut, "--env dev") {
+			t.Errorf("%v: stderr = %q, want a clear refusal", args, errOut)
+		}
+		if out != "" {
+			t.Errorf("%v: printed %q; want nothing started", args, out)
+		}
+	}
+}
+
+func TestServeFailsWhenAdminPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code, out, errOut := runCmd(t, "serve", "--nats-listen", "127.0.0.1:-1", "--data", t.TempDir(), "--admin", ln.Addr().String())
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(errOut, "component admin: start: listen "+ln.Addr().String()) {
+		t.Errorf("stderr = %q, want the admin listen error", errOut)
+	}
+	if strings.Contains(out, "nylon serve: ready") || !strings.HasSuffix(out, "nylon serve: stopped\n") {
+		t.Errorf("stdout = %q, want no ready line and a clean stop", out)
+	}
+}

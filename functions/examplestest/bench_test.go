@@ -1,0 +1,64 @@
+package examplestest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// benchCall runs c on g b.N times through CallWithStack, the way a node
+// calls a warm instance. The figures include the test host's read/write
+// handling, which copies each op's arguments into Go strings.
+func benchCall(b *testing.B, g *guest, c *call, want protocol.Action) {
+	b.Helper()
+	ctx := context.Background()
+	stack := make([]uint64, 2)
+	g.cur = c
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		c.ops = c.ops[:0]
+		stack[0], stack[1] = uint64(c.phase), uint64(c.event)
+		if err := g.handle.CallWithStack(ctx, stack); err != nil {
+			b.Fatal(err)
+		}
+		if protocol.Action(int32(stack[0])) != want {
+			b.Fatalf("action = %d, want %v (%s)", int32(stack[0]), want, c.errText)
+		}
+	}
+}
+
+// BenchmarkHello is one request_filter call of the hello example: one
+// keyed read, three writes, a JSON encoding.
+func BenchmarkHello(b *testing.B) {
+	g := load(b, helloDir)
+	c := newCall(protocol.PhaseRequestFilter).request("GET", "/hello?name=ana")
+	benchCall(b, g, c, protocol.ActionEnd)
+}
+
+// BenchmarkHeaders is one response_filter call of the headers example:
+// five config reads, a header read, seven writes.
+func BenchmarkHeaders(b *testing.B) {
+	g := load(b, headersDir)
+	c := newCall(protocol.PhaseResponseFilter).set(protocol.ReadResponseStatus, "200").
+		respHeaders("Server", "nginx")
+	benchCall(b, g, c, protocol.ActionNext)
+}
+
+// BenchmarkChatMessage is one WebSocket text message through the chat
+// example: payload, query and id reads, a JSON encoding, a broadcast.
+func BenchmarkChatMessage(b *testing.B) {
+	g := load(b, chatDir)
+	c := wsCall(protocol.EventWSText, "c1").request("GET", "/chat?room=r1&name=ana").
+		set(protocol.MethodGetPayload, "hello everyone")
+	benchCall(b, g, c, protocol.ActionNext)
+}
+
+// BenchmarkSDKMinimal is the SDK's floor: one call that reads the path
+// (one host read, one string) and returns Next.
+func BenchmarkSDKMinimal(b *testing.B) {
+	g := load(b, sdkGuestDir)
+	c := newCall(protocol.PhaseRequestFilter).request("GET", "/noop")
+	benchCall(b, g, c, protocol.ActionNext)
+}

@@ -1,0 +1,282 @@
+package examplestest
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// sdkGuestDir is a guest that exercises the whole SDK (testdata/sdkguest).
+const sdkGuestDir = "functions/examplestest/testdata/sdkguest"
+
+func TestSDKPhases(t *testing.T) {
+	g := load(t, sdkGuestDir)
+	wantPhases(t, g, protocol.PhaseSetOf(protocol.PhaseRequestFilter, protocol.PhaseResponseFilter,
+		protocol.PhaseResponseBodyFilter, protocol.PhaseLogging, protocol.PhaseEvent))
+}
+
+func TestSDKRequestReads(t *testing.T) {
+	g := load(t, sdkGuestDir)
+	// Values larger than the SDK's 4 KiB read buffer take the grow path.
+	bigBody := strings.Repeat("b", 100<<10)
+	bigHeader := strings.Repeat("h", 6<<10)
+	c := newCall(protocol.PhaseRequestFilter).request("PUT", "/echo?a=1&a=2&b=x%20y").
+		set(protocol.ReadRequestHost, "example.com").
+		set(protocol.ReadRequestScheme, "https").
+		set(protocol.ReadRequestClientIP, "192.0.2.7").
+		set(protocol.ReadRequestFullBody, bigBody).
+		set(protocol.ReadRequestBytes, "102400").
+		set(protocol.ReadRequestTimestamp, "1700000000123").
+		set(protocol.ReadRequestID, "0190b6c2-7f3a-7c4e-9a7b-2f1e0d9c8b7a").
+		reqHeaders("x-a", "first", "X-A", "second", "content-type", "text/plain", "X-Big", bigHeader).
+		params("id", "42", "slug", "x").
+		config("k", "v", "other", "")
+	wantAction(t, g.run(c), protocol.ActionEnd)
+	var got map[string]any
+	var bodyOp op
+	for _, o := range c.ops {
+		if o.Method == protocol.OpSetResponseBody {
+			bodyOp = o
+		}
+	}
+	if err := json.Unmarshal([]byte(bodyOp.A), &got); err != nil {
+		t.Fatalf("echo body %q: %v", bodyOp.A, err)
+	}
+	want := map[string]any{
+		"method":      "PUT",
+		"path":        "/echo",
+		"url":         "/echo?a=1&a=2&b=x%20y",
+		"raw_query":   "a=1&a=2&b=x%20y",
+		"query":       map[string]any{"a": []any{"1", "2"}, "b": []any{"x y"}},
+		"query_param": "1",
+		"host":        "example.com",
+		"scheme":      "https",
+		"client_ip":   "192.0.2.7",
+		"header":      "first",
+		"headers": map[string]any{
+			"X-A":          []any{"first", "second"},
+			"Content-Type": []any{"text/plain"},
+			"X-Big":        []any{bigHeader},
+		},
+		"body":        bigBody,
+		"body_length": float64(102400),
+		"params":      map[string]any{"id": "42", "slug": "x"},
+		"param":       "42",
+		"timestamp":   float64(1700000000123),
+		"request_id":  "0190b6c2-7f3a-7c4e-9a7b-2f1e0d9c8b7a",
+		"config":      "v",
+		"config_map":  map[string]any{"k": "v", "other": ""},
+		"phase":       "request_filter",
+	}
+	for k, w := range want {
+		if !reflect.DeepEqual(got[k], w) {
+			g := got[k]
+			if s, ok := g.(string); ok && len(s) > 80 {
+				g = s[:80] + "..."
+			}
+			t.Errorf("%s = %v, want %v", k, g, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("echo has %d fields, want %d", len(got), len(want))
+	}
+
+	// The instance is reused: a call without values must not see the last
+	// call's cached ones.
+	c = newCall(protocol.PhaseRequestFilter).set(protocol.ReadRequestPath, "/absent")
+	if a := g.run(c); a != protocol.ActionEnd {
+		t.Fatalf("action = %v (%s), want End", a, c.errText)
+	}
+}
+
+func TestSDKResponseWrites(t *testing.T) {
+	g := load(t, sdkGuestDir)
+	cases := []struct {
+		path   string
+		action protocol.Action
+		ops    []op
+	}{
+		{"/text", protocol.ActionEnd, []op{
+			{Method: protocol.OpSetResponseStatus, A: "201"},
+			{Method: protocol.OpSetResponseHeader, A: "Content-Type", B: "text/plain; charset=utf-8"},
+			{Method: protocol.OpSetResponseBody, A: "plain"},
+		}},
+		{"/html", protocol.ActionEnd, []op{
+			{Method: protocol.OpSetResponseHeader, A: "Content-Type", B: "text/html; charset=utf-8"},
+			{Method: protocol.OpSetResponseBody, A: "<p>hi</p>"},
+		}},
+		{"/redirect", protocol.ActionEnd, []op{
+			{Method: protocol.OpSetResponseHeader, A: "Location", B: "/new"},
+			{Method: protocol.OpSetResponseStatus, A: "302"},
+		}},
+		{"/upstream-headers", protocol.ActionNext, []op{
+			{Method: protocol.OpSetRequestHeader, A: "X-Up", B: "1"},
+			{Method: protocol.OpRemoveRequestHeader, A: "Cookie"},
+			{Method: protocol.OpSetResponseHeader, A: "X-Resp", B: "1"},
+			{Method: protocol.OpRemoveResponseHeader, A: "X-Gone"},
+			{Method: protocol.OpSetResponseBody, A: "bytes"},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			c := newCall(protocol.PhaseRequestFilter).request("GET", tc.path)
+			if a := g.run(c); a != tc.action {
+				t.Fatalf("action = %v (%s), want %v", a, c.errText, tc.action)
+			}
+			wantOps(t, c, tc.ops...)
+		})
+	}
+}
+
+// TestSDKErrorsAndPanics checks ctx.Error and that a panicking handler
+// answers Error with the panic text and leaves the instance usable.
+func TestSDKErrorsAndPanics(t *testing.T) {
+	g := load(t, sdkGuestDir)
+	c := newCall(protocol.PhaseRequestFilter).request("GET", "/error")
+	wantAction(t, g.run(c), protocol.ActionError)
+	if c.errText != "handler says no" {
+		t.Fatalf("error text = %q", c.errText)
+	}
+	for range 3 {
+		c = newCall(protocol.PhaseRequestFilter).request("GET", "/panic")
+		wantAction(t, g.run(c), protocol.ActionError)
+		if !strings.HasPrefix(c.errText, "panic: ") || !strings.Contains(c.errText, "nil map") {
+			t.Fatalf("error text = %q, want the panic", c.errText)
+		}
+		c = newCall(protocol.PhaseRequestFilter).request("GET", "/text")
+		wantAction(t, g.run(c), protocol.ActionEnd)
+	}
+	// An event the SDK does not know is an error, not a silent Next.
+	c = wsCall(999, "c1")
+	wantAction(t, g.run(c), protocol.ActionError)
+	if !strings.Contains(c.errText, "999") {
+		t.Fatalf("error text = %q, want the unknown event", c.errText)
+	}
+}
+
+func TestSDKUnregisteredPhase(t *testing.T) {
+	g := load(t, helloDir)
+	c := newCall(protocol.PhaseLogging)
+	wantAction(t, g.run(c), protocol.ActionError)
+	if c.errText != "sdk: no handler for logging" {
+		t.Fatalf("error text = %q", c.errText)
+	}
+}
+
+func TestSDKResponsePhases(t *testing.T) {
+	g := load(t, sdkGuestDir)
+	t.Run("response_filter", func(t *testing.T) {
+		c := newCall(protocol.PhaseResponseFilter).request("GET", "/").
+			set(protocol.ReadResponseStatus, "404").
+			set(protocol.ReadResponseFullBody, "not here").
+			set(protocol.ReadResponseBytes, "8").
+			set(protocol.ReadResponseDuration, "250").
+			set(protocol.ReadResponseError, "").
+			respHeaders("X-Up", "u1", "x-up", "u2")
+		wantAction(t, g.run(c), protocol.ActionNext)
+		want := `{"status":404,"header":"u1","headers":{"X-Up":["u1","u2"]},"body":"not here","body_length":8,"duration_ms":250,"upstream_error":""}`
+		wantOps(t, c,
+			op{Method: protocol.OpSetResponseHeader, A: "Content-Type", B: "application/json"},
+			op{Method: protocol.OpSetResponseBody, A: want},
+		)
+	})
+	t.Run("response_body_filter", func(t *testing.T) {
+		for _, chunk := range []struct{ info, data, want string }{
+			{"0,0", "abc", "0,false:ABC"},
+			{"1,1", "def", "1,true:DEF"},
+		} {
+			c := newCall(protocol.PhaseResponseBodyFilter).
+				set(protocol.MethodGetPayload, chunk.data).
+				set(protocol.ReadResponseFullBody, "not the chunk").
+				set(protocol.ReadBodyChunkInfo, chunk.info)
+			wantAction(t, g.run(c), protocol.ActionNext)
+			wantOps(t, c, op{Method: protocol.OpSetResponseBody, A: chunk.want})
+		}
+	})
+	t.Run("logging refuses writes", func(t *testing.T) {
+		c := newCall(protocol.PhaseLogging)
+		n := len(g.logs)
+		wantAction(t, g.run(c), protocol.ActionNext)
+		wantOps(t, c)
+		want := logRecord{Level: 0, Text: `refused err="write[set response header]: not allowed in this phase" not_allowed=true as=true`}
+		if len(g.logs) != n+1 || g.logs[n] != want {
+			t.Fatalf("logs = %v, want %v", g.logs[n:], want)
+		}
+	})
+}
+
+func TestSDKLog(t *testing.T) {
+	g := load(t, sdkGuestDir)
+	c := newCall(protocol.PhaseRequestFilter).request("GET", "/log")
+	wantAction(t, g.run(c), protocol.ActionNext)
+	want := []logRecord{
+		{Level: 0, Text: `hello world a=1 g.k="v w" g.sub.x=true g.e="bad=thing"`},
+		{Level: -4, Text: `debug dur=1.5e+09 empty=""`},
+		{Level: 8, Text: `error f=0.5 u=7`},
+	}
+	if !reflect.DeepEqual(g.logs, want) {
+		t.Fatalf("logs =\n%q\nwant\n%q", g.logs, want)
+	}
+}
+
+func TestSDKWebSocket(t *testing.T) {
+	g := load(t, sdkGuestDir)
+	t.Run("open", func(t *testing.T) {
+		c := wsCall(protocol.EventWSOpen, "conn-1").request("GET", "/ws").config("greeting", "hey")
+		wantAction(t, g.run(c), protocol.ActionNext)
+		wantOps(t, c,
+			op{Method: protocol.OpWSSendText, A: "welcome conn-1 to /ws hey"},
+			op{Method: protocol.OpWSSendBinary, A: "\x00\x01\x02"},
+			op{Method: protocol.OpWSJoinRoom, A: "r"},
+			op{Method: protocol.OpWSBroadcastText, Flags: protocol.BroadcastExcludeSender, A: "r", B: "hi"},
+			op{Method: protocol.OpWSBroadcastBinary, A: "r", B: "\x09"},
+			op{Method: protocol.OpWSLeaveRoom, A: "r"},
+			op{Method: protocol.OpWSClose, A: "4000", B: "bye"},
+		)
+	})
+	t.Run("messages", func(t *testing.T) {
+		big := strings.Repeat("m", 10<<10)
+		for _, m := range []struct {
+			event   uint32
+			payload string
+			send    uint32
+		}{
+			{protocol.EventWSText, "hello", protocol.OpWSSendText},
+			{protocol.EventWSBinary, "\xff\x00", protocol.OpWSSendBinary},
+			{protocol.EventWSText, big, protocol.OpWSSendText},
+			{protocol.EventWSText, "", protocol.OpWSSendText},
+		} {
+			c := wsCall(m.event, "conn-2").set(protocol.MethodGetPayload, m.payload)
+			wantAction(t, g.run(c), protocol.ActionNext)
+			wantOps(t, c,
+				op{Method: m.send, A: m.payload},
+				op{Method: protocol.OpWSSendText, A: "conn-2 " + itoa(len(m.payload))},
+			)
+		}
+	})
+	t.Run("close", func(t *testing.T) {
+		n := len(g.logs)
+		c := wsCall(protocol.EventWSClose, "conn-3").set(protocol.ReadWSCloseCode, "4001").set(protocol.ReadWSCloseReason, "gone away")
+		wantAction(t, g.run(c), protocol.ActionNext)
+		c = wsCall(protocol.EventWSClose, "conn-4") // no close frame
+		wantAction(t, g.run(c), protocol.ActionNext)
+		c = wsCall(protocol.EventWSClose, "conn-5").set(protocol.ReadWSCloseCode, "0")
+		wantAction(t, g.run(c), protocol.ActionNext)
+		want := []logRecord{
+			{Level: 4, Text: `closed conn=conn-3 code=4001 reason="gone away"`},
+			{Level: 4, Text: `closed conn=conn-4 code=1005 reason=""`},
+			{Level: 4, Text: `closed conn=conn-5 code=1005 reason=""`},
+		}
+		if !reflect.DeepEqual(g.logs[n:], want) {
+			t.Fatalf("logs = %q, want %q", g.logs[n:], want)
+		}
+	})
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

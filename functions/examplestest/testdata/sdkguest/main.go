@@ -1,0 +1,196 @@
+// Command sdkguest exercises every part of the SDK for the tests in
+// functions/examplestest: it reports what it read as JSON and makes writes
+// that the tests check, including refused ones.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/nylon-functions/nylon/functions/sdk"
+)
+
+// echo is what /echo reports.
+type echo struct {
+	Method     string              `json:"method"`
+	Path       string              `json:"path"`
+	URL        string              `json:"url"`
+	RawQuery   string              `json:"raw_query"`
+	Query      map[string][]string `json:"query"`
+	QueryParam string              `json:"query_param"`
+	Host       string              `json:"host"`
+	Scheme     string              `json:"scheme"`
+	ClientIP   string              `json:"client_ip"`
+	Header     string              `json:"header"`
+	Headers    map[string][]string `json:"headers"`
+	Body       string              `json:"body"`
+	BodyLength int64               `json:"body_length"`
+	Params     map[string]string   `json:"params"`
+	Param      string              `json:"param"`
+	Timestamp  int64               `json:"timestamp"`
+	RequestID  string              `json:"request_id"`
+	Config     string              `json:"config"`
+	ConfigMap  map[string]string   `json:"config_map"`
+	Phase      string              `json:"phase"`
+}
+
+// upstream is what response_filter reports.
+type upstream struct {
+	Status        int                 `json:"status"`
+	Header        string              `json:"header"`
+	Headers       map[string][]string `json:"headers"`
+	Body          string              `json:"body"`
+	BodyLength    int64               `json:"body_length"`
+	DurationMS    int64               `json:"duration_ms"`
+	UpstreamError string              `json:"upstream_error"`
+}
+
+func init() {
+	sdk.RequestFilter(func(ctx *sdk.Context) {
+		req, res := ctx.Request(), ctx.Response()
+		switch req.Path() {
+		case "/echo":
+			e := echo{
+				Method: req.Method(), Path: req.Path(), URL: req.URL(), RawQuery: req.RawQuery(),
+				QueryParam: req.QueryParam("a"), Host: req.Host(), Scheme: req.Scheme(),
+				ClientIP: req.ClientIP(), Header: req.Header("x-a"), Body: string(req.Body()),
+				BodyLength: req.BodyLength(), Param: req.Param("id"),
+				Timestamp: req.Timestamp().UnixMilli(), RequestID: ctx.IdempotencyKey(),
+				Config: ctx.Config("k"), Phase: ctx.Phase().String(),
+			}
+			e.Query = req.Query()
+			e.Headers = req.Headers()
+			e.Params = req.Params()
+			e.ConfigMap = ctx.ConfigMap()
+			if err := res.BodyJSON(e); err != nil {
+				ctx.Error(err)
+				return
+			}
+			ctx.End()
+		case "/absent":
+			// Every read of a value the node does not have is the zero value.
+			got := []string{req.Method(), req.Header("nope"), req.Param("nope"), ctx.Config("nope"),
+				req.QueryParam("nope"), ctx.IdempotencyKey(), ctx.Response().UpstreamError()}
+			for i, v := range got {
+				if v != "" {
+					ctx.Error(fmt.Errorf("absent value %d read as %q", i, v))
+					return
+				}
+			}
+			if len(req.Headers()) != 0 || len(req.Params()) != 0 || len(req.Query()) != 0 ||
+				len(ctx.ConfigMap()) != 0 || !req.Timestamp().IsZero() || req.Body() != nil ||
+				ctx.Response().Status() != 0 || ctx.Response().ChunkIndex() != -1 {
+				ctx.Error(errors.New("absent lists or numbers read as non-zero"))
+				return
+			}
+			ctx.End()
+		case "/noop":
+			// The benchmarks' floor: nothing but the path read.
+		case "/panic":
+			var m map[string]int
+			m["boom"]++ // a runtime panic, not just panic()
+		case "/error":
+			ctx.Error(errors.New("handler says no"))
+		case "/text":
+			res.SetStatus(201)
+			res.BodyText("plain")
+			ctx.End()
+		case "/html":
+			res.BodyHTML("<p>hi</p>")
+			ctx.End()
+		case "/redirect":
+			res.Redirect("/new", 0)
+			res.Redirect("/bad", 200) // refused: not a redirect code
+			res.SetStatus(42)         // refused: not a status
+			if !errors.Is(ctx.Err(), sdk.ErrBadArgument) {
+				ctx.Error(fmt.Errorf("ctx.Err() = %v, want ErrBadArgument", ctx.Err()))
+				return
+			}
+			ctx.End()
+		case "/upstream-headers":
+			req.SetHeader("X-Up", "1")
+			req.RemoveHeader("Cookie")
+			res.SetHeader("X-Resp", "1")
+			res.RemoveHeader("X-Gone")
+			res.Body([]byte("bytes"))
+			// The default action is Next.
+		case "/log":
+			log := ctx.Log().With("a", 1).WithGroup("g")
+			log.Info("hello world", "k", "v w", slog.Group("sub", "x", true), "e", errors.New("bad=thing"))
+			ctx.Log().Debug("debug", "dur", 1500*1e6, "empty", "")
+			ctx.Log().LogAttrs(context.Background(), slog.LevelError, "error", slog.Float64("f", 0.5), slog.Uint64("u", 7))
+		default:
+			ctx.Error(fmt.Errorf("no case for %s", req.Path()))
+		}
+	})
+
+	sdk.ResponseFilter(func(ctx *sdk.Context) {
+		res := ctx.Response()
+		u := upstream{
+			Status: res.Status(), Header: res.Header("x-up"), Body: string(res.ReadBody()),
+			BodyLength: res.BodyLength(), DurationMS: res.Duration().Milliseconds(), UpstreamError: res.UpstreamError(),
+		}
+		u.Headers = res.Headers()
+		if err := res.BodyJSON(u); err != nil {
+			ctx.Error(err)
+		}
+	})
+
+	sdk.ResponseBodyFilter(func(ctx *sdk.Context) {
+		res := ctx.Response()
+		chunk := res.ReadBody()
+		res.Body([]byte(strconv.Itoa(res.ChunkIndex()) + "," + strconv.FormatBool(res.LastChunk()) + ":" + string(bytes.ToUpper(chunk))))
+	})
+
+	sdk.Logging(func(ctx *sdk.Context) {
+		// Response writes are not allowed in logging: the node refuses and
+		// the SDK reports the first refusal, typed.
+		ctx.Response().SetHeader("X-Late", "1")
+		ctx.Request().SetHeader("X-Late", "1")
+		err := ctx.Err()
+		var we *sdk.WriteError
+		ctx.Log().Info("refused",
+			"err", err,
+			"not_allowed", errors.Is(err, sdk.ErrNotAllowed),
+			"as", errors.As(err, &we) && we.Method == 100,
+		)
+	})
+
+	sdk.OnOpen(func(ws *sdk.WebSocket) {
+		ws.Send("welcome " + ws.ID() + " to " + ws.Request().Path() + " " + ws.Config("greeting"))
+		ws.SendBinary([]byte{0, 1, 2})
+		if err := ws.JoinRoom(""); !errors.Is(err, sdk.ErrBadArgument) {
+			ws.Send("JoinRoom(\"\") = " + fmt.Sprint(err))
+		}
+		ws.JoinRoom("r")
+		ws.Broadcast("r", "hi", sdk.ExcludeSender())
+		ws.BroadcastBinary("r", []byte{9})
+		ws.LeaveRoom("r")
+		if err := ws.Close(999, ""); !errors.Is(err, sdk.ErrBadArgument) {
+			ws.Send("Close(999) = " + fmt.Sprint(err))
+		}
+		ws.Close(4000, "bye")
+	})
+
+	sdk.OnMessage(func(ws *sdk.WebSocket, msg sdk.Message) {
+		// ID reads into the SDK's shared buffer after the payload was read:
+		// msg.Data must not be clobbered by it.
+		id := ws.ID()
+		if msg.Binary {
+			ws.SendBinary(msg.Data)
+		} else {
+			ws.Send(msg.Text())
+		}
+		ws.Send(id + " " + strconv.Itoa(len(msg.Data)))
+	})
+
+	sdk.OnClose(func(ws *sdk.WebSocket, code int, reason string) {
+		ws.Log().Warn("closed", "conn", ws.ID(), "code", code, "reason", reason)
+	})
+}
+
+func main() {}

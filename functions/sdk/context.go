@@ -1,0 +1,150 @@
+package sdk
+
+import (
+	"log/slog"
+
+	"github.com/nylon-functions/nylon/functions/internal/abi"
+)
+
+// Context is one invocation of an HTTP phase handler: the request, the
+// response being built, and the handler's verdict.
+//
+// It is reused by the next call (see the package doc's Lifetimes).
+type Context struct {
+	g      *instance
+	phase  Phase
+	action int32
+	err    error // the first write the node refused
+
+	req  Request
+	resp Response
+
+	// Per-call caches.
+	have   cached
+	config map[string]string
+	vals   [numCached]string
+}
+
+// cached is a bitmask of per-call values already read.
+type cached uint32
+
+// Values cached per call, indexes into Context.vals.
+const (
+	cMethod = iota
+	cPath
+	cURL
+	cRawQuery
+	cHost
+	cScheme
+	cClientIP
+	cRequestID
+	cWSID
+	numCached
+)
+
+// reset prepares c for a new call.
+func (c *Context) reset(g *instance, phase Phase) {
+	*c = Context{g: g, phase: phase, action: abi.ActionNext}
+	c.req.c = c
+	c.resp.c = c
+}
+
+// Phase reports the phase this call runs in.
+func (c *Context) Phase() Phase { return c.phase }
+
+// Request returns the client's request (the WebSocket upgrade request in
+// WebSocket handlers).
+func (c *Context) Request() *Request { return &c.req }
+
+// Response returns the response: the upstream's in response phases, and the
+// writes that change or replace it.
+func (c *Context) Response() *Response { return &c.resp }
+
+// Next continues the request: the next handler, or the upstream. It is the
+// default when a handler returns without calling Next, End or Error.
+func (c *Context) Next() { c.action = abi.ActionNext }
+
+// End answers the request with the response written so far; in
+// request_filter the upstream is not called.
+func (c *Context) End() { c.action = abi.ActionEnd }
+
+// Error fails the call: the caller applies its on_error policy (continue,
+// end or retry) and err's text is reported as the plugin error.
+func (c *Context) Error(err error) {
+	text := "unknown error"
+	if err != nil {
+		text = err.Error()
+	}
+	abi.Write(abi.MethodError, text, "")
+	c.action = abi.ActionError
+}
+
+// Err returns the first write of this call that the node refused (a
+// *WriteError), or nil. Setters without an error result (SetHeader,
+// SetStatus, Body, ...) report their refusals here.
+func (c *Context) Err() error { return c.err }
+
+// IdempotencyKey returns the request id: the same for every attempt and
+// phase of one request, so a handler with side effects can deduplicate
+// retries.
+func (c *Context) IdempotencyKey() string { return c.cachedString(cRequestID, abi.ReadRequestID, "") }
+
+// Config returns the value of key in the route's config for this function,
+// or "" when it is not set.
+func (c *Context) Config(key string) string {
+	if key == "" {
+		return ""
+	}
+	if c.config != nil {
+		return c.config[key]
+	}
+	return c.g.readString(abi.ReadConfig, key)
+}
+
+// ConfigMap returns every config pair. The map is the SDK's until the call
+// ends: read it, do not keep it.
+func (c *Context) ConfigMap() map[string]string {
+	if c.config == nil {
+		c.config = map[string]string{}
+		if b, ok := c.g.read(abi.ReadConfig, ""); ok {
+			eachPair(b, func(k, v string) { c.config[k] = v })
+		}
+	}
+	return c.config
+}
+
+// Log returns a logger whose records go to the node's log, tagged with the
+// function's name. Attributes are written as key=value after the message.
+func (c *Context) Log() *slog.Logger { return c.g.logger }
+
+// cachedString reads a scalar value once per call. A value equal to the
+// previous call's (the method, scheme, host, often the path) reuses that
+// string: an allocation costs more inside WebAssembly than the comparison.
+func (c *Context) cachedString(i int, method uint32, key string) string {
+	if c.have&(1<<i) == 0 {
+		v := ""
+		if b, ok := c.g.read(method, key); ok {
+			if prev := c.g.lastVals[i]; prev == string(b) {
+				v = prev
+			} else {
+				v = string(b)
+				c.g.lastVals[i] = v
+			}
+		}
+		c.vals[i] = v
+		c.have |= 1 << i
+	}
+	return c.vals[i]
+}
+
+// check records the first refused write and returns the write's error.
+func (c *Context) check(method uint32, rc int32) error {
+	if rc == abi.ResultOK {
+		return nil
+	}
+	err := writeErr(method, rc)
+	if c.err == nil {
+		c.err = err
+	}
+	return err
+}

@@ -1,0 +1,178 @@
+package sdk
+
+import (
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nylon-functions/nylon/functions/internal/abi"
+)
+
+// These tests run the dispatcher on the host, where every read is absent and
+// every write is refused (abi's host stand-ins); the wasm behaviour is
+// tested end to end in functions/examplestest.
+
+func TestPhases(t *testing.T) {
+	var h handlers
+	if h.phases() != 0 {
+		t.Fatal("empty handlers report phases")
+	}
+	noop := func(*Context) {}
+	register(&h.request, noop, "RequestFilter")
+	register(&h.logging, noop, "Logging")
+	if got, want := h.phases(), uint32(1<<1|1<<4); got != want {
+		t.Fatalf("phases = %#x, want %#x", got, want)
+	}
+	register(&h.close, func(*WebSocket, int, string) {}, "OnClose")
+	if got, want := h.phases(), uint32(1<<1|1<<4|1<<5); got != want {
+		t.Fatalf("phases = %#x, want %#x", got, want)
+	}
+}
+
+func TestRegisterWiringMistakesPanic(t *testing.T) {
+	var h handlers
+	mustPanic(t, "sdk: RequestFilter: nil handler", func() { register(&h.request, nil, "RequestFilter") })
+	mustPanic(t, "sdk: OnMessage: nil handler", func() { register(&h.message, nil, "OnMessage") })
+	register(&h.open, func(*WebSocket) {}, "OnOpen")
+	mustPanic(t, "sdk: OnOpen: registered twice", func() { register(&h.open, func(*WebSocket) {}, "OnOpen") })
+}
+
+func mustPanic(t *testing.T, want string, fn func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != want {
+			t.Errorf("panic = %v, want %q", r, want)
+		}
+	}()
+	fn()
+}
+
+func TestHandleActions(t *testing.T) {
+	g := newInstance()
+	var seen []Phase
+	g.handlers.request = func(c *Context) {
+		seen = append(seen, c.Phase())
+		switch c.Request().Method() { // absent on the host: ""
+		case "":
+			c.End()
+		}
+	}
+	g.handlers.response = func(c *Context) { seen = append(seen, c.Phase()) } // default Next
+	g.handlers.logging = func(c *Context) {
+		c.Next()
+		c.Error(errors.New("x")) // the last verdict wins
+	}
+	g.handlers.responseBody = func(c *Context) { panic("boom") }
+
+	cases := []struct {
+		phase, event uint32
+		want         int32
+	}{
+		{abi.PhaseRequestFilter, 0, abi.ActionEnd},
+		{abi.PhaseResponseFilter, 0, abi.ActionNext},
+		{abi.PhaseLogging, 0, abi.ActionError},
+		{abi.PhaseResponseBodyFilter, 0, abi.ActionError}, // recovered panic
+		{abi.PhaseRequestFilter, 0, abi.ActionEnd},        // still usable
+		{9, 0, abi.ActionError},                           // unknown phase
+		{abi.PhaseEvent, 999, abi.ActionError},            // unknown event
+		{abi.PhaseEvent, abi.EventWSOpen, abi.ActionNext}, // no handler: nothing to do
+	}
+	for _, tc := range cases {
+		if got := g.handle(tc.phase, tc.event); got != tc.want {
+			t.Errorf("handle(%d, %d) = %d, want %d", tc.phase, tc.event, got, tc.want)
+		}
+	}
+	if want := []Phase{PhaseRequestFilter, PhaseResponseFilter, PhaseRequestFilter}; !reflect.DeepEqual(seen, want) {
+		t.Errorf("handlers saw %v, want %v", seen, want)
+	}
+}
+
+func TestHandleEvents(t *testing.T) {
+	g := newInstance()
+	var got []string
+	g.handlers.message = func(ws *WebSocket, m Message) {
+		got = append(got, "message binary="+strconv.FormatBool(m.Binary)+" data="+m.Text())
+	}
+	g.handlers.close = func(ws *WebSocket, code int, reason string) {
+		got = append(got, "close "+strconv.Itoa(code)+" "+reason)
+	}
+	g.handle(abi.PhaseEvent, abi.EventWSText)
+	g.handle(abi.PhaseEvent, abi.EventWSBinary)
+	g.handle(abi.PhaseEvent, abi.EventWSClose)
+	want := []string{"message binary=false data=", "message binary=true data=", "close 1005 "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events = %q, want %q", got, want)
+	}
+}
+
+// TestWritesOnHost checks write refusals are typed and the first is kept.
+func TestWritesOnHost(t *testing.T) {
+	g := newInstance()
+	g.handlers.request = func(c *Context) {
+		c.Response().SetHeader("a", "b") // refused by the host stand-in
+		c.Response().SetStatus(5)        // refused by the SDK
+		var we *WriteError
+		if !errors.As(c.Err(), &we) || we.Method != abi.OpSetResponseHeader || !errors.Is(c.Err(), ErrNotAllowed) {
+			t.Errorf("Err = %v, want the first refusal (set response header, not allowed)", c.Err())
+		}
+		if got := c.Err().Error(); got != "write[set response header]: not allowed in this phase" {
+			t.Errorf("message = %q", got)
+		}
+		ws := &WebSocket{c: c}
+		if err := ws.JoinRoom(""); !errors.Is(err, ErrBadArgument) {
+			t.Errorf("JoinRoom(\"\") = %v, want ErrBadArgument", err)
+		}
+		if err := ws.Broadcast("r", "x", ExcludeSender()); err == nil || !strings.Contains(err.Error(), "ws broadcast text") {
+			t.Errorf("Broadcast = %v, want a refusal naming the op", err)
+		}
+		if err := ws.Close(1000, strings.Repeat("r", 124)); !errors.Is(err, ErrBadArgument) {
+			t.Errorf("Close with a 124-byte reason = %v, want ErrBadArgument", err)
+		}
+	}
+	g.handle(abi.PhaseRequestFilter, 0)
+	// A new call starts without the last call's error.
+	g.handlers.response = func(c *Context) {
+		if c.Err() != nil {
+			t.Errorf("Err carried over: %v", c.Err())
+		}
+	}
+	g.handle(abi.PhaseResponseFilter, 0)
+}
+
+func TestWriteErr(t *testing.T) {
+	cases := []struct {
+		rc   int32
+		kind error
+		msg  string
+	}{
+		{abi.ResultNotAllowed, ErrNotAllowed, "write[ws send text]: not allowed in this phase"},
+		{abi.ResultTooLarge, ErrTooLarge, "write[ws send text]: output too large"},
+		{abi.ResultBadArgument, ErrBadArgument, "write[ws send text]: bad argument"},
+		{-9, nil, "write[ws send text]: host result -9"},
+	}
+	for _, tc := range cases {
+		err := writeErr(abi.OpWSSendText|abi.FlagBroadcastExclude, tc.rc)
+		if err.Error() != tc.msg || (tc.kind != nil && !errors.Is(err, tc.kind)) {
+			t.Errorf("writeErr(%d) = %v, want %q wrapping %v", tc.rc, err, tc.msg, tc.kind)
+		}
+	}
+	if writeErr(abi.OpWSSendText, abi.ResultOK) != nil {
+		t.Error("ResultOK is an error")
+	}
+	if got := methodName(12345); got != "12345" {
+		t.Errorf("methodName(12345) = %q", got)
+	}
+}
+
+func TestPhaseString(t *testing.T) {
+	for p, want := range map[Phase]string{
+		PhaseEvents: "events", PhaseRequestFilter: "request_filter", PhaseResponseFilter: "response_filter",
+		PhaseResponseBodyFilter: "response_body_filter", PhaseLogging: "logging", 7: "phase(7)",
+	} {
+		if p.String() != want {
+			t.Errorf("Phase(%d) = %q, want %q", p, p.String(), want)
+		}
+	}
+}

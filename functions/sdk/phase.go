@@ -1,0 +1,37 @@
+package sdk
+
+import (
+	"strconv"
+
+	"github.com/nylon-functions/nylon/functions/internal/abi"
+)
+
+// Phase is the point of a request's life a handler runs at.
+type Phase uint8
+
+const (
+	// PhaseEvents carries WebSocket events (open, message, close).
+	PhaseEvents             Phase = Phase(abi.PhaseEvent)
+	PhaseRequestFilter      Phase = Phase(abi.PhaseRequestFilter)
+	PhaseResponseFilter     Phase = Phase(abi.PhaseResponseFilter)
+	PhaseResponseBodyFilter Phase = Phase(abi.PhaseResponseBodyFilter)
+	PhaseLogging            Phase = Phase(abi.PhaseLogging)
+)
+
+// String returns the phase's name as used in subjects and config, e.g.
+// "request_filter".
+func (p Phase) String() string {
+	switch p {
+	case PhaseEvents:
+		return "events"
+	case PhaseRequestFilter:
+		return "request_filter"
+	case PhaseResponseFilter:
+		return "response_filter"
+	case PhaseResponseBodyFilter:
+		return "response_body_filter"
+	case PhaseLogging:
+		return "logging"
+	}
+	return "phase(" + strconv.Itoa(int(p)) + ")"
+}

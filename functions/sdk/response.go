@@ -1,0 +1,168 @@
+package sdk
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nylon-functions/nylon/functions/internal/abi"
+)
+
+// Response is the HTTP response: the upstream's status, headers and body in
+// the response phases, and the writes that change it (or, with Context.End
+// in request_filter, replace it).
+//
+// Setters have no error result so they chain like the Nylon Go SDK's; the
+// node's first refusal is reported by Context.Err.
+type Response struct {
+	c       *Context
+	headers Header
+}
+
+// SetHeader sets a response header, replacing its values.
+func (r *Response) SetHeader(name, value string) {
+	r.c.check(abi.OpSetResponseHeader, abi.Write(abi.OpSetResponseHeader, name, value))
+}
+
+// RemoveHeader removes a response header.
+func (r *Response) RemoveHeader(name string) {
+	r.c.check(abi.OpRemoveResponseHeader, abi.Write(abi.OpRemoveResponseHeader, name, ""))
+}
+
+// SetStatus sets the response status code (100-999).
+func (r *Response) SetStatus(code int) {
+	if code < 100 || code > 999 {
+		r.c.check(abi.OpSetResponseStatus, abi.ResultBadArgument)
+		return
+	}
+	r.c.check(abi.OpSetResponseStatus, abi.WriteNum(abi.OpSetResponseStatus, int64(code), ""))
+}
+
+// Body sets the full response body; in response_body_filter it replaces the
+// current chunk. The node copies b before Body returns, so b may be reused.
+func (r *Response) Body(b []byte) {
+	r.c.check(abi.OpSetResponseBody, abi.WriteData(abi.OpSetResponseBody, b))
+}
+
+// BodyText sets a text/plain body (charset utf-8).
+func (r *Response) BodyText(s string) {
+	r.SetHeader("Content-Type", "text/plain; charset=utf-8")
+	r.c.check(abi.OpSetResponseBody, abi.Write(abi.OpSetResponseBody, s, ""))
+}
+
+// BodyHTML sets a text/html body (charset utf-8).
+func (r *Response) BodyHTML(s string) {
+	r.SetHeader("Content-Type", "text/html; charset=utf-8")
+	r.c.check(abi.OpSetResponseBody, abi.Write(abi.OpSetResponseBody, s, ""))
+}
+
+// BodyJSON sets the body to v encoded as JSON, with Content-Type
+// application/json. It returns the encoding error, or the node's refusal
+// of the body.
+//
+// encoding/json reflects over v, which inside WebAssembly costs several
+// microseconds (more than the rest of a small call); on hot paths build
+// small documents with AppendJSONString instead.
+func (r *Response) BodyJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("body json: %w", err)
+	}
+	r.SetHeader("Content-Type", "application/json")
+	return r.c.check(abi.OpSetResponseBody, abi.WriteData(abi.OpSetResponseBody, b))
+}
+
+// Redirect sets Location to url and the status to code (302 Found when code
+// is 0; any other code outside 300-399 is refused as a bad argument). In
+// request_filter, call Context.End to answer without calling the upstream.
+func (r *Response) Redirect(url string, code int) {
+	if code == 0 {
+		code = 302
+	}
+	if code < 300 || code > 399 || url == "" {
+		r.c.check(abi.OpSetResponseStatus, abi.ResultBadArgument)
+		return
+	}
+	r.SetHeader("Location", url)
+	r.SetStatus(code)
+}
+
+// Status returns the upstream's status code; 0 before there is one.
+func (r *Response) Status() int { return int(r.c.g.readInt(abi.ReadResponseStatus, "")) }
+
+// Header returns the first value of the upstream response header name (any
+// case), or "".
+func (r *Response) Header(name string) string {
+	if r.headers != nil {
+		return r.headers.Get(name)
+	}
+	if name == "" {
+		return ""
+	}
+	return r.c.g.readString(abi.ReadResponseHeader, name)
+}
+
+// Headers returns every upstream response header. The map is the SDK's
+// until the call ends: read it, do not keep or change it.
+func (r *Response) Headers() Header {
+	if r.headers == nil {
+		r.headers = r.c.g.readHeader(abi.ReadResponseHeaders)
+	}
+	return r.headers
+}
+
+// ReadBody returns the upstream's body: the whole body in response_filter
+// (when the node buffered it), the current chunk in response_body_filter;
+// nil when there is none. The slice is the caller's.
+func (r *Response) ReadBody() []byte {
+	method := abi.ReadResponseFullBody
+	if r.c.phase == PhaseResponseBodyFilter {
+		method = abi.GetPayload
+	}
+	b, _ := r.c.g.readCopy(method, "")
+	return b
+}
+
+// BodyLength returns the upstream body's length in bytes, as far as known.
+func (r *Response) BodyLength() int64 { return r.c.g.readInt(abi.ReadResponseBytes, "") }
+
+// ChunkIndex returns the index of the current body chunk (0 first) in
+// response_body_filter, or -1 outside it.
+func (r *Response) ChunkIndex() int {
+	i, _ := r.chunkInfo()
+	return i
+}
+
+// LastChunk reports whether the current body chunk is the last one.
+func (r *Response) LastChunk() bool {
+	_, last := r.chunkInfo()
+	return last
+}
+
+// chunkInfo parses "index,last" (e.g. "3,1").
+func (r *Response) chunkInfo() (index int, last bool) {
+	b, ok := r.c.g.read(abi.ReadBodyChunkInfo, "")
+	if !ok {
+		return -1, false
+	}
+	for i, c := range b {
+		if c == ',' {
+			n, err := strconv.Atoi(string(b[:i]))
+			if err != nil {
+				return -1, false
+			}
+			return n, string(b[i+1:]) == "1"
+		}
+	}
+	return -1, false
+}
+
+// Duration returns how long the upstream took (millisecond precision).
+func (r *Response) Duration() time.Duration {
+	return time.Duration(r.c.g.readInt(abi.ReadResponseDuration, "")) * time.Millisecond
+}
+
+// UpstreamError returns the upstream failure's text (e.g. a connection
+// refused), or "" when the upstream answered.
+func (r *Response) UpstreamError() string { return r.c.g.readString(abi.ReadResponseError, "") }

@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// reply is a successful phase call: Next or End with the handler's ops.
+type reply struct {
+	action protocol.Action
+	ops    []protocol.Op
+}
+
+// attempt makes one request/reply exchange of an encoded PluginRequest.
+// Each attempt is its own NATS request with its own reply token, so a late
+// reply to an earlier attempt is dropped by the client; the request_id
+// check below catches anything else answering the wrong request. local is
+// true when the failure happened before the request left the gateway.
+func (g *Gateway) attempt(ctx context.Context, t *target, ph protocol.Phase, id protocol.RequestID, payload []byte, meta *callMeta) (rep reply, local bool, err error) {
+	pol := &t.policy[ph]
+	pm := t.metrics[ph]
+	if err := t.msg.limiter.acquire(ctx, pol.Timeout); err != nil {
+		return reply{}, true, err
+	}
+	pm.inflight.Inc()
+	defer func() {
+		pm.inflight.Dec()
+		t.msg.limiter.release()
+	}()
+
+	msg := &nats.Msg{
+		Subject: t.subject[ph],
+		Data:    payload,
+		Header: nats.Header{
+			protocol.HeaderTraceparent: []string{meta.trace},
+			protocol.HeaderEnv:         []string{t.msg.env},
+		},
+	}
+	actx, cancel := context.WithTimeout(ctx, pol.Timeout)
+	start := time.Now()
+	m, err := t.msg.nc.RequestMsgWithContext(actx, msg)
+	cancel()
+	if err != nil {
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return reply{}, false, fmt.Errorf("%w: %s", protocol.ErrNoResponder, t.subject[ph])
+		case ctx.Err() != nil:
+			return reply{}, true, ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			pm.timeouts.Inc()
+			return reply{}, false, fmt.Errorf("%w: no reply within %v", protocol.ErrTimeout, pol.Timeout)
+		case errors.Is(err, nats.ErrMaxPayload):
+			return reply{}, true, fmt.Errorf("%w: %d bytes: %w", protocol.ErrTooLarge, len(payload), err)
+		default:
+			// Closed or draining connection: nobody can answer.
+			return reply{}, true, fmt.Errorf("%w: %w", protocol.ErrNoResponder, err)
+		}
+	}
+	pm.duration.Observe(time.Since(start).Seconds())
+
+	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return reply{}, false, serviceError(code, m.Header.Get(micro.ErrorHeader))
+	}
+	var resp protocol.PluginResponse
+	if err := protocol.DecodeResponse(m.Data, &resp); err != nil {
+		return reply{}, false, err // a *DecodeError, wrapping ErrDecode
+	}
+	if resp.RequestID != id {
+		return reply{}, false, &protocol.DecodeError{Field: "request_id",
+			Err: fmt.Errorf("reply is for request %s, not %s", resp.RequestID, id)}
+	}
+	if resp.Newer() {
+		g.log.Warn("gateway: reply has a newer protocol version", "version", resp.Version,
+			"subject", t.subject[ph], "request_id", id.String())
+	}
+	ops, err := protocol.DecodeOps(resp.Data, nil)
+	if err != nil {
+		return reply{}, false, err
+	}
+	if resp.Action == protocol.ActionError {
+		return reply{ops: ops}, false, &pluginFailure{PluginError: protocol.PluginError{Message: resp.Error}, status: opStatus(ops)}
+	}
+	return reply{action: resp.Action, ops: ops}, false, nil
+}
+
+// pluginFailure is a handler's Error reply with the status it chose, if any.
+type pluginFailure struct {
+	protocol.PluginError
+	status int
+}
+
+func (e *pluginFailure) Unwrap() error { return &e.PluginError }
+
+// serviceError maps a node's micro error reply (Nats-Service-Error-Code).
+func serviceError(code, desc string) error {
+	n, _ := strconv.Atoi(code)
+	var kind error
+	switch n {
+	case protocol.ServiceErrOverloaded:
+		kind = ErrOverloaded
+	case protocol.ServiceErrTooLarge:
+		kind = protocol.ErrTooLarge
+	case protocol.ServiceErrDecode:
+		kind = protocol.ErrDecode
+	case protocol.ServiceErrTimeout:
+		kind = protocol.ErrTimeout
+	default:
+		kind = ErrInternal
+	}
+	return fmt.Errorf("%w: node answered %s %q", kind, code, truncate(desc, 200))
+}
+
+// logAttempt logs a failed attempt with everything needed to find it on the
+// node: subject, queue group, session, request id, attempt, traceparent.
+func (g *Gateway) logAttempt(t *target, ph protocol.Phase, id protocol.RequestID, meta *callMeta, n int, err error) {
+	level := slog.LevelWarn
+	kind := kindOf(err)
+	if kind == KindDecode {
+		// A reply we cannot read is a protocol bug on one side or the
+		// other, not load: make it loud.
+		level = slog.LevelError
+	}
+	if kind == KindCanceled {
+		level = slog.LevelDebug
+	}
+	g.log.LogAttrs(context.Background(), level, "gateway: phase call failed",
+		slog.String("subject", t.subject[ph]),
+		slog.String("queue", t.group),
+		slog.String("plugin", t.name),
+		slog.String("phase", ph.String()),
+		slog.Uint64("session_id", uint64(meta.session)),
+		slog.String("request_id", id.String()),
+		slog.Int("attempt", n),
+		slog.String("traceparent", meta.trace),
+		slog.String("route", meta.route),
+		slog.String("kind", kind),
+		slog.Any("error", err),
+	)
+}

@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// Headers of a dead letter, beside traceparent and Nylon-Env. The body is
+// the PluginRequest exactly as it was sent, so replaying is republishing it
+// to the phase subject.
+const (
+	HeaderErrorKind = "Nylon-Error-Kind" // Timeout, NoResponder, Decode, Overloaded, Internal
+	HeaderError     = "Nylon-Error"      // the last attempt's error, truncated
+	HeaderAttempts  = "Nylon-Attempts"   // attempts made
+	HeaderRoute     = "Nylon-Route"      // the route pattern the request matched
+	HeaderPlugin    = "Nylon-Plugin"     // the plugin's configured name
+	HeaderRequestID = "Nylon-Request-Id" // the request_id, as a UUID
+)
+
+// DLQStreamName is the JetStream stream capturing {prefix}.dlq.>:
+// NYLON_DLQ_DEV for "nylon.dev"; other prefixes are upper-cased with dots as
+// underscores (NYLON_DLQ_ACME_PROD for "acme.prod").
+func DLQStreamName(prefix string) string {
+	p := strings.TrimPrefix(prefix, "nylon.")
+	b := []byte(strings.ToUpper(p))
+	for i, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return "NYLON_DLQ_" + string(b)
+}
+
+// EnsureDLQ creates or updates the dead-letter stream of prefix: subjects
+// {prefix}.dlq.>, limits retention, oldest dropped past MaxMsgs, messages
+// expire after MaxAgeHours (default 7 days).
+func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg DLQConfig) (jetstream.Stream, error) {
+	maxMsgs := cfg.MaxMsgs
+	if maxMsgs == 0 {
+		maxMsgs = DefaultDLQMaxMsgs
+	}
+	maxAge := DefaultDLQMaxAge
+	if cfg.MaxAgeHours > 0 {
+		maxAge = time.Duration(cfg.MaxAgeHours) * time.Hour
+	}
+	name := DLQStreamName(prefix)
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        name,
+		Description: "Nylon gateway dead letters: phase requests that failed their last attempt",
+		Subjects:    []string{protocol.DLQWildcard(prefix)},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxMsgs:     maxMsgs,
+		MaxAge:      maxAge,
+		Storage:     jetstream.FileStorage,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
+	}
+	return s, nil
+}
+
+// Start creates or updates the dead-letter stream of every messaging
+// config (once per connection and prefix) whose DLQ is not disabled.
+// Without it, dead letters are published but nothing keeps them.
+func (g *Gateway) Start(ctx context.Context) error {
+	type key struct {
+		nc     *nats.Conn
+		prefix string
+	}
+	done := map[key]bool{}
+	for _, m := range g.msgs {
+		k := key{m.nc, m.prefix}
+		if m.cfg.DLQ.Disabled || done[k] {
+			continue
+		}
+		done[k] = true
+		js, err := jetstream.New(m.nc)
+		if err != nil {
+			return fmt.Errorf("gateway: messaging[%s]: %w", m.cfg.Name, err)
+		}
+		if _, err := EnsureDLQ(ctx, js, m.prefix, m.cfg.DLQ); err != nil {
+			return fmt.Errorf("gateway: messaging[%s]: %w", m.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// deadLetter publishes a request after its last failed attempt. Core
+// publish, not a JetStream one: the request path must not wait for a
+// stream acknowledgement, and the stream captures the subject anyway.
+func (g *Gateway) deadLetter(t *target, ph protocol.Phase, payload []byte, id protocol.RequestID, meta *callMeta, cause error, attempts int) {
+	if t.msg.cfg.DLQ.Disabled {
+		return
+	}
+	msg := &nats.Msg{
+		Subject: t.dlqSubject[ph],
+		Data:    payload,
+		Header: nats.Header{
+			HeaderErrorKind:            []string{kindOf(cause)},
+			HeaderError:                []string{truncate(cause.Error(), 256)},
+			HeaderAttempts:             []string{strconv.Itoa(attempts)},
+			HeaderRoute:                []string{meta.route},
+			HeaderPlugin:               []string{t.name},
+			HeaderRequestID:            []string{id.String()},
+			protocol.HeaderTraceparent: []string{meta.trace},
+			protocol.HeaderEnv:         []string{t.msg.env},
+		},
+	}
+	if err := t.msg.nc.PublishMsg(msg); err != nil {
+		g.log.Error("gateway: dead letter lost", "subject", msg.Subject, "request_id", id.String(), "error", err)
+		return
+	}
+	t.metrics[ph].dlq.Inc()
+	g.log.Warn("gateway: request dead-lettered", "subject", msg.Subject, "plugin", t.name,
+		"request_id", id.String(), "attempts", attempts, "kind", kindOf(cause), "traceparent", meta.trace, "route", meta.route)
+}
+
+// DeadLetter is one message of a dead-letter stream.
+type DeadLetter struct {
+	Sequence    uint64
+	Time        time.Time
+	Subject     string
+	Function    string
+	Phase       protocol.Phase
+	Plugin      string
+	Route       string
+	Kind        string
+	Error       string
+	Attempts    int
+	Traceparent string
+	RequestID   protocol.RequestID
+	SessionID   uint32
+	// Payload is the PluginRequest as sent; republish it to
+	// protocol.PhaseSubject(prefix, Function, Phase) to replay.
+	Payload []byte
+}
+
+// ListDLQ returns the newest limit dead letters under prefix (default and
+// maximum 1000), oldest first. It reads the stream EnsureDLQ made; a missing
+// stream is an error wrapping jetstream.ErrStreamNotFound.
+func ListDLQ(ctx context.Context, js jetstream.JetStream, prefix string, limit int) ([]DeadLetter, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	name := DLQStreamName(prefix)
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
+	}
+	st := info.State
+	if st.Msgs == 0 {
+		return nil, nil
+	}
+	start := st.FirstSeq
+	if st.LastSeq >= uint64(limit) && st.LastSeq-uint64(limit)+1 > start {
+		start = st.LastSeq - uint64(limit) + 1
+	}
+	var out []DeadLetter
+	for seq := start; seq <= st.LastSeq && len(out) < limit; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(protocol.DLQWildcard(prefix)))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("dlq stream[%s] seq %d: %w", name, seq, err)
+		}
+		out = append(out, parseDeadLetter(prefix, m))
+		seq = m.Sequence + 1
+	}
+	return out, nil
+}
+
+func parseDeadLetter(prefix string, m *jetstream.RawStreamMsg) DeadLetter {
+	d := DeadLetter{
+		Sequence:    m.Sequence,
+		Time:        m.Time,
+		Subject:     m.Subject,
+		Plugin:      m.Header.Get(HeaderPlugin),
+		Route:       m.Header.Get(HeaderRoute),
+		Kind:        m.Header.Get(HeaderErrorKind),
+		Error:       m.Header.Get(HeaderError),
+		Traceparent: m.Header.Get(protocol.HeaderTraceparent),
+		Payload:     m.Data,
+	}
+	d.Attempts, _ = strconv.Atoi(m.Header.Get(HeaderAttempts))
+	if st, err := protocol.ParseSubject(prefix, m.Subject); err == nil {
+		d.Function, d.Phase = st.Function, st.Phase
+	}
+	var req protocol.PluginRequest
+	if protocol.DecodeRequest(m.Data, &req) == nil {
+		d.RequestID, d.SessionID = req.RequestID, req.SessionID
+	} else if id, err := protocol.ParseRequestID(m.Header.Get(HeaderRequestID)); err == nil {
+		d.RequestID = id
+	}
+	return d
+}

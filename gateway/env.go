@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+)
+
+// EnvNATSURLs is the environment variable ApplyEnv reads: comma-separated
+// NATS URLs that replace the servers of every messaging config, for
+// container deployments where the config file is baked into the image.
+const EnvNATSURLs = "NYLON_NATS_URLS"
+
+// ApplyEnv applies environment overrides through lookup (os.LookupEnv in a
+// program, a map in tests); the gateway reads no environment itself.
+//
+// NYLON_NATS_URLS="nats://a:4222,nats://b:4222" replaces Servers of every
+// messaging config (bare host:port entries are taken as nats://, as by
+// `nylon serve --nats`). An empty or unset variable changes nothing; a bad URL
+// is an error wrapping ErrInvalidConfig.
+//
+//	cfg, err := gateway.LoadConfig("gateway.yaml")
+//	if err == nil {
+//		err = cfg.ApplyEnv(os.LookupEnv)
+//	}
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	v, ok := lookup(EnvNATSURLs)
+	if !ok || strings.TrimSpace(v) == "" {
+		return nil
+	}
+	var urls []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if err := validateServerURL(s); err != nil {
+			return &ConfigError{Path: "$" + EnvNATSURLs, Msg: err.Error()}
+		}
+		urls = append(urls, s)
+	}
+	for i := range c.Messaging {
+		c.Messaging[i].Servers = append([]string(nil), urls...)
+	}
+	return nil
+}
+
+// CheckSecurity enforces the rule for environments other than dev: every
+// messaging config must enable TLS and authentication. Callers that build
+// their connections from the config (Connect) run it before starting.
+func (c *Config) CheckSecurity(env string) error {
+	if env == "" || env == "dev" {
+		return nil
+	}
+	var ps problems
+	for i := range c.Messaging {
+		m := &c.Messaging[i]
+		path := fmt.Sprintf("messaging[%d]", i)
+		if !m.TLS.Enabled {
+			ps.add(path+".tls.enabled", "required outside dev (env %q)", env)
+		}
+		if !m.Auth.Enabled {
+			ps.add(path+".auth.enabled", "required outside dev (env %q)", env)
+		}
+	}
+	return ps.err()
+}
+
+// Options returns the nats.go options for the config's TLS and auth
+// material, to dial with nats.Connect(strings.Join(m.Servers, ","), opts...).
+func (m *MessagingConfig) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if m.TLS.Enabled {
+		opts = append(opts, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12}))
+		if m.TLS.CAFile != "" {
+			opts = append(opts, nats.RootCAs(m.TLS.CAFile))
+		}
+		if m.TLS.CertFile != "" {
+			opts = append(opts, nats.ClientCert(m.TLS.CertFile, m.TLS.KeyFile))
+		}
+	}
+	if !m.Auth.Enabled {
+		return opts, nil
+	}
+	a := &m.Auth
+	switch {
+	case strings.HasPrefix(a.NKey, "SU"):
+		kp, err := nkeys.FromSeed([]byte(a.NKey))
+		if err != nil {
+			return nil, fmt.Errorf("messaging[%s] auth.nkey: %w", m.Name, err)
+		}
+		pub, err := kp.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("messaging[%s] auth.nkey: %w", m.Name, err)
+		}
+		opts = append(opts, nats.Nkey(pub, kp.Sign))
+	case a.NKey != "":
+		o, err := nats.NkeyOptionFromSeed(a.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("messaging[%s] auth.nkey file: %w", m.Name, err)
+		}
+		opts = append(opts, o)
+	case a.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(a.CredsFile))
+	case a.User != "":
+		opts = append(opts, nats.UserInfo(a.User, a.Password))
+	case a.Token != "":
+		opts = append(opts, nats.Token(a.Token))
+	}
+	return opts, nil
+}
+
+// Connect dials the config's servers (default nats.DefaultURL) with its TLS
+// and auth options followed by extra.
+func (m *MessagingConfig) Connect(extra ...nats.Option) (*nats.Conn, error) {
+	opts, err := m.Options()
+	if err != nil {
+		return nil, err
+	}
+	url := nats.DefaultURL
+	if len(m.Servers) > 0 {
+		url = strings.Join(m.Servers, ",")
+	}
+	nc, err := nats.Connect(url, append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("messaging[%s] connect %s: %w", m.Name, url, err)
+	}
+	return nc, nil
+}

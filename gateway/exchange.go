@@ -1,0 +1,440 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// exchange is one HTTP request's state as it runs through its route: the
+// invocation context every phase call carries, the ops plugins asked for,
+// and what logging needs afterwards. It lives on one goroutine: the
+// handler's (the reverse proxy calls back on it too).
+type exchange struct {
+	g     *Gateway
+	rt    *route
+	ctx   context.Context // the client's request context
+	rec   *recorder
+	meta  callMeta
+	start time.Time
+
+	inv     protocol.Invocation
+	invBuf  []byte
+	reqOps  []protocol.Op // request-header ops for the upstream, in order
+	respOps []protocol.Op // response-header ops from request_filter Next
+
+	originBody []byte // a function origin's body, for response_filter
+	upStart    time.Time
+	upErr      string
+	bodyCut    bool // a streamed request body went over max_body_bytes
+}
+
+// callMeta is what a phase call logs and sends besides the invocation.
+type callMeta struct {
+	session uint32
+	trace   string
+	route   string
+}
+
+type exchangeKey struct{}
+
+func exchangeOf(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errBadRequest   = errors.New("bad request")
+)
+
+// serve runs one request through rt.
+func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
+	ex := &exchange{
+		g:     g,
+		rt:    rt,
+		ctx:   r.Context(),
+		rec:   &recorder{ResponseWriter: w, snap: len(rt.loggers) > 0},
+		start: time.Now(),
+		meta: callMeta{
+			session: g.session.Add(1),
+			trace:   nextTraceparent(r.Header.Get(headerTraceparent)),
+			route:   rt.pattern,
+		},
+	}
+	defer func() {
+		v := recover()
+		ex.finish(v != nil)
+		if v != nil {
+			panic(v) // http.ErrAbortHandler from the proxy: let net/http abort the stream
+		}
+	}()
+	if rt.websocket && isUpgrade(r) && g.opts.ws != nil {
+		g.opts.ws.ServeHTTP(ex.rec, r.WithContext(context.WithValue(r.Context(), routeInfoKey{}, ex.routeInfo(r))))
+		return
+	}
+	if rt.origin != nil && !rt.origin.t.phases.Has(protocol.PhaseRequestFilter) {
+		writeProblem(ex.rec, Problem{Type: ProblemUpgradeRequired, Title: "Upgrade Required", Status: http.StatusUpgradeRequired,
+			Detail: "this route answers WebSocket connections only", RequestID: protocol.NewRequestID().String()})
+		return
+	}
+	body, err := ex.readRequest(r)
+	if err != nil {
+		ex.fail(err)
+		return
+	}
+	ctx := r.Context()
+	for _, h := range rt.reqFilters {
+		if !h.t.serves(protocol.PhaseRequestFilter) {
+			continue
+		}
+		rep, err := ex.call(ctx, h, protocol.PhaseRequestFilter)
+		if err != nil {
+			if ex.proceed(err, h, protocol.PhaseRequestFilter) {
+				continue
+			}
+			ex.fail(err)
+			return
+		}
+		if rep.action == protocol.ActionEnd {
+			ex.respondOps(rep.ops)
+			return
+		}
+		ex.collectNextOps(h, rep.ops)
+	}
+	ex.upStart = time.Now()
+	if rt.upstream == nil {
+		ex.serveFunction()
+		return
+	}
+	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, ex))
+	if body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+	} else if r.Body != nil && r.Body != http.NoBody {
+		out.Body = &limitedBody{rc: r.Body, left: rt.maxBody, ex: ex}
+	}
+	rt.proxy.ServeHTTP(ex.rec, out)
+}
+
+// readRequest fills the invocation's request and returns the buffered body
+// when some phase reads it (nil when it is streamed to the upstream).
+func (ex *exchange) readRequest(r *http.Request) ([]byte, error) {
+	rt := ex.rt
+	if r.ContentLength > rt.maxBody {
+		return nil, errBodyTooLarge
+	}
+	var body []byte
+	if rt.needBody && r.Body != nil && r.Body != http.NoBody {
+		var err error
+		body, err = readLimited(r.Body, rt.maxBody, r.ContentLength)
+		if err != nil {
+			return nil, err
+		}
+	}
+	q := &ex.inv.Request
+	q.Method = r.Method
+	q.Scheme = "http"
+	if r.TLS != nil {
+		q.Scheme = "https"
+	}
+	q.Host = r.Host
+	q.Path = r.URL.Path
+	q.Query = r.URL.RawQuery
+	q.ClientIP = clientIP(r.RemoteAddr)
+	q.Headers = toHeaders(r.Header, q.Headers[:0])
+	q.Body = body
+	q.Timestamp = uint64(ex.start.UnixMilli())
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		for i, k := range rc.URLParams.Keys {
+			if k == "" {
+				continue
+			}
+			q.Params = append(q.Params, protocol.KV{Key: k, Value: rc.URLParams.Values[i]})
+		}
+	}
+	return body, nil
+}
+
+// readLimited reads all of body, failing with errBodyTooLarge past limit.
+func readLimited(body io.Reader, limit, hint int64) ([]byte, error) {
+	size := 512
+	if hint > 0 && hint <= limit {
+		size = int(hint) + 1 // +1 so ReadFrom sees EOF without growing
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the body: %w", errBadRequest, err)
+	}
+	if n > limit {
+		return nil, errBodyTooLarge
+	}
+	return buf.Bytes(), nil
+}
+
+// limitedBody streams a request body upstream, cutting it at the route's
+// limit; the cut is remembered so the proxy error becomes a 413.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+	ex   *exchange
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		b.ex.bodyCut = true
+		return 0, errBodyTooLarge
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// call invokes phase ph of h with the current invocation.
+func (ex *exchange) call(ctx context.Context, h *hop, ph protocol.Phase) (reply, error) {
+	ex.inv.Config = h.config
+	ex.invBuf = protocol.AppendInvocation(ex.invBuf[:0], &ex.inv)
+	return ex.g.invoke(ctx, h.t, ph, ex.invBuf, &ex.meta)
+}
+
+// proceed decides, after a failed call, whether the request goes on without
+// the plugin: shed calls and phases nobody serves are skipped; otherwise
+// on_error decides (continue goes on; end, and retry once its retries are
+// spent, fail the request).
+func (ex *exchange) proceed(err error, h *hop, ph protocol.Phase) bool {
+	if errors.Is(err, errShed) || errors.Is(err, errUnserved) {
+		return true
+	}
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	if h.t.policy[ph].OnError == OnErrorContinue {
+		ex.g.log.Warn("gateway: plugin skipped after error (on_error continue)",
+			"plugin", h.t.name, "phase", ph.String(), "route", ex.meta.route, "session_id", ex.meta.session, "error", err)
+		return true
+	}
+	return false
+}
+
+// fail answers err as a problem (or nothing, when the client is gone).
+func (ex *exchange) fail(err error) {
+	if ex.ctx.Err() != nil {
+		// The client left: nobody reads an answer.
+		ex.rec.status = statusClientClosed
+		return
+	}
+	p := problemFor(err)
+	if p.RequestID == "" {
+		p.RequestID = protocol.NewRequestID().String()
+	}
+	if p.Status >= 500 && p.Type != ProblemUpstream && p.Type != ProblemUpstreamTimeout {
+		ex.g.log.Warn("gateway: request failed", "route", ex.meta.route, "session_id", ex.meta.session,
+			"request_id", p.RequestID, "traceparent", ex.meta.trace, "status", p.Status, "error", err)
+	}
+	writeProblem(ex.rec, p)
+}
+
+// statusClientClosed records requests whose client left before an answer.
+const statusClientClosed = 499
+
+// respondOps answers a request_filter End: status, headers and body from
+// the ops, over the response-header ops of earlier plugins.
+func (ex *exchange) respondOps(ops []protocol.Op) {
+	h := ex.rec.Header()
+	applyResponseHeaderOps(h, ex.respOps, ex.g.log)
+	status, body := http.StatusOK, []byte(nil)
+	for i := range ops {
+		op := &ops[i]
+		switch op.Code {
+		case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader:
+			applyResponseHeaderOps(h, ops[i:i+1], ex.g.log)
+		case protocol.OpSetResponseStatus:
+			if validStatus(op.Num) {
+				status = int(op.Num)
+			}
+		case protocol.OpSetResponseBody:
+			body = op.Value
+		}
+	}
+	writeBody(ex.rec, ex.inv.Request.Method, status, body)
+}
+
+// writeBody writes a complete response with its Content-Length.
+func writeBody(w http.ResponseWriter, method string, status int, body []byte) {
+	h := w.Header()
+	h.Del("Transfer-Encoding")
+	if bodyAllowed(status) {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	} else {
+		h.Del("Content-Length")
+		body = nil
+	}
+	w.WriteHeader(status)
+	if len(body) > 0 && method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// bodyAllowed reports whether a response with status may carry a body.
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// collectNextOps keeps a request_filter Next's ops: request-header ops
+// change the request the upstream (and later plugins) see, response-header
+// ops wait for the response. Other ops do not apply to a Next and are
+// ignored.
+func (ex *exchange) collectNextOps(h *hop, ops []protocol.Op) {
+	for i := range ops {
+		op := ops[i]
+		switch {
+		case protocol.IsRequestHeaderOp(op.Code):
+			if !applyInvocationHeaderOp(&ex.inv.Request, &op, ex.g.log) {
+				continue
+			}
+			ex.reqOps = append(ex.reqOps, op)
+		case op.Code == protocol.OpSetResponseHeader || op.Code == protocol.OpRemoveResponseHeader:
+			ex.respOps = append(ex.respOps, op)
+		default:
+			ex.g.log.Debug("gateway: op ignored on request_filter Next", "plugin", h.t.name, "op", op.Code)
+		}
+	}
+}
+
+// finish records metrics and hands the request to the logging phase.
+func (ex *exchange) finish(aborted bool) {
+	rt := ex.rt
+	status := ex.rec.status
+	if status == 0 {
+		status = statusClientClosed
+		if !aborted {
+			status = http.StatusOK // a handler that wrote nothing: net/http answers 200
+		}
+	}
+	elapsed := time.Since(ex.start)
+	rt.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	rt.duration.Observe(elapsed.Seconds())
+	if len(rt.loggers) == 0 {
+		return
+	}
+	if ex.upErr == "" && aborted {
+		ex.upErr = "response aborted"
+	}
+	resp := protocol.HTTPResponse{
+		Status:     status,
+		Headers:    ex.rec.headers,
+		DurationMs: uint64(elapsed.Milliseconds()),
+		Error:      ex.upErr,
+	}
+	ex.inv.Response = &resp
+	if len(ex.inv.Request.Body) > maxLoggedBody {
+		ex.inv.Request.Body = nil // logging is off the request path; do not queue large bodies
+	}
+	for _, h := range rt.loggers {
+		if !h.t.serves(protocol.PhaseLogging) {
+			continue
+		}
+		ex.inv.Config = h.config
+		data := protocol.AppendInvocation(nil, &ex.inv)
+		if !ex.g.logs.enqueue(logJob{t: h.t, meta: ex.meta, data: data}) {
+			ex.g.met.logDropped.Inc()
+		}
+	}
+}
+
+func (ex *exchange) routeInfo(r *http.Request) RouteInfo {
+	ri := RouteInfo{Pattern: ex.rt.pattern, Config: ex.rt.config}
+	if ex.rt.origin != nil {
+		ri.Function = ex.rt.origin.t.function
+	}
+	if rc := chi.RouteContext(r.Context()); rc != nil && len(rc.URLParams.Keys) > 0 {
+		ri.Params = make(map[string]string, len(rc.URLParams.Keys))
+		for i, k := range rc.URLParams.Keys {
+			ri.Params[k] = rc.URLParams.Values[i]
+		}
+	}
+	return ri
+}
+
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && r.Header.Get("Upgrade") != ""
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// toHeaders flattens h into dst, names sorted (http.Header keeps no arrival
+// order across names), each name's values in order.
+func toHeaders(h http.Header, dst []protocol.Header) []protocol.Header {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		for _, v := range h[k] {
+			dst = append(dst, protocol.Header{Name: k, Value: v})
+		}
+	}
+	return dst
+}
+
+// recorder remembers the status (and, when logging needs them, the
+// headers) a response was written with.
+type recorder struct {
+	http.ResponseWriter
+	status  int
+	snap    bool
+	headers []protocol.Header
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		r.status = code
+		if r.snap {
+			r.headers = toHeaders(r.Header(), nil)
+		}
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+// Flush supports streaming through the recorder.
+func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the connection (hijack for
+// upgrades, deadlines).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,383 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// Gateway is the HTTP edge: an http.Handler that matches a route, runs its
+// plugin chain over NATS with each plugin's caller policies, proxies to the
+// route's origin and answers. It is safe for concurrent use; the route table
+// is swapped atomically by SetFunctionRoutes.
+type Gateway struct {
+	opts      options
+	log       *slog.Logger
+	met       *metrics
+	rng       *Rand
+	transport http.RoundTripper
+	msgs      []*messaging
+	fnMsg     *messaging
+	plugins   map[string]*target
+	static    []*route // from the configuration; they win path conflicts
+
+	mu    sync.Mutex // serializes SetFunctionRoutes
+	table atomic.Pointer[chi.Mux]
+
+	session  atomic.Uint32
+	logs     *logPool
+	payloads sync.Pool // *[]byte envelope buffers
+	bufs     bufferPool
+}
+
+// messaging is a resolved MessagingConfig with its connection and limiter.
+type messaging struct {
+	cfg     MessagingConfig
+	nc      *nats.Conn
+	prefix  string
+	env     string
+	limiter *limiter
+}
+
+// New builds a gateway from cfg (validated here) calling phases over nc,
+// which the caller owns and keeps open until Close returns. Call Start to
+// create the dead-letter streams, then serve it:
+//
+//	gw, err := gateway.New(*cfg, nc, gateway.WithRegisterer(reg), gateway.WithLogger(log))
+//	if err != nil { ... }
+//	defer gw.Close(ctx)
+//	if err := gw.Start(ctx); err != nil { ... }
+//	srv := &http.Server{Addr: "127.0.0.1:8080", Handler: gw}
+func New(cfg Config, nc *nats.Conn, opts ...Option) (*Gateway, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	met, err := newMetrics(o.registerer)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			met.unregister(o.registerer)
+		}
+	}()
+	seed := o.seed
+	if !o.seeded {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	g := &Gateway{
+		opts:      o,
+		log:       o.logger,
+		met:       met,
+		rng:       NewRand(seed),
+		transport: o.transport,
+		plugins:   map[string]*target{},
+	}
+	if g.transport == nil {
+		g.transport = newTransport()
+	}
+	if err := g.setupMessaging(cfg, nc); err != nil {
+		return nil, err
+	}
+	for i := range cfg.Plugins {
+		p := &cfg.Plugins[i]
+		g.plugins[p.Name] = g.pluginTarget(p)
+	}
+	for i := range cfg.Routes {
+		rt, err := g.staticRoute(&cfg.Routes[i])
+		if err != nil {
+			return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
+		}
+		g.static = append(g.static, rt)
+	}
+	mux, errs := g.buildMux(nil)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("gateway: %w", errors.Join(errs...))
+	}
+	g.table.Store(mux)
+	g.logs = newLogPool(g, o.logWorkers, o.logQueue)
+	ok = true
+	return g, nil
+}
+
+func (g *Gateway) setupMessaging(cfg Config, nc *nats.Conn) error {
+	ms := cfg.Messaging
+	if len(ms) == 0 {
+		env := g.opts.env
+		if env == "" {
+			env = protocol.DefaultEnv
+		}
+		ms = []MessagingConfig{{Name: defaultMessagingName, SubjectPrefix: protocol.Prefix(env)}}
+	}
+	for _, mc := range ms {
+		m := &messaging{cfg: mc, nc: nc, limiter: newLimiter(mc.MaxInflight, mc.OverflowPolicy)}
+		if c, ok := g.opts.conns[mc.Name]; ok {
+			m.nc = c
+		}
+		if m.nc == nil {
+			return fmt.Errorf("gateway: messaging[%s]: no NATS connection (pass one to New or WithMessagingConn)", mc.Name)
+		}
+		m.env = g.opts.env
+		m.prefix = mc.SubjectPrefix
+		if m.prefix == "" {
+			env := m.env
+			if env == "" {
+				env = protocol.DefaultEnv
+			}
+			m.prefix = protocol.Prefix(env)
+		}
+		if m.env == "" {
+			m.env = envOfPrefix(m.prefix)
+		}
+		g.msgs = append(g.msgs, m)
+	}
+	g.fnMsg = g.msgs[0]
+	if name := g.opts.fnMessaging; name != "" {
+		if g.fnMsg = g.messaging(name); g.fnMsg == nil {
+			return fmt.Errorf("gateway: function messaging %q: %w: no such messaging config", name, ErrInvalidConfig)
+		}
+	}
+	return nil
+}
+
+// envOfPrefix is "prod" for "nylon.prod", else the default env.
+func envOfPrefix(prefix string) string {
+	if env, ok := strings.CutPrefix(prefix, "nylon."); ok && !strings.Contains(env, ".") {
+		return env
+	}
+	return protocol.DefaultEnv
+}
+
+func (g *Gateway) messaging(name string) *messaging {
+	for _, m := range g.msgs {
+		if m.cfg.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// ServeHTTP routes r through the current route table.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.table.Load().ServeHTTP(w, r)
+}
+
+// Close stops accepting logging calls and waits, at most until ctx is done,
+// for those queued and in flight; then it abandons the rest and returns
+// ctx's error. It does not close the NATS connection. Safe to call twice.
+func (g *Gateway) Close(ctx context.Context) error {
+	return g.logs.close(ctx)
+}
+
+// RouteInfo describes the route a request matched, for the WebSocket edge.
+type RouteInfo struct {
+	Pattern  string
+	Function string // the function origin, empty for upstream routes
+	Config   map[string]string
+	Params   map[string]string
+}
+
+type routeInfoKey struct{}
+
+// RouteOf returns the route a request handed to the WithWebSocket handler
+// matched.
+func RouteOf(ctx context.Context) (RouteInfo, bool) {
+	ri, ok := ctx.Value(routeInfoKey{}).(RouteInfo)
+	return ri, ok
+}
+
+// target is something the gateway calls phases of, with policies per phase:
+// a configured plugin, or a function serving as an origin.
+type target struct {
+	name     string // the plugin's name: metrics label, logs
+	function string
+	group    string
+	msg      *messaging
+	phases   protocol.PhaseSet
+	// explicit is true when the phases are known (listed in per_phase, or
+	// from the registry): a NoResponder is then an error. Otherwise a phase
+	// nobody serves is skipped and remembered for unservedPhaseTTL.
+	explicit   bool
+	config     map[string]string
+	policy     [protocol.PhaseLogging + 1]Policy
+	subject    [protocol.PhaseLogging + 1]string
+	dlqSubject [protocol.PhaseLogging + 1]string
+	metrics    [protocol.PhaseLogging + 1]*phaseMetrics
+	unserved   [protocol.PhaseLogging + 1]atomic.Int64 // unix nanos until which to skip
+}
+
+// serves reports whether the phase should be called now.
+func (t *target) serves(ph protocol.Phase) bool {
+	if !t.phases.Has(ph) {
+		return false
+	}
+	if t.explicit {
+		return true
+	}
+	until := t.unserved[ph].Load()
+	return until == 0 || time.Now().UnixNano() >= until
+}
+
+func (g *Gateway) newTarget(name, function, group string, m *messaging, phases protocol.PhaseSet, explicit bool, config map[string]string, policy func(protocol.Phase) Policy) *target {
+	if group == "" {
+		group = function
+	}
+	t := &target{name: name, function: function, group: group, msg: m, phases: phases, explicit: explicit, config: config}
+	for _, ph := range protocol.HTTPPhases {
+		t.policy[ph] = policy(ph)
+		t.subject[ph] = protocol.PhaseSubject(m.prefix, function, ph)
+		t.dlqSubject[ph] = protocol.DLQSubject(m.prefix, function, ph)
+		t.metrics[ph] = g.met.forPhase(m.cfg.Name, name, ph)
+	}
+	return t
+}
+
+func (g *Gateway) pluginTarget(p *PluginConfig) *target {
+	m := g.messaging(p.Messaging)
+	phases := protocol.PhaseSetOf(protocol.HTTPPhases[:]...)
+	explicit := len(p.PerPhase) > 0
+	if explicit {
+		phases = 0
+		for key := range p.PerPhase {
+			ph, _ := protocol.ParsePhase(key) // validated
+			phases |= protocol.PhaseSetOf(ph)
+		}
+	}
+	return g.newTarget(p.Name, p.function(), p.Group, m, phases, explicit, p.Config, func(ph protocol.Phase) Policy {
+		var phase *PhasePolicy
+		if pp, ok := p.PerPhase[ph.String()]; ok {
+			phase = &pp
+		}
+		return resolvePolicy(&m.cfg, &p.PhasePolicy, phase, ph)
+	})
+}
+
+// FunctionRoute is a route the registry knows: a deployed function that
+// answers HTTP at Path (chi pattern) as the origin.
+type FunctionRoute struct {
+	Path     string
+	Function string
+	// Phases the function's module handles; only these are called. 0 means
+	// request_filter only. A module with WebSocket events marks the route
+	// websocket.
+	Phases protocol.PhaseSet
+	// Config is handed to the function in every invocation.
+	Config map[string]string
+	// Timeout is the per-attempt timeout of every phase call; 0 = the
+	// messaging config's request_timeout_ms.
+	Timeout time.Duration
+}
+
+// SetFunctionRoutes replaces the routes of deployed functions with routes
+// and swaps the route table atomically: a new path answers from the next
+// request on, a removed one answers 404. Configured routes win a path
+// conflict (logged). Invalid entries are skipped and reported in the
+// returned error; the others are installed regardless.
+func (g *Gateway) SetFunctionRoutes(routes []FunctionRoute) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	frs := append([]FunctionRoute(nil), routes...)
+	sort.SliceStable(frs, func(i, j int) bool {
+		if frs[i].Path != frs[j].Path {
+			return frs[i].Path < frs[j].Path
+		}
+		return frs[i].Function < frs[j].Function
+	})
+	static := map[string]bool{}
+	for _, rt := range g.static {
+		static[rt.pattern] = true
+	}
+	var errs []error
+	claimed := map[string]string{}
+	var dyn []*route
+	for _, fr := range frs {
+		if err := validateFunctionRoute(&fr); err != nil {
+			errs = append(errs, fmt.Errorf("function route[%s] %q: %w", fr.Function, fr.Path, err))
+			continue
+		}
+		if static[fr.Path] {
+			g.log.Warn("gateway: configured route wins over function route", "route", fr.Path, "function", fr.Function)
+			continue
+		}
+		if prev, ok := claimed[fr.Path]; ok {
+			errs = append(errs, fmt.Errorf("function route[%s] %q: path already routed to function %q", fr.Function, fr.Path, prev))
+			continue
+		}
+		claimed[fr.Path] = fr.Function
+		dyn = append(dyn, g.functionRoute(&fr))
+	}
+	mux, mountErrs := g.buildMux(dyn)
+	errs = append(errs, mountErrs...)
+	g.table.Store(mux)
+	g.log.Info("gateway: function routes installed", "routes", len(dyn)-len(mountErrs), "skipped", len(errs))
+	return errors.Join(errs...)
+}
+
+func validateFunctionRoute(fr *FunctionRoute) error {
+	if err := protocol.ValidateName(fr.Function); err != nil {
+		return err
+	}
+	if err := checkPattern(fr.Path); err != nil {
+		return err
+	}
+	if fr.Phases == 0 {
+		fr.Phases = protocol.PhaseSetOf(protocol.PhaseRequestFilter)
+	}
+	if fr.Phases&^protocol.PhaseSetOf(protocol.PhaseRequestFilter, protocol.PhaseResponseFilter, protocol.PhaseResponseBodyFilter, protocol.PhaseLogging, protocol.PhaseEvent) != 0 {
+		return fmt.Errorf("phases %#x: unknown bits", uint32(fr.Phases))
+	}
+	if !fr.Phases.Has(protocol.PhaseRequestFilter) && !fr.Phases.WebSocket() {
+		return errors.New("the function has neither request_filter nor WebSocket events to answer with")
+	}
+	if fr.Timeout < 0 {
+		return fmt.Errorf("timeout %v: negative", fr.Timeout)
+	}
+	return nil
+}
+
+// newTransport is the default upstream transport: http.DefaultTransport's
+// settings with more idle connections per host, and no proxy from the
+// environment (a reverse proxy reaching its upstreams through HTTP_PROXY
+// would surprise).
+func newTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// clientIP is the host part of RemoteAddr.
+func clientIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}

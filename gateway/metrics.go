@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// latencyBuckets resolve p50/p90/p99 between 0.1 ms and 10 ms to within
+// ~25%, and still cover slow calls up to the longest sane timeout.
+func latencyBuckets() []float64 {
+	return []float64{
+		0.0001, 0.000125, 0.00016, 0.0002, 0.00025, 0.00032, 0.0004, 0.0005, 0.00063, 0.0008,
+		0.001, 0.00125, 0.0016, 0.002, 0.0025, 0.0032, 0.004, 0.005, 0.0063, 0.008,
+		0.01, 0.016, 0.025, 0.04, 0.063, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+	}
+}
+
+// metrics are the gateway's collectors, registered on the Registerer given
+// with WithRegisterer (none by default: collected but not exported).
+type metrics struct {
+	inflight *prometheus.GaugeVec     // messaging, plugin
+	retries  *prometheus.CounterVec   // plugin, phase
+	timeouts *prometheus.CounterVec   // plugin, phase
+	dlq      *prometheus.CounterVec   // plugin, phase
+	errors   *prometheus.CounterVec   // plugin, phase, kind
+	shed     *prometheus.CounterVec   // messaging, plugin
+	duration *prometheus.HistogramVec // plugin, phase
+
+	httpRequests *prometheus.CounterVec   // route, code
+	httpDuration *prometheus.HistogramVec // route
+	logDropped   prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "plugins_messaging_inflight",
+			Help: "Phase calls on the wire, by messaging config and plugin.",
+		}, []string{"messaging", "plugin"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plugins_messaging_retries_total",
+			Help: "Retry attempts of phase calls.",
+		}, []string{"plugin", "phase"}),
+		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plugins_messaging_timeouts_total",
+			Help: "Phase call attempts that timed out.",
+		}, []string{"plugin", "phase"}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plugins_messaging_dlq_total",
+			Help: "Requests published to the dead-letter subject after their last attempt.",
+		}, []string{"plugin", "phase"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plugins_messaging_errors_total",
+			Help: "Failed phase call attempts by kind (Timeout, NoResponder, Decode, Plugin, Overloaded, TooLarge, Internal).",
+		}, []string{"plugin", "phase", "kind"}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plugins_messaging_shed_total",
+			Help: "Phase calls skipped by overflow_policy shed.",
+		}, []string{"messaging", "plugin"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "plugins_messaging_duration_seconds",
+			Help:    "Round trip of phase call attempts that got a reply.",
+			Buckets: latencyBuckets(),
+		}, []string{"plugin", "phase"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nylon_http_requests_total",
+			Help: "HTTP requests answered by the gateway, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nylon_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by route pattern.",
+			Buckets: latencyBuckets(),
+		}, []string{"route"}),
+		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nylon_gateway_logging_dropped_total",
+			Help: "Logging phase calls dropped because the logging queue was full or closed.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for i, c := range m.collectors() {
+		if err := reg.Register(c); err != nil {
+			for _, done := range m.collectors()[:i] {
+				reg.Unregister(done)
+			}
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("metrics: %w (one gateway per registry)", err)
+			}
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		m.inflight, m.retries, m.timeouts, m.dlq, m.errors, m.shed, m.duration,
+		m.httpRequests, m.httpDuration, m.logDropped,
+	}
+}
+
+// unregister removes the collectors from reg, when New fails after
+// registering them, so that a retry with the same registry works.
+func (m *metrics) unregister(reg prometheus.Registerer) {
+	if reg == nil {
+		return
+	}
+	for _, c := range m.collectors() {
+		reg.Unregister(c)
+	}
+}
+
+// phaseMetrics are one plugin phase's children, looked up once so the hot
+// path does no label hashing.
+type phaseMetrics struct {
+	inflight prometheus.Gauge
+	retries  prometheus.Counter
+	timeouts prometheus.Counter
+	dlq      prometheus.Counter
+	shed     prometheus.Counter
+	duration prometheus.Observer
+	errs     *prometheus.CounterVec // curried plugin, phase
+}
+
+func (m *metrics) forPhase(messaging, plugin string, ph protocol.Phase) *phaseMetrics {
+	phase := ph.String()
+	return &phaseMetrics{
+		inflight: m.inflight.WithLabelValues(messaging, plugin),
+		retries:  m.retries.WithLabelValues(plugin, phase),
+		timeouts: m.timeouts.WithLabelValues(plugin, phase),
+		dlq:      m.dlq.WithLabelValues(plugin, phase),
+		shed:     m.shed.WithLabelValues(messaging, plugin),
+		duration: m.duration.WithLabelValues(plugin, phase),
+		errs:     m.errors.MustCurryWith(prometheus.Labels{"plugin": plugin, "phase": phase}),
+	}
+}

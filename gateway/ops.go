@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// Header ops a plugin may not use: framing and connection management are
+// the gateway's and the proxy's to decide, and a wrong value would corrupt
+// the exchange rather than change it.
+func reservedHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Content-Length", "Transfer-Encoding", "Connection", "Host", "Keep-Alive",
+		"Te", "Trailer", "Upgrade", "Proxy-Connection":
+		return true
+	}
+	return false
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue refuses CR, LF and NUL, which would split or end a header.
+func validHeaderValue(v []byte) bool {
+	for _, c := range v {
+		if c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// headerOpOK checks a header op's name and value, logging a refusal.
+func headerOpOK(op *protocol.Op, log *slog.Logger) bool {
+	if !validHeaderName(op.Key) || reservedHeader(op.Key) || !validHeaderValue(op.Value) {
+		log.Warn("gateway: header op refused", "op", op.Code, "header", op.Key)
+		return false
+	}
+	return true
+}
+
+// applyResponseHeaderOps applies ops 100 (set) and 101 (remove) to h.
+func applyResponseHeaderOps(h http.Header, ops []protocol.Op, log *slog.Logger) {
+	for i := range ops {
+		op := &ops[i]
+		switch op.Code {
+		case protocol.OpSetResponseHeader:
+			if headerOpOK(op, log) {
+				h.Set(op.Key, string(op.Value))
+			}
+		case protocol.OpRemoveResponseHeader:
+			if headerOpOK(op, log) {
+				h.Del(op.Key)
+			}
+		}
+	}
+}
+
+// applyRequestHeaderOps applies ops 400 (set) and 401 (remove) to the
+// request going upstream; they were checked by applyInvocationHeaderOp.
+func applyRequestHeaderOps(h http.Header, ops []protocol.Op) {
+	for i := range ops {
+		op := &ops[i]
+		switch op.Code {
+		case protocol.OpSetRequestHeader:
+			h.Set(op.Key, string(op.Value))
+		case protocol.OpRemoveRequestHeader:
+			h.Del(op.Key)
+		}
+	}
+}
+
+// applyInvocationHeaderOp applies a request-header op to the invocation's
+// request, so later plugins and the origin function see it. It reports
+// false for an op refused.
+func applyInvocationHeaderOp(q *protocol.HTTPRequest, op *protocol.Op, log *slog.Logger) bool {
+	if !headerOpOK(op, log) {
+		return false
+	}
+	name := http.CanonicalHeaderKey(op.Key)
+	hs := q.Headers[:0]
+	for _, x := range q.Headers {
+		if !strings.EqualFold(x.Name, name) {
+			hs = append(hs, x)
+		}
+	}
+	q.Headers = hs
+	if op.Code == protocol.OpSetRequestHeader {
+		q.Headers = append(q.Headers, protocol.Header{Name: name, Value: string(op.Value)})
+	}
+	return true
+}
+
+// validStatus accepts the final statuses a plugin may set.
+func validStatus(n int64) bool { return n >= 200 && n <= 599 }
+
+// opStatus is the status an op list sets with 102, or 0.
+func opStatus(ops []protocol.Op) int {
+	s := 0
+	for i := range ops {
+		if ops[i].Code == protocol.OpSetResponseStatus && validStatus(ops[i].Num) {
+			s = int(ops[i].Num)
+		}
+	}
+	return s
+}

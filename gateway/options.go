@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Option configures New. Options reject bad values; New reports the first.
+type Option func(*options) error
+
+type options struct {
+	logger      *slog.Logger
+	registerer  prometheus.Registerer
+	env         string
+	conns       map[string]*nats.Conn
+	transport   http.RoundTripper
+	logWorkers  int
+	logQueue    int
+	seed        uint64
+	seeded      bool
+	ws          http.Handler
+	chunk       int
+	fnMessaging string
+}
+
+func defaultOptions() options {
+	return options{
+		logger:     slog.Default(),
+		logWorkers: defaultLoggingWorkers,
+		logQueue:   defaultLoggingQueue,
+		chunk:      defaultBodyChunk,
+	}
+}
+
+// WithLogger sets the logger; default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("logger: nil")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithRegisterer registers the gateway's metrics on reg (a
+// *prometheus.Registry usually). Without it metrics are collected but not
+// exported. Registering two gateways on one registry fails.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(o *options) error {
+		o.registerer = reg
+		return nil
+	}
+}
+
+// WithEnv sets the environment sent in the Nylon-Env header and used for
+// the default subject prefix "nylon.{env}" of messaging configs without one.
+// Default: taken from each messaging config's prefix ("nylon.prod" ->
+// "prod"), else "dev".
+func WithEnv(env string) Option {
+	return func(o *options) error {
+		if err := protocol.ValidateName(env); err != nil {
+			return fmt.Errorf("env: %w", err)
+		}
+		o.env = env
+		return nil
+	}
+}
+
+// WithMessagingConn gives the messaging config name its own connection
+// (dialled with MessagingConfig.Connect, say); configs without one use the
+// connection passed to New. The caller keeps ownership of nc.
+func WithMessagingConn(name string, nc *nats.Conn) Option {
+	return func(o *options) error {
+		if nc == nil {
+			return fmt.Errorf("messaging[%s] conn: nil", name)
+		}
+		if o.conns == nil {
+			o.conns = map[string]*nats.Conn{}
+		}
+		o.conns[name] = nc
+		return nil
+	}
+}
+
+// WithTransport sets the RoundTripper for upstream origins; default an
+// http.Transport with http.DefaultTransport's timeouts, 256 idle
+// connections per host and no proxy from the environment.
+func WithTransport(rt http.RoundTripper) Option {
+	return func(o *options) error {
+		if rt == nil {
+			return errors.New("transport: nil")
+		}
+		o.transport = rt
+		return nil
+	}
+}
+
+// WithLoggingPool sizes the asynchronous logging phase: workers concurrent
+// calls and a queue of queue requests; default 4 and 1024. A request whose
+// logging calls do not fit the queue has them dropped (and counted in
+// nylon_gateway_logging_dropped_total): logging never blocks a request.
+func WithLoggingPool(workers, queue int) Option {
+	return func(o *options) error {
+		if workers < 1 || queue < 0 {
+			return fmt.Errorf("logging pool: %d workers, queue %d: want workers >= 1, queue >= 0", workers, queue)
+		}
+		o.logWorkers, o.logQueue = workers, queue
+		return nil
+	}
+}
+
+// WithSeed seeds the retry jitter, for reproducible backoff; default a
+// random seed per gateway.
+func WithSeed(seed uint64) Option {
+	return func(o *options) error {
+		o.seed, o.seeded = seed, true
+		return nil
+	}
+}
+
+// WithWebSocket hands upgrade requests on routes marked websocket to h (the
+// WebSocket edge). RouteOf(r.Context()) tells h which route matched.
+func WithWebSocket(h http.Handler) Option {
+	return func(o *options) error {
+		o.ws = h
+		return nil
+	}
+}
+
+// WithBodyChunkSize sets the size of the upstream body chunks handed to
+// response_body_filter; default 32 KiB.
+func WithBodyChunkSize(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > protocol.DefaultMaxPayload/2 {
+			return fmt.Errorf("body chunk size %d: want 1..%d", n, protocol.DefaultMaxPayload/2)
+		}
+		o.chunk = n
+		return nil
+	}
+}
+
+// WithFunctionMessaging names the messaging config that carries calls for
+// SetFunctionRoutes routes; default the first one.
+func WithFunctionMessaging(name string) Option {
+	return func(o *options) error {
+		if name == "" {
+			return errors.New("function messaging: empty name")
+		}
+		o.fnMessaging = name
+		return nil
+	}
+}

@@ -1,0 +1,247 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+var (
+	errUpstream        = errors.New("upstream unavailable")
+	errUpstreamTimeout = errors.New("upstream timeout")
+)
+
+// newProxy builds the reverse proxy of an upstream route; the response
+// phases run in its ModifyResponse, before anything is written.
+func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
+	if rt.upstream == nil {
+		return nil
+	}
+	return &httputil.ReverseProxy{
+		Transport: g.transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			ex := exchangeOf(pr.In.Context())
+			if rt.stripPrefix != "" {
+				pr.Out.URL.Path = stripPrefix(pr.Out.URL.Path, rt.stripPrefix)
+				if pr.Out.URL.RawPath != "" {
+					pr.Out.URL.RawPath = stripPrefix(pr.Out.URL.RawPath, rt.stripPrefix)
+				}
+			}
+			pr.SetURL(rt.upstream)
+			pr.SetXForwarded()
+			applyRequestHeaderOps(pr.Out.Header, ex.reqOps)
+			pr.Out.Header.Set(headerTraceparent, ex.meta.trace)
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			return exchangeOf(resp.Request.Context()).responsePhases(resp)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			exchangeOf(r.Context()).originFailed(err)
+		},
+		BufferPool: &g.bufs,
+		ErrorLog:   slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func stripPrefix(path, prefix string) string {
+	p, ok := strings.CutPrefix(path, prefix)
+	if !ok {
+		return path
+	}
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	return p
+}
+
+// serveFunction answers from a function origin: its request_filter must
+// End, and its ops become the response, which then goes through the same
+// response phases as an upstream's.
+func (ex *exchange) serveFunction() {
+	rep, err := ex.call(ex.ctx, ex.rt.origin, protocol.PhaseRequestFilter)
+	if err == nil && rep.action != protocol.ActionEnd {
+		err = ErrOriginNotEnded
+	}
+	if err != nil {
+		// An origin cannot be skipped, whatever on_error says.
+		ex.originFailed(err)
+		return
+	}
+	resp := &http.Response{StatusCode: http.StatusOK, Header: make(http.Header, 4)}
+	var body []byte
+	for i := range rep.ops {
+		op := &rep.ops[i]
+		switch op.Code {
+		case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader:
+			applyResponseHeaderOps(resp.Header, rep.ops[i:i+1], ex.g.log)
+		case protocol.OpSetResponseStatus:
+			if validStatus(op.Num) {
+				resp.StatusCode = int(op.Num)
+			}
+		case protocol.OpSetResponseBody:
+			body = op.Value
+		}
+	}
+	setBody(resp, body)
+	ex.originBody = body
+	if err := ex.responsePhases(resp); err != nil {
+		ex.originFailed(err)
+		return
+	}
+	h := ex.rec.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	if !bodyAllowed(resp.StatusCode) {
+		h.Del("Content-Length")
+	}
+	ex.rec.WriteHeader(resp.StatusCode)
+	if ex.inv.Request.Method == http.MethodHead || !bodyAllowed(resp.StatusCode) {
+		return
+	}
+	if _, ok := resp.Body.(*bodyFilter); !ok {
+		_, _ = ex.rec.Write(ex.originBody)
+		return
+	}
+	buf := ex.g.bufs.Get()
+	defer ex.g.bufs.Put(buf)
+	if _, err := io.CopyBuffer(ex.rec, resp.Body, buf); err != nil {
+		// Headers are out: all that is left is to abort, as the proxy does.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// setBody replaces resp's body with b and fixes the framing headers.
+func setBody(resp *http.Response, b []byte) {
+	if resp.Body != nil {
+		resp.Body.Close()
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Del("Transfer-Encoding")
+	resp.TransferEncoding = nil
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+}
+
+// responsePhases runs the response phases on the origin's response before
+// any of it is written: the deferred response-header ops of request_filter,
+// then each response_filter in chain order (status, headers, body), then
+// wraps the body for response_body_filter.
+func (ex *exchange) responsePhases(resp *http.Response) error {
+	rt := ex.rt
+	log := ex.g.log
+	applyResponseHeaderOps(resp.Header, ex.respOps, log)
+	hasBody := bodyAllowed(resp.StatusCode) && ex.inv.Request.Method != http.MethodHead
+	if len(rt.respFilters) == 0 && (len(rt.bodyFilters) == 0 || !hasBody) {
+		return nil
+	}
+	r := &protocol.HTTPResponse{
+		Status:     resp.StatusCode,
+		Headers:    toHeaders(resp.Header, nil),
+		Body:       ex.originBody,
+		DurationMs: uint64(time.Since(ex.upStart).Milliseconds()),
+	}
+	ex.inv.Response = r
+	defer func() { ex.inv.Response = nil }()
+	for _, h := range rt.respFilters {
+		if !h.t.serves(protocol.PhaseResponseFilter) {
+			continue
+		}
+		rep, err := ex.call(ex.ctx, h, protocol.PhaseResponseFilter)
+		if err != nil {
+			if ex.proceed(err, h, protocol.PhaseResponseFilter) {
+				continue
+			}
+			return err
+		}
+		changed := false
+		for i := range rep.ops {
+			op := &rep.ops[i]
+			switch op.Code {
+			case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader:
+				applyResponseHeaderOps(resp.Header, rep.ops[i:i+1], log)
+				changed = true
+			case protocol.OpSetResponseStatus:
+				if validStatus(op.Num) {
+					resp.StatusCode = int(op.Num)
+					resp.Status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
+					r.Status = resp.StatusCode
+				}
+			case protocol.OpSetResponseBody:
+				setBody(resp, op.Value)
+				ex.originBody = op.Value
+				r.Body = op.Value
+				changed = true
+			}
+		}
+		if changed {
+			r.Headers = toHeaders(resp.Header, r.Headers[:0])
+		}
+	}
+	hasBody = bodyAllowed(resp.StatusCode) && ex.inv.Request.Method != http.MethodHead
+	if len(rt.bodyFilters) > 0 && hasBody {
+		// The filters may change the body's length: stream it chunked.
+		resp.Body = &bodyFilter{ex: ex, src: resp.Body, chunk: ex.g.opts.chunk,
+			resp: protocol.HTTPResponse{Status: resp.StatusCode, Headers: r.Headers, DurationMs: r.DurationMs}}
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+	return nil
+}
+
+// originFailed answers a failure of the origin or of a response phase.
+func (ex *exchange) originFailed(err error) {
+	log := ex.g.log
+	var ce *CallError
+	var mbe *http.MaxBytesError
+	switch {
+	case ex.bodyCut || errors.Is(err, errBodyTooLarge) || errors.As(err, &mbe):
+		err = errBodyTooLarge
+	case errors.As(err, &ce), errors.Is(err, ErrOriginNotEnded):
+	case ex.ctx.Err() != nil:
+		// The client left; fail records it.
+	case isTimeout(err):
+		ex.upErr = err.Error()
+		log.Warn("gateway: upstream timeout", "route", ex.meta.route, "session_id", ex.meta.session, "traceparent", ex.meta.trace, "error", err)
+		err = errUpstreamTimeout
+	default:
+		ex.upErr = err.Error()
+		log.Warn("gateway: upstream failed", "route", ex.meta.route, "session_id", ex.meta.session, "traceparent", ex.meta.trace, "error", err)
+		err = errUpstream
+	}
+	if ex.upErr == "" {
+		ex.upErr = err.Error()
+	}
+	ex.fail(err)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// bufferPool is the proxy's copy buffers (httputil.BufferPool).
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

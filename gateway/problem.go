@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// Problem is an RFC 9457 problem detail, the body of every error the
+// gateway answers itself (Content-Type application/problem+json).
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Problem type URIs. They are stable: clients may switch on them.
+const (
+	ProblemTimeout          = "https://nylon.dev/problems/timeout"
+	ProblemNoResponder      = "https://nylon.dev/problems/no-responder"
+	ProblemOverloaded       = "https://nylon.dev/problems/overloaded"
+	ProblemBadReply         = "https://nylon.dev/problems/bad-reply"
+	ProblemPluginError      = "https://nylon.dev/problems/plugin-error"
+	ProblemNodeError        = "https://nylon.dev/problems/node-error"
+	ProblemTooLarge         = "https://nylon.dev/problems/payload-too-large"
+	ProblemOriginNotEnded   = "https://nylon.dev/problems/origin-not-ended"
+	ProblemUpstream         = "https://nylon.dev/problems/upstream-unavailable"
+	ProblemUpstreamTimeout  = "https://nylon.dev/problems/upstream-timeout"
+	ProblemNotFound         = "https://nylon.dev/problems/not-found"
+	ProblemMethodNotAllowed = "https://nylon.dev/problems/method-not-allowed"
+	ProblemUpgradeRequired  = "https://nylon.dev/problems/upgrade-required"
+	ProblemBadRequest       = "https://nylon.dev/problems/bad-request"
+)
+
+const contentTypeProblem = "application/problem+json"
+
+// maxPluginDetail bounds the handler's own error text in a problem.
+const maxPluginDetail = 200
+
+// problemFor maps a failure to its problem. Details are short and name no
+// internals beyond the phase; logs carry the rest under the same request_id.
+func problemFor(err error) Problem {
+	var ce *CallError
+	phase := "plugin"
+	var rid string
+	if errors.As(err, &ce) {
+		phase = ce.Phase.String()
+		if !ce.RequestID.IsZero() {
+			rid = ce.RequestID.String()
+		}
+	}
+	p := Problem{RequestID: rid}
+	switch {
+	case errors.Is(err, errBodyTooLarge), errors.Is(err, protocol.ErrTooLarge):
+		p.Type, p.Title, p.Status = ProblemTooLarge, "Payload Too Large", http.StatusRequestEntityTooLarge
+		p.Detail = "the request is larger than this route accepts"
+	case errors.Is(err, errBadRequest):
+		p.Type, p.Title, p.Status = ProblemBadRequest, "Bad Request", http.StatusBadRequest
+		p.Detail = "the request body could not be read"
+	case errors.Is(err, ErrOriginNotEnded):
+		p.Type, p.Title, p.Status = ProblemOriginNotEnded, "Bad Gateway", http.StatusBadGateway
+		p.Detail = "the origin function did not end the request"
+	case errors.Is(err, errUpstreamTimeout):
+		p.Type, p.Title, p.Status = ProblemUpstreamTimeout, "Gateway Timeout", http.StatusGatewayTimeout
+		p.Detail = "the upstream did not answer in time"
+	case errors.Is(err, errUpstream):
+		p.Type, p.Title, p.Status = ProblemUpstream, "Bad Gateway", http.StatusBadGateway
+		p.Detail = "the upstream could not be reached"
+	case errors.Is(err, protocol.ErrTimeout):
+		p.Type, p.Title, p.Status = ProblemTimeout, "Gateway Timeout", http.StatusGatewayTimeout
+		p.Detail = phase + " timed out"
+	case errors.Is(err, protocol.ErrNoResponder):
+		p.Type, p.Title, p.Status = ProblemNoResponder, "Service Unavailable", http.StatusServiceUnavailable
+		p.Detail = "no node serves " + phase
+	case errors.Is(err, ErrOverloaded):
+		p.Type, p.Title, p.Status = ProblemOverloaded, "Service Unavailable", http.StatusServiceUnavailable
+		p.Detail = phase + " is overloaded, retry later"
+	case errors.Is(err, ErrInternal):
+		p.Type, p.Title, p.Status = ProblemNodeError, "Bad Gateway", http.StatusBadGateway
+		p.Detail = "the node serving " + phase + " failed"
+	case errors.Is(err, protocol.ErrDecode):
+		p.Type, p.Title, p.Status = ProblemBadReply, "Bad Gateway", http.StatusBadGateway
+		p.Detail = "invalid reply from " + phase
+	case errors.Is(err, protocol.ErrPlugin):
+		p.Type, p.Title, p.Status = ProblemPluginError, "Internal Server Error", http.StatusInternalServerError
+		p.Detail = phase + " failed"
+		var pe *protocol.PluginError
+		if ce != nil && ce.Status >= 400 && ce.Status <= 599 {
+			// The handler chose the status, so its message is meant for
+			// the client.
+			p.Status = ce.Status
+			p.Title = http.StatusText(ce.Status)
+			if errors.As(err, &pe) && pe.Message != "" {
+				p.Detail = truncate(pe.Message, maxPluginDetail)
+			}
+		}
+	default:
+		p.Type, p.Title, p.Status = "about:blank", "Internal Server Error", http.StatusInternalServerError
+	}
+	if p.Title == "" {
+		p.Title = "Error"
+	}
+	return p
+}
+
+// writeProblem answers p as application/problem+json.
+func writeProblem(w http.ResponseWriter, p Problem) {
+	b, err := json.Marshal(p)
+	if err != nil { // cannot happen: strings and ints only
+		b = []byte(fmt.Sprintf(`{"type":"about:blank","status":%d}`, p.Status))
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentTypeProblem)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Encoding")
+	if p.Type == ProblemOverloaded {
+		h.Set("Retry-After", overloadedRetryAfterSec)
+	}
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(b)
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}

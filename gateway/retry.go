@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// errUnserved marks a call skipped because no node serves a phase the
+// plugin was not configured with explicitly.
+var errUnserved = errors.New("phase not served")
+
+// invoke calls phase ph of t with an encoded invocation under the phase's
+// policy: one request_id for every attempt (so nodes deduplicate), retries
+// with jittered exponential backoff when on_error is retry and the failure
+// is retryable, and after the last failed attempt a dead letter. It returns
+// the reply, errShed or errUnserved (skip the plugin), or a *CallError.
+func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv []byte, meta *callMeta) (reply, error) {
+	pol := &t.policy[ph]
+	pm := t.metrics[ph]
+	req := protocol.PluginRequest{
+		Version:   protocol.Version,
+		RequestID: protocol.NewRequestID(),
+		SessionID: meta.session,
+		Phase:     ph,
+		Data:      inv,
+		Timestamp: uint64(time.Now().UnixMilli()),
+	}
+	// nats.go copies a message into its write buffer before
+	// RequestMsgWithContext and PublishMsg return, so the buffer is free
+	// again when invoke returns.
+	bp, _ := g.payloads.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	payload := req.AppendMsgpack((*bp)[:0])
+	defer func() {
+		if cap(payload) <= 4<<20 { // do not pin huge buffers
+			*bp = payload[:0]
+			g.payloads.Put(bp)
+		}
+	}()
+	fail := func(err error, n int) error {
+		return &CallError{Plugin: t.name, Function: t.function, Phase: ph, Subject: t.subject[ph],
+			RequestID: req.RequestID, Attempts: n, Kind: kindOf(err), Status: pluginStatus(err), Err: err}
+	}
+	limit := int64(pol.MaxPayload)
+	if np := t.msg.nc.MaxPayload(); np > 0 && np < limit {
+		limit = np // the server's max_payload: NATS would refuse the publish
+	}
+	if int64(len(payload)) > limit {
+		err := fmt.Errorf("%w: request of %d bytes, limit %d", protocol.ErrTooLarge, len(payload), limit)
+		pm.errs.WithLabelValues(KindTooLarge).Inc()
+		g.logAttempt(t, ph, req.RequestID, meta, 0, err)
+		return reply{}, fail(err, 0)
+	}
+
+	attempts := pol.attempts()
+	var err error
+	var local bool
+	n := 1
+	for ; ; n++ {
+		var rep reply
+		rep, local, err = g.attempt(ctx, t, ph, req.RequestID, payload, meta)
+		if err == nil {
+			return rep, nil
+		}
+		if errors.Is(err, errShed) {
+			pm.shed.Inc()
+			return reply{}, errShed
+		}
+		if errors.Is(err, protocol.ErrNoResponder) && !t.explicit && !local {
+			// The plugin lists no phases, so it may simply not have
+			// this one: skip it, and do not ask again for a while.
+			t.unserved[ph].Store(time.Now().Add(unservedPhaseTTL).UnixNano())
+			g.log.Debug("gateway: phase not served, skipped", "plugin", t.name, "phase", ph.String(), "subject", t.subject[ph])
+			return reply{}, errUnserved
+		}
+		kind := kindOf(err)
+		if kind != KindCanceled {
+			pm.errs.WithLabelValues(kind).Inc()
+		}
+		g.logAttempt(t, ph, req.RequestID, meta, n, err)
+		if n >= attempts || local || !retryable(err) || ctx.Err() != nil {
+			break
+		}
+		pm.retries.Inc()
+		if !sleep(ctx.Done(), pol.Backoff.Delay(n, g.rng)) {
+			err = ctx.Err()
+			local = true
+			break
+		}
+	}
+	if deadLetterable(err, local) {
+		g.deadLetter(t, ph, payload, req.RequestID, meta, err, n)
+	}
+	return reply{}, fail(err, n)
+}
+
+// pluginStatus is the status a handler chose for its Error reply, or 0.
+func pluginStatus(err error) int {
+	var pf *pluginFailure
+	if errors.As(err, &pf) {
+		return pf.status
+	}
+	return 0
+}

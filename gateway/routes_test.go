@@ -1,0 +1,234 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+func TestSetFunctionRoutes(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	hello := e.serve("hello", protocol.PhaseRequestFilter, func(c *call) answer {
+		v, _ := protocol.Lookup(c.Inv.Config, "who")
+		return end(body("hello " + v))
+	})
+	logs := e.serve("hello", protocol.PhaseLogging, func(c *call) answer { return next() })
+	e.serve("other", protocol.PhaseRequestFilter, func(c *call) answer { return end(body("other")) })
+	gw, srv := e.gateway(yamlMessaging("") + `
+routes:
+  - {path: /static, upstream: "` + up.URL + `"}
+`)
+	wantStatus(t, get(t, srv.URL+"/hello"), 404)
+
+	err := gw.SetFunctionRoutes([]gateway.FunctionRoute{
+		{Path: "/hello", Function: "hello", Phases: protocol.PhaseSetOf(protocol.PhaseRequestFilter, protocol.PhaseLogging),
+			Config: map[string]string{"who": "world"}, Timeout: time.Second},
+		{Path: "/static", Function: "other"}, // the configured route wins
+		{Path: "/bad", Function: "Not-A-Name"},
+	})
+	if err == nil || !strings.Contains(err.Error(), "Not-A-Name") {
+		t.Fatalf("SetFunctionRoutes error %v: want the invalid entry reported", err)
+	}
+	// At once, no polling: the table was swapped before SetFunctionRoutes returned.
+	r := get(t, srv.URL+"/hello")
+	wantStatus(t, r, 200)
+	if r.Body != "hello world" {
+		t.Fatalf("body %q", r.Body)
+	}
+	if s := get(t, srv.URL+"/static"); s.Header.Get("X-Upstream") != "yes" {
+		t.Fatalf("/static answered by %q, want the configured upstream", s.Body)
+	}
+	if !strings.Contains(e.log.String(), "configured route wins") {
+		t.Fatal("conflict not logged")
+	}
+	eventually(t, wantCount(logs, 1)) // the function's logging phase runs too
+
+	if err := gw.SetFunctionRoutes(nil); err != nil {
+		t.Fatal(err)
+	}
+	r = get(t, srv.URL+"/hello")
+	wantStatus(t, r, 404)
+	if p := r.problem(t); p.Type != gateway.ProblemNotFound {
+		t.Fatalf("problem %+v", p)
+	}
+	if hello.count() != 1 {
+		t.Fatalf("hello calls %d", hello.count())
+	}
+	wantStatus(t, get(t, srv.URL+"/static"), 200)
+}
+
+func TestFunctionRouteWithoutNodeIs503(t *testing.T) {
+	e := newEnv(t)
+	gw, srv := e.gateway(yamlMessaging(""))
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{{Path: "/gone", Function: "gone"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := get(t, srv.URL+"/gone")
+	wantStatus(t, r, 503)
+	if p := r.problem(t); p.Type != gateway.ProblemNoResponder {
+		t.Fatalf("problem %+v", p)
+	}
+}
+
+func TestFunctionRoutesWithoutMessagingConfig(t *testing.T) {
+	// No YAML at all: the implicit messaging config uses nylon.{env}.
+	e := newEnv(t)
+	e.serve("hi", protocol.PhaseRequestFilter, func(c *call) answer { return end(body("hi")) })
+	gw, srv := e.gateway("")
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{{Path: "/hi/*", Function: "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(t, srv.URL+"/hi/there"); r.Body != "hi" {
+		t.Fatalf("response %d %q", r.Status, r.Body)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	n := e.serve("inspect", protocol.PhaseRequestFilter, func(c *call) answer { return next() })
+	_, srv := e.gateway(yamlMessaging("") + `
+plugins:
+  - {name: inspect, messaging: nats, per_phase: {request_filter: {}}}
+routes:
+  - {path: /buffered, upstream: "` + up.URL + `", plugins: [inspect], max_body_bytes: 16}
+  - {path: /streamed, upstream: "` + up.URL + `", max_body_bytes: 16}
+`)
+	wantStatus(t, do(t, http.MethodPost, srv.URL+"/buffered", strings.Repeat("a", 16)), 200)
+	r := do(t, http.MethodPost, srv.URL+"/buffered", strings.Repeat("a", 17))
+	wantStatus(t, r, 413)
+	if p := r.problem(t); p.Type != gateway.ProblemTooLarge {
+		t.Fatalf("problem %+v", p)
+	}
+	if n.count() != 1 {
+		t.Fatalf("plugin calls %d: the oversized body must not be sent", n.count())
+	}
+	// Chunked (no Content-Length), so the limit is found while streaming.
+	for _, size := range []int{16, 17, 100_000} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/streamed", io.MultiReader(strings.NewReader(strings.Repeat("b", size))))
+		req.ContentLength = -1
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := 200
+		if size > 16 {
+			want = 413
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("streamed body of %d bytes: status %d, want %d", size, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestMethodsAndStripPrefix(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	_, srv := e.gateway(yamlMessaging("") + `
+routes:
+  - {path: /v1/*, upstream: "` + up.URL + `", methods: [get], strip_prefix: /v1}
+`)
+	r := get(t, srv.URL+"/v1/users/1")
+	wantStatus(t, r, 200)
+	if p := up.last.Load().URL.Path; p != "/users/1" {
+		t.Fatalf("upstream path %q, want /users/1", p)
+	}
+	r = do(t, http.MethodPost, srv.URL+"/v1/users/1", "x")
+	wantStatus(t, r, 405)
+	if p := r.problem(t); p.Type != gateway.ProblemMethodNotAllowed {
+		t.Fatalf("problem %+v", p)
+	}
+}
+
+func TestUpstreamDown(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	url := up.URL
+	up.Close()
+	_, srv := e.gateway(yamlMessaging("") + `
+routes:
+  - {path: /down, upstream: "` + url + `"}
+`)
+	r := get(t, srv.URL+"/down")
+	wantStatus(t, r, 502)
+	if p := r.problem(t); p.Type != gateway.ProblemUpstream || strings.Contains(r.Body, "refused") {
+		t.Fatalf("problem %+v", p)
+	}
+}
+
+func TestWebSocketRoutesGoToTheEdge(t *testing.T) {
+	e := newEnv(t)
+	var seen gateway.RouteInfo
+	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, _ = gateway.RouteOf(r.Context())
+		w.WriteHeader(http.StatusTeapot) // stands in for the upgrade
+	})
+	n := e.serve("chat", protocol.PhaseRequestFilter, func(c *call) answer { return end(body("plain http")) })
+	_, srv := e.gateway(yamlMessaging("")+`
+routes:
+  - {path: "/chat/{room}", function: chat, websocket: true, config: {k: v}}
+`, gateway.WithWebSocket(ws))
+	r := get(t, srv.URL+"/chat/lobby", "Connection", "Upgrade", "Upgrade", "websocket")
+	wantStatus(t, r, http.StatusTeapot)
+	if seen.Function != "chat" || seen.Params["room"] != "lobby" || seen.Config["k"] != "v" || seen.Pattern != "/chat/{room}" {
+		t.Fatalf("route info %+v", seen)
+	}
+	if r := get(t, srv.URL+"/chat/lobby"); r.Body != "plain http" || n.count() != 1 {
+		t.Fatalf("plain request: %d %q", r.Status, r.Body)
+	}
+}
+
+func TestWebSocketUpgradeThroughGateway(t *testing.T) {
+	e := newEnv(t)
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			t.Errorf("accept through the gateway's writer: %v", err)
+			return
+		}
+		defer c.CloseNow()
+		ri, _ := gateway.RouteOf(r.Context())
+		typ, msg, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		_ = c.Write(r.Context(), typ, []byte(ri.Function+":"+string(msg)))
+		_ = c.Close(websocket.StatusNormalClosure, "")
+	})
+	_, srv := e.gateway(yamlMessaging("")+`
+routes:
+  - {path: /ws, function: chat, websocket: true}
+`, gateway.WithWebSocket(echo))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := c.Read(ctx)
+	if err != nil || string(msg) != "chat:hi" {
+		t.Fatalf("echo %q, %v", msg, err)
+	}
+	_ = c.Close(websocket.StatusNormalClosure, "")
+	// The request ends with the connection; then it is counted as a 101.
+	eventually(t, func() error {
+		if v := metric(t, e.reg, "nylon_http_requests_total", map[string]string{"route": "/ws", "code": "101"}); v != 1 {
+			return fmt.Errorf("requests_total{code=101} = %v", v)
+		}
+		return nil
+	})
+}

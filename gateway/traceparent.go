@@ -1,0 +1,74 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+)
+
+// W3C Trace Context: "00-{trace-id:32 hex}-{parent-id:16 hex}-{flags:2 hex}".
+const (
+	traceparentLen    = 55
+	headerTraceparent = "traceparent"
+)
+
+// nextTraceparent continues the trace of an incoming traceparent header with
+// a new span id for this hop, or starts a fresh sampled trace when the
+// header is absent or malformed (per the spec, a malformed header is
+// ignored, not repaired).
+func nextTraceparent(in string) string {
+	var b [traceparentLen]byte
+	var rnd [24]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails on supported platforms
+	if validTraceparent(in) {
+		copy(b[:], "00-")
+		copy(b[3:35], in[3:35])
+		b[35] = '-'
+		hex.Encode(b[36:52], rnd[16:24])
+		b[52] = '-'
+		copy(b[53:55], in[53:55])
+		return string(b[:])
+	}
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], rnd[:16])
+	b[35] = '-'
+	hex.Encode(b[36:52], rnd[16:24])
+	copy(b[52:], "-01")
+	return string(b[:])
+}
+
+// validTraceparent checks the version-00 layout (and the prefix of a future
+// version's), lowercase hex, and non-zero trace and parent ids.
+func validTraceparent(s string) bool {
+	if len(s) < traceparentLen {
+		return false
+	}
+	if len(s) > traceparentLen && (s[:2] == "00" || s[traceparentLen] != '-') {
+		return false
+	}
+	if s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	if !lowerHex(s[0:2]) || s[0:2] == "ff" || !lowerHex(s[3:35]) || !lowerHex(s[36:52]) || !lowerHex(s[53:55]) {
+		return false
+	}
+	return !allZero(s[3:35]) && !allZero(s[36:52])
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func allZero(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '0' {
+			return false
+		}
+	}
+	return true
+}

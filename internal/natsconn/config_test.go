@@ -1,0 +1,115 @@
+package natsconn
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	embedded := func(mut func(*Config)) Config {
+		c := Config{Env: "dev", Embedded: Embedded{DataDir: "/tmp/x"}}
+		if mut != nil {
+			mut(&c)
+		}
+		return c
+	}
+	external := func(mut func(*Config)) Config {
+		c := Config{Env: "dev", URLs: []string{"nats://127.0.0.1:4222"}}
+		if mut != nil {
+			mut(&c)
+		}
+		return c
+	}
+	secure := func(mut func(*Config)) Config {
+		return external(func(c *Config) {
+			c.Env = "prod"
+			c.URLs = []string{"tls://nats.example:4222"}
+			c.CredsFile = "/etc/nylon/user.creds"
+			if mut != nil {
+				mut(c)
+			}
+		})
+	}
+	tests := []struct {
+		name     string
+		cfg      Config
+		field    string // substring the error must carry; "" = valid
+		insecure bool
+	}{
+		{"embedded defaults", embedded(nil), "", false},
+		{"embedded random port", embedded(func(c *Config) { c.Embedded.Listen = "127.0.0.1:-1" }), "", false},
+		{"embedded port 0", embedded(func(c *Config) { c.Embedded.Listen = "localhost:0" }), "", false},
+		{"embedded any interface in dev", embedded(func(c *Config) { c.Embedded.Listen = "0.0.0.0:4222" }), "", false},
+		{"embedded loopback in prod", embedded(func(c *Config) { c.Env = "prod"; c.Embedded.Listen = "[::1]:4222" }), "", false},
+		{"embedded public in prod", embedded(func(c *Config) { c.Env = "prod"; c.Embedded.Listen = "0.0.0.0:4222" }), "embedded.listen", true},
+		{"embedded empty host in prod", embedded(func(c *Config) { c.Env = "prod"; c.Embedded.Listen = ":4222" }), "embedded.listen", true},
+		{"embedded bad listen", embedded(func(c *Config) { c.Embedded.Listen = "4222" }), "embedded.listen", false},
+		{"embedded bad port", embedded(func(c *Config) { c.Embedded.Listen = "127.0.0.1:http" }), "embedded.listen", false},
+		{"embedded port too big", embedded(func(c *Config) { c.Embedded.Listen = "127.0.0.1:70000" }), "embedded.listen", false},
+		{"embedded no data dir", embedded(func(c *Config) { c.Embedded.DataDir = "" }), "embedded.data_dir", false},
+		{"embedded max payload", embedded(func(c *Config) { c.Embedded.MaxPayload = 128 << 20 }), "embedded.max_payload", false},
+		{"embedded with token", embedded(func(c *Config) { c.Token = "s3cret" }), "token", false},
+		{"embedded with ca", embedded(func(c *Config) { c.TLS.CAFile = "ca.pem" }), "tls.ca_file", false},
+		{"no env", embedded(func(c *Config) { c.Env = "" }), "env", false},
+		{"env with dot", embedded(func(c *Config) { c.Env = "a.b" }), "env", false},
+		{"negative wait", embedded(func(c *Config) { c.ReconnectWait = -1 }), "reconnect_wait", false},
+		{"negative jitter", embedded(func(c *Config) { c.ReconnectJitter = -1 }), "reconnect_jitter", false},
+		{"external plain dev", external(nil), "", false},
+		{"external bare host", external(func(c *Config) { c.URLs = []string{"127.0.0.1:4222", " nats://b:4222 "} }), "", false},
+		{"external bad scheme", external(func(c *Config) { c.URLs = []string{"http://a:4222"} }), "urls[0]", false},
+		{"external empty url", external(func(c *Config) { c.URLs = []string{"nats://a:1", ""} }), "urls[1]", false},
+		{"external no host", external(func(c *Config) { c.URLs = []string{"nats://:4222"} }), "urls[0]", false},
+		{"cert without key", external(func(c *Config) { c.TLS.CertFile = "c.pem" }), "tls", false},
+		{"nkey and creds", external(func(c *Config) { c.NKeySeedFile = "a"; c.CredsFile = "b" }), "nkey_seed_file", false},
+		{"password without user", external(func(c *Config) { c.Password = "p" }), "password", false},
+		{"token and user", external(func(c *Config) { c.Token = "t"; c.User = "u" }), "token", false},
+		{"prod secure creds", secure(nil), "", false},
+		{"prod ca and nkey", secure(func(c *Config) {
+			c.URLs = []string{"nats://a:4222"}
+			c.TLS.CAFile = "ca.pem"
+			c.CredsFile = ""
+			c.NKeySeedFile = "user.nk"
+		}), "", false},
+		{"prod plaintext", secure(func(c *Config) { c.URLs = []string{"nats://a:4222"} }), "tls", true},
+		{"prod mixed schemes", secure(func(c *Config) { c.URLs = []string{"tls://a:4222", "nats://b:4222"} }), "tls", true},
+		{"prod no creds", secure(func(c *Config) { c.CredsFile = "" }), "credentials", true},
+		{"prod token only", secure(func(c *Config) { c.CredsFile = ""; c.Token = "t" }), "credentials", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.field == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("Validate() = %v, want ErrInvalidConfig", err)
+			}
+			if !strings.Contains(err.Error(), tt.field) {
+				t.Errorf("Validate() = %q, want it to name %q", err, tt.field)
+			}
+			if got := errors.Is(err, ErrInsecure); got != tt.insecure {
+				t.Errorf("errors.Is(%v, ErrInsecure) = %v, want %v", err, got, tt.insecure)
+			}
+		})
+	}
+}
+
+func TestValidateDoesNotLeakPassword(t *testing.T) {
+	c := Config{Env: "dev", URLs: []string{"http://user:hunter2@a:4222"}}
+	err := c.Validate()
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("Validate() = %v, want an error without the password", err)
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	got := redactURLs([]string{"nats://tok@a:4222", "tls://u:p@b:4222", "c:4222"})
+	want := "nats://xxxxx@a:4222,tls://xxxxx@b:4222,nats://c:4222"
+	if got != want {
+		t.Fatalf("redactURLs = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,54 @@
+package natsconn_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/nylon-functions/nylon/internal/natsconn"
+)
+
+// Start an embedded server with JetStream on a random loopback port and use it.
+func ExampleConnect() {
+	dir, err := os.MkdirTemp("", "natsconn-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	ctx := context.Background()
+	c, err := natsconn.Connect(ctx, natsconn.Config{
+		Env:      "dev",
+		Embedded: natsconn.Embedded{Listen: "127.0.0.1:-1", DataDir: dir},
+	}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(ctx)
+
+	sub, _ := c.NC.Subscribe("greet", func(m *nats.Msg) { _ = m.Respond([]byte("hello " + string(m.Data))) })
+	defer sub.Unsubscribe()
+	reply, err := c.NC.Request("greet", []byte("nylon"), time.Second)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(reply.Data))
+	fmt.Println("embedded:", c.Embedded(), "jetstream:", c.Health().JetStream)
+	// Output:
+	// hello nylon
+	// embedded: true jetstream: true
+}
+
+// Outside "dev", plaintext or anonymous NATS is refused before dialing.
+func ExampleConfig_Validate() {
+	cfg := natsconn.Config{Env: "prod", URLs: []string{"nats://nats.internal:4222"}}
+	fmt.Println(cfg.Validate())
+	// Output:
+	// invalid nats config: insecure nats config: tls: env "prod" requires TLS to NATS (tls:// urls or a CA file)
+}

@@ -1,0 +1,78 @@
+package protocol
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidateName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"a", true},
+		{"0", true},
+		{"auth", true},
+		{"my-func_2", true},
+		{"9lives", true},
+		{strings.Repeat("a", MaxNameLen), true},
+		{"wss", true},
+		{"dlqx", true},
+		{"", false},
+		{strings.Repeat("a", MaxNameLen+1), false},
+		{"-lead", false},
+		{"_lead", false},
+		{"Upper", false},
+		{"has.dot", false},
+		{"has space", false},
+		{"star*", false},
+		{"gt>", false},
+		{"ünï", false},
+		{"ws", false},
+		{"dlq", false},
+	} {
+		err := ValidateName(tc.name)
+		if tc.ok && err != nil {
+			t.Errorf("ValidateName(%q) = %v", tc.name, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ValidateName(%q) = %v, want ErrInvalidName", tc.name, err)
+		}
+	}
+	// Long names are truncated in the message.
+	err := ValidateName(strings.Repeat("b", 100))
+	if err == nil || strings.Contains(err.Error(), strings.Repeat("b", 21)) {
+		t.Errorf("long-name error not truncated: %v", err)
+	}
+}
+
+func TestValidateRoom(t *testing.T) {
+	for _, tc := range []struct {
+		room string
+		ok   bool
+	}{
+		{"lobby", true},
+		{"Room-1_A:b", true},
+		{"~!@#$%^&()", true},
+		{strings.Repeat("r", 128), true},
+		{"", false},
+		{strings.Repeat("r", 129), false},
+		{"a.b", false},
+		{"a*", false},
+		{"a>", false},
+		{"a b", false},
+		{"tab\t", false},
+		{"del\x7f", false},
+		{"nul\x00", false},
+		{"é", false},
+	} {
+		err := ValidateRoom(tc.room)
+		if tc.ok && err != nil {
+			t.Errorf("ValidateRoom(%q) = %v", tc.room, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ValidateRoom(%q) = %v, want ErrInvalidName", tc.room, err)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Module returns the module bytes of rec after checking that they hash to
+// rec.SHA256 and have rec.Size; otherwise the error wraps ErrCorruptModule
+// and the bytes must not be loaded. A missing object is ErrNotFound.
+func (r *Registry) Module(ctx context.Context, rec Record) ([]byte, error) {
+	what := fmt.Sprintf("function[%s] version %d: module[%s]", rec.Name, rec.Version, truncate(rec.SHA256, 64))
+	if !validSHA256(rec.SHA256) {
+		return nil, fmt.Errorf("%s: %w: not a lowercase hex sha256", what, ErrCorruptModule)
+	}
+	data, err := r.obs.GetBytes(ctx, rec.SHA256)
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		return nil, fmt.Errorf("%s: %w: %w", what, ErrNotFound, err)
+	case errors.Is(err, jetstream.ErrDigestMismatch):
+		return nil, fmt.Errorf("%s: %w: %w", what, ErrCorruptModule, err)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if int64(len(data)) != rec.Size {
+		return nil, fmt.Errorf("%s: %w: %d bytes stored, record says %d", what, ErrCorruptModule, len(data), rec.Size)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != rec.SHA256 {
+		return nil, fmt.Errorf("%s: %w: stored bytes hash to %s", what, ErrCorruptModule, got)
+	}
+	return data, nil
+}
+
+// ensureModule makes sure the object named sha holds module, uploading it
+// unless an object with that name, size and Object Store digest is present.
+// The digest in the object's metadata is the uploader's claim; Module checks
+// the real bytes when they are loaded.
+func (r *Registry) ensureModule(ctx context.Context, sha string, module []byte) error {
+	info, err := r.obs.GetInfo(ctx, sha)
+	switch {
+	case err == nil && info.Size == uint64(len(module)) && info.Digest == objectDigest(module):
+		return nil
+	case err != nil && !errors.Is(err, jetstream.ErrObjectNotFound):
+		return fmt.Errorf("module[%s]: %w", sha, err)
+	}
+	if _, err := r.obs.PutBytes(ctx, sha, module); err != nil {
+		return fmt.Errorf("module[%s]: store %d bytes: %w", sha, len(module), err)
+	}
+	return nil
+}
+
+// objectDigest renders a digest the way the Object Store records it.
+func objectDigest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:])
+}
+
+func validSHA256(s string) bool {
+	if len(s) != sha256.Size*2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,106 @@
+package registry_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/nylon-functions/nylon/registry"
+)
+
+func TestWatchInitialStateThenChangesInOrder(t *testing.T) {
+	reg, _ := newRegistry(t)
+	ctx := t.Context()
+	deploy(t, reg, spec("a"), wasm("a1"))
+	deploy(t, reg, spec("b"), wasm("b1"))
+	deploy(t, reg, spec("c"), wasm("c1"))
+	if err := reg.Delete(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+
+	w, err := reg.Watch(ctx)
+	if err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	defer w.Stop()
+
+	describe := func(ev registry.Event) string {
+		switch ev.Type {
+		case registry.EventPut:
+			if !ev.Record.Active || ev.Record.Name != ev.Name {
+				t.Errorf("put event record = %+v", ev.Record)
+			}
+			return fmt.Sprintf("put %s v%d", ev.Name, ev.Record.Version)
+		case registry.EventDelete:
+			return "delete " + ev.Name
+		}
+		return ev.Type.String()
+	}
+	var lastRev uint64
+	expect := func(want ...string) {
+		t.Helper()
+		for _, w1 := range want {
+			ev := nextEvent(t, w)
+			if got := describe(ev); got != w1 {
+				t.Fatalf("event = %q, want %q", got, w1)
+			}
+			if ev.Type != registry.EventReady {
+				if ev.Revision <= lastRev {
+					t.Fatalf("revision %d after %d: out of order", ev.Revision, lastRev)
+				}
+				lastRev = ev.Revision
+			}
+		}
+	}
+
+	// c was deleted before the watch began: not part of the current state.
+	expect("put a v1", "put b v1", "ready")
+
+	deploy(t, reg, spec("a"), wasm("a2"))
+	expect("put a v2")
+	deploy(t, reg, spec("b"), wasm("b2"))
+	expect("put b v2")
+	if _, err := reg.Rollback(ctx, "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	expect("put a v1")
+	if err := reg.Delete(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	expect("delete b")
+	deploy(t, reg, spec("c"), wasm("c2"))
+	expect("put c v2")
+
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Stop(); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	for ev := range w.Updates() {
+		t.Fatalf("event after stop: %+v", ev)
+	}
+}
+
+func TestWatchEmptyAndCancel(t *testing.T) {
+	reg, _ := newRegistry(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	w, err := reg.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, w); ev.Type != registry.EventReady {
+		t.Fatalf("first event on an empty registry = %v, want ready", ev.Type)
+	}
+	deploy(t, reg, spec("late"), wasm("late"))
+	if ev := nextEvent(t, w); ev.Type != registry.EventPut || ev.Name != "late" {
+		t.Fatalf("event = %+v, want put late", ev)
+	}
+	cancel()
+	for range w.Updates() {
+	}
+	// Closed: the range above ended. Stop after the context ended is fine.
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}

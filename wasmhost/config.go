@@ -1,0 +1,178 @@
+package wasmhost
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Limits bound what one function may use. A zero field means "the host's
+// default" (Config.WithDefaultLimits, else DefaultLimits).
+type Limits struct {
+	// Timeout caps one nylon_handle call. Default 1s.
+	Timeout time.Duration
+	// MemoryMB caps each instance's linear memory, in MiB (1..4096).
+	// Default 128.
+	MemoryMB uint32
+	// MaxWorkers caps the instances, hence the concurrent calls, of the
+	// function on this host. Default GOMAXPROCS.
+	MaxWorkers int
+	// MaxInput caps the size of an invocation (the sum of its strings and
+	// bodies plus a small overhead per header and pair). Default 1 MiB.
+	MaxInput int
+	// MaxOutput caps the bytes a call may write (op keys and values, 16
+	// bytes per op, and the error text). Default 1 MiB.
+	MaxOutput int
+}
+
+// Built-in defaults.
+const (
+	DefaultTimeout   = time.Second
+	DefaultMemoryMB  = 128
+	DefaultMaxInput  = 1 << 20
+	DefaultMaxOutput = 1 << 20
+
+	// MaxMemoryMB is all a 32-bit wasm memory can address.
+	MaxMemoryMB = 4096
+	// maxWorkersLimit bounds MaxWorkers to something a node can hold.
+	maxWorkersLimit = 1 << 16
+)
+
+// DefaultLimits returns the built-in defaults: 1s, 128 MiB, GOMAXPROCS
+// workers, 1 MiB in and out.
+func DefaultLimits() Limits {
+	return Limits{
+		Timeout:    DefaultTimeout,
+		MemoryMB:   DefaultMemoryMB,
+		MaxWorkers: runtime.GOMAXPROCS(0),
+		MaxInput:   DefaultMaxInput,
+		MaxOutput:  DefaultMaxOutput,
+	}
+}
+
+// Or returns l with every zero field taken from d.
+func (l Limits) Or(d Limits) Limits {
+	if l.Timeout == 0 {
+		l.Timeout = d.Timeout
+	}
+	if l.MemoryMB == 0 {
+		l.MemoryMB = d.MemoryMB
+	}
+	if l.MaxWorkers == 0 {
+		l.MaxWorkers = d.MaxWorkers
+	}
+	if l.MaxInput == 0 {
+		l.MaxInput = d.MaxInput
+	}
+	if l.MaxOutput == 0 {
+		l.MaxOutput = d.MaxOutput
+	}
+	return l
+}
+
+// Validate reports the first field out of range, wrapping ErrInvalidConfig.
+// Zero fields are valid (they mean "default").
+func (l Limits) Validate() error {
+	switch {
+	case l.Timeout < 0:
+		return fmt.Errorf("%w: limits.timeout %v is negative", ErrInvalidConfig, l.Timeout)
+	case l.MemoryMB > MaxMemoryMB:
+		return fmt.Errorf("%w: limits.memory %d MiB is over the wasm32 maximum of %d MiB", ErrInvalidConfig, l.MemoryMB, MaxMemoryMB)
+	case l.MaxWorkers < 0 || l.MaxWorkers > maxWorkersLimit:
+		return fmt.Errorf("%w: limits.max_workers %d is outside 1..%d", ErrInvalidConfig, l.MaxWorkers, maxWorkersLimit)
+	case l.MaxInput < 0:
+		return fmt.Errorf("%w: limits.max_input %d is negative", ErrInvalidConfig, l.MaxInput)
+	case l.MaxOutput < 0:
+		return fmt.Errorf("%w: limits.max_output %d is negative", ErrInvalidConfig, l.MaxOutput)
+	}
+	return nil
+}
+
+// Config configures a Host. The zero value is ready to use; each With*
+// method returns a modified copy, so a shared base Config is safe to derive
+// from concurrently. Values are checked once, by New.
+//
+//	cfg := wasmhost.Config{}.
+//		WithCompilationCacheDir("data/wazero").
+//		WithLogger(logger).
+//		WithDefaultLimits(wasmhost.Limits{Timeout: 500 * time.Millisecond})
+//	host, err := wasmhost.New(ctx, cfg)
+type Config struct {
+	cacheDir    string
+	logger      *slog.Logger
+	limits      Limits
+	logRate     float64
+	logBurst    int
+	logRateSet  bool
+	initTimeout time.Duration
+}
+
+// WithCompilationCacheDir keeps compiled machine code in dir (created if
+// missing), so a restarted node loads its modules without compiling them
+// again. Default: no on-disk cache.
+func (c Config) WithCompilationCacheDir(dir string) Config {
+	c.cacheDir = dir
+	return c
+}
+
+// WithLogger sets where the host logs, including every guest's log records
+// and output lines (with attribute function=name). Default slog.Default().
+func (c Config) WithLogger(l *slog.Logger) Config {
+	c.logger = l
+	return c
+}
+
+// WithDefaultLimits sets the limits applied where a Compile call leaves a
+// field zero. Its own zero fields fall back to DefaultLimits.
+func (c Config) WithDefaultLimits(l Limits) Config {
+	c.limits = l
+	return c
+}
+
+// WithGuestLogRate limits the log records and output lines of each function
+// (all its instances together) to perSecond on average, burst at once. The
+// excess is dropped and counted in a warning. Default 50 per second, burst
+// 100. perSecond 0 silences guests.
+func (c Config) WithGuestLogRate(perSecond float64, burst int) Config {
+	c.logRate, c.logBurst, c.logRateSet = perSecond, burst, true
+	return c
+}
+
+// WithInitTimeout caps an instance's start-up (_initialize and, on Compile
+// and Validate, nylon_phases). Default 10s.
+func (c Config) WithInitTimeout(d time.Duration) Config {
+	c.initTimeout = d
+	return c
+}
+
+// Defaults of the guest log limiter and start-up.
+const (
+	DefaultGuestLogRate  = 50
+	DefaultGuestLogBurst = 100
+	DefaultInitTimeout   = 10 * time.Second
+)
+
+// resolved returns c with defaults filled in, or the first invalid setting.
+func (c Config) resolved() (Config, error) {
+	if err := c.limits.Validate(); err != nil {
+		return c, err
+	}
+	c.limits = c.limits.Or(DefaultLimits())
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if !c.logRateSet {
+		c.logRate, c.logBurst = DefaultGuestLogRate, DefaultGuestLogBurst
+	}
+	if c.logRate < 0 || c.logBurst < 0 {
+		return c, fmt.Errorf("%w: guest_log_rate %v/s burst %d is negative", ErrInvalidConfig, c.logRate, c.logBurst)
+	}
+	if c.initTimeout < 0 {
+		return c, fmt.Errorf("%w: init_timeout %v is negative", ErrInvalidConfig, c.initTimeout)
+	}
+	if c.initTimeout == 0 {
+		c.initTimeout = DefaultInitTimeout
+	}
+	return c, nil
+}

@@ -1,0 +1,53 @@
+// Package wasmhost runs function handlers compiled to WebAssembly: it
+// validates uploads against guest ABI v1, compiles them with wazero (with an
+// optional on-disk compilation cache), keeps a bounded pool of initialised
+// instances per function, and calls nylon_handle under a timeout and a
+// memory limit, answering the guest's reads from a protocol.Invocation and
+// collecting its writes as protocol.Ops.
+//
+// It imports protocol and wazero; the platform node imports it. The ABI glue
+// (the "nylon" host functions) lives in wasmhost/internal/abi.
+//
+// # Guest ABI v1
+//
+// A guest is a WASI reactor (GOOS=wasip1 GOARCH=wasm go build
+// -buildmode=c-shared) exporting memory, nylon_abi_v1(), nylon_phases() ->
+// i32 and nylon_handle(phase, event i32) -> i32, importing only from
+// "nylon" (read, write, log) and "wasi_snapshot_preview1". See DESIGN.md
+// "Guest ABI v1" and the protocol package for method numbers.
+//
+// # Isolation
+//
+//   - Each instance serves one call at a time and is reused for many;
+//     instantiation (a few ms for a Go guest) happens only when the pool
+//     grows or replaces an instance.
+//   - A call is stopped at Limits.Timeout (wazero closes the instance when
+//     the call's context ends), memory growth past Limits.MemoryMB fails,
+//     and every pointer the guest passes is bounds-checked.
+//   - An instance that trapped, timed out, hit its memory limit or was
+//     cancelled is discarded; the next call gets a fresh one.
+//   - No filesystem, environment, arguments or network; real clocks and
+//     crypto random. Guest log records and stdout/stderr lines go to the
+//     host's slog logger with function=<name>, rate-limited per function.
+//
+// # Example
+//
+//	host, err := wasmhost.New(ctx, wasmhost.Config{}.
+//		WithCompilationCacheDir("data/wazero").
+//		WithLogger(logger))
+//	if err != nil { ... }
+//	defer host.Close(ctx)
+//
+//	mod, err := host.Compile(ctx, "auth", wasm, wasmhost.Limits{Timeout: time.Second, MaxWorkers: 8})
+//	if err != nil { ... } // errors.Is(err, wasmhost.ErrABI), ErrNotWasm, ErrCompile...
+//
+//	res, err := mod.Call(ctx, protocol.PhaseRequestFilter, 0, &inv, reqID)
+//	switch {
+//	case errors.Is(err, wasmhost.ErrTimeout), errors.Is(err, wasmhost.ErrPoolExhausted):
+//		// overloaded or slow handler
+//	case err != nil:
+//		// *TrapError, ErrMemoryLimit, ...
+//	default:
+//		// res.Action, res.Ops, res.Error
+//	}
+package wasmhost

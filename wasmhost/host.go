@@ -1,0 +1,208 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/nylon-functions/nylon/wasmhost/internal/abi"
+)
+
+// Host compiles and runs guest modules. It owns one wazero runtime (with the
+// WASI and "nylon" host modules) shared by every function, and the optional
+// on-disk compilation cache. It is safe for concurrent use.
+//
+// Closing a Host closes every Module it compiled.
+type Host struct {
+	cfg    Config
+	logger *slog.Logger
+	rt     wazero.Runtime
+	cache  wazero.CompilationCache // nil without a cache dir
+	modCfg wazero.ModuleConfig     // the sandbox of every instance
+	wasi   map[string]api.FunctionDefinition
+
+	mu      sync.Mutex
+	closed  bool
+	modules map[*Module]struct{}
+}
+
+// New validates cfg and starts a Host: a wazero runtime that closes a module
+// whose call context is done (so an infinite loop ends at its deadline), with
+// the compilation cache in cfg's directory.
+func New(ctx context.Context, cfg Config) (*Host, error) {
+	cfg, err := cfg.resolved()
+	if err != nil {
+		return nil, fmt.Errorf("wasmhost: %w", err)
+	}
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	var cache wazero.CompilationCache
+	if cfg.cacheDir != "" {
+		cache, err = wazero.NewCompilationCacheWithDir(cfg.cacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasmhost: compilation cache %s: %w", cfg.cacheDir, err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	h := &Host{
+		cfg:     cfg,
+		logger:  cfg.logger,
+		rt:      rt,
+		cache:   cache,
+		modCfg:  baseModuleConfig(),
+		modules: make(map[*Module]struct{}),
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = h.closeRuntime(ctx)
+		return nil, fmt.Errorf("wasmhost: wasi: %w", err)
+	}
+	h.wasi = rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()
+	if err := abi.Register(ctx, rt); err != nil {
+		_ = h.closeRuntime(ctx)
+		return nil, fmt.Errorf("wasmhost: %w", err)
+	}
+	return h, nil
+}
+
+// DefaultLimits returns the limits a Compile call's zero fields take.
+func (h *Host) DefaultLimits() Limits { return h.cfg.limits }
+
+// Validate checks that wasm is a module this host can run: a wasm binary
+// that compiles, follows guest ABI v1 (exports, imports and their
+// signatures), initialises within the default limits and reports a valid
+// phase set. The error wraps ErrNotWasm, ErrCompile, ErrABI, ErrMemoryLimit
+// or ErrTimeout and says what is wrong, e.g.
+//
+//	guest abi v1: import "env"."foo": only "nylon" and "wasi_snapshot_preview1" imports are allowed
+//
+// Validate leaves nothing loaded; Compile validates too, so a node need not
+// call both.
+func (h *Host) Validate(ctx context.Context, wasm []byte) (Info, error) {
+	m, err := h.load(ctx, "", wasm, Limits{})
+	if err != nil {
+		return Info{}, err
+	}
+	info := m.info
+	if err := m.Close(ctx); err != nil {
+		return info, fmt.Errorf("module: close: %w", err)
+	}
+	return info, nil
+}
+
+// Compile validates wasm like Validate and loads it as function name under
+// limits (zero fields take the host's defaults). The returned Module already
+// holds one ready instance; more are created on demand up to
+// limits.MaxWorkers.
+func (h *Host) Compile(ctx context.Context, name string, wasm []byte, limits Limits) (*Module, error) {
+	m, err := h.load(ctx, name, wasm, limits)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		_ = m.Close(ctx)
+		return nil, fmt.Errorf("function[%s]: %w", name, ErrHostClosed)
+	}
+	h.modules[m] = struct{}{}
+	h.mu.Unlock()
+	return m, nil
+}
+
+// load compiles, checks and starts the first instance of a module that is
+// not yet tracked by h. An empty name is Validate's anonymous module.
+func (h *Host) load(ctx context.Context, name string, wasm []byte, limits Limits) (*Module, error) {
+	wrap := func(err error) error {
+		if name == "" {
+			return fmt.Errorf("module: %w", err)
+		}
+		return fmt.Errorf("function[%s]: %w", name, err)
+	}
+	if err := limits.Validate(); err != nil {
+		return nil, wrap(err)
+	}
+	limits = limits.Or(h.cfg.limits)
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return nil, wrap(ErrHostClosed)
+	}
+	if err := checkHeader(wasm); err != nil {
+		return nil, wrap(err)
+	}
+	cm, err := h.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, wrap(fmt.Errorf("%w: %w", ErrCompile, err))
+	}
+	if err := checkABI(cm, h.wasi); err != nil {
+		_ = cm.Close(ctx)
+		return nil, wrap(err)
+	}
+	info := Info{Size: len(wasm), MemoryPages: initialPages(cm)}
+	if limitPages := limits.MemoryMB * (1 << 20 / wasmPageBytes); info.MemoryPages > limitPages {
+		_ = cm.Close(ctx)
+		return nil, wrap(fmt.Errorf("%w: initial memory is %d pages (%d MiB), limit %d MiB",
+			ErrMemoryLimit, info.MemoryPages, info.MemoryPages*wasmPageBytes>>20, limits.MemoryMB))
+	}
+	m := newModule(h, name, cm, info, limits)
+	if err := m.start(ctx); err != nil {
+		_ = m.Close(ctx)
+		return nil, wrap(err)
+	}
+	return m, nil
+}
+
+// forget drops a closed module from the host's set.
+func (h *Host) forget(m *Module) {
+	h.mu.Lock()
+	delete(h.modules, m)
+	h.mu.Unlock()
+}
+
+// Close closes every module (waiting for their in-flight calls until ctx is
+// done, then stopping them), the runtime and the compilation cache. It is
+// safe to call more than once.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	mods := make([]*Module, 0, len(h.modules))
+	for m := range h.modules {
+		mods = append(mods, m)
+	}
+	h.mu.Unlock()
+
+	var errs []error
+	for _, m := range mods {
+		if err := m.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := h.closeRuntime(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Host) closeRuntime(ctx context.Context) error {
+	var errs []error
+	if err := h.rt.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("wasmhost: close runtime: %w", err))
+	}
+	if h.cache != nil {
+		if err := h.cache.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("wasmhost: close compilation cache: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,170 @@
+package wasmhost
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/wasmhost/internal/abi"
+)
+
+// maxGuestSleep caps one sleep of a guest (WASI poll_oneoff on a clock). A
+// guest's runtime re-checks its timers after waking, so a longer sleep
+// becomes several; between them the guest runs again, which is where wazero
+// notices a call's deadline. A sleeping guest therefore overruns its timeout
+// by at most this much instead of sleeping on past it.
+const maxGuestSleep = 10 * time.Millisecond
+
+// baseModuleConfig is the sandbox every instance gets: no filesystem,
+// environment or arguments (wazero's defaults), real clocks, crypto-random,
+// and _initialize as the start function of a WASI reactor. Stdout and
+// stderr are set per instance.
+func baseModuleConfig() wazero.ModuleConfig {
+	return wazero.NewModuleConfig().
+		WithName(""). // anonymous: a module can have many instances in one runtime
+		WithStartFunctions(exportInit).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithNanosleep(func(ns int64) {
+			time.Sleep(min(time.Duration(ns), maxGuestSleep))
+		}).
+		WithRandSource(rand.Reader)
+}
+
+// instance is one instantiated guest. The pool hands it to one caller at a
+// time.
+type instance struct {
+	mod    api.Module
+	handle api.Function
+	state  *abi.State
+	mem    *linearMemory
+	stdout *abi.Output
+	stderr *abi.Output
+	stack  [2]uint64 // nylon_handle's params, then its result
+	busy   atomic.Bool
+}
+
+// close frees the instance. wazero's Close is idempotent and safe while a
+// call runs (the call then fails), which Module.Close relies on to stop
+// calls that outlive its context.
+func (inst *instance) close() {
+	inst.stdout.Flush()
+	inst.stderr.Flush()
+	_ = inst.mod.Close(context.Background())
+}
+
+// linearMemory backs an instance's memory and refuses to grow past the
+// function's limit. wazero's own limit (RuntimeConfig.WithMemoryLimitPages)
+// is per runtime; this makes it per function. A refused grow makes
+// memory.grow return -1, which a Go guest turns into a fatal "out of memory"
+// exit; refused records that it happened so the call reports ErrMemoryLimit.
+type linearMemory struct {
+	limit   uint64
+	buf     []byte
+	refused atomic.Bool
+}
+
+var _ experimental.LinearMemory = (*linearMemory)(nil)
+
+// Reallocate implements experimental.LinearMemory.
+func (l *linearMemory) Reallocate(size uint64) []byte {
+	if size > l.limit {
+		l.refused.Store(true)
+		return nil
+	}
+	if size <= uint64(cap(l.buf)) {
+		// Bytes between len and cap were zeroed by make and never exposed
+		// to the guest (memory never shrinks), so they are still zero.
+		l.buf = l.buf[:size]
+		return l.buf
+	}
+	// Grow by a quarter more than asked, like append does for big slices, so
+	// a guest growing page by page does not copy its memory each time.
+	newCap := min(size+size/4, l.limit)
+	buf := make([]byte, size, newCap)
+	copy(buf, l.buf)
+	l.buf = buf
+	return buf
+}
+
+// Free implements experimental.LinearMemory.
+func (l *linearMemory) Free() { l.buf = nil }
+
+// newInstance instantiates the module and runs _initialize, bounded by the
+// host's init timeout.
+func (m *Module) newInstance(ctx context.Context) (inst *instance, err error) {
+	st := abi.NewState(m.name, m.logger, m.limiter)
+	mem := &linearMemory{limit: uint64(m.limits.MemoryMB) << 20}
+	stdout := abi.NewOutput(st, "stdout", slog.LevelInfo)
+	stderr := abi.NewOutput(st, "stderr", slog.LevelWarn)
+	cfg := m.host.modCfg.WithStdout(stdout).WithStderr(stderr)
+
+	ictx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
+		func(_, _ uint64) experimental.LinearMemory { return mem }))
+	ictx = abi.WithState(ictx, st)
+	ictx, cancel := context.WithTimeout(ictx, m.host.cfg.initTimeout)
+	defer cancel()
+	defer func() {
+		// Instantiation runs wazero code on a module an uploader wrote;
+		// whatever goes wrong in there must fail this module, not the node.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: instantiate: %v", ErrABI, r)
+		}
+	}()
+
+	mod, err := m.host.rt.InstantiateModule(ictx, m.compiled, cfg)
+	stdout.Flush()
+	stderr.Flush()
+	if err != nil {
+		return nil, startError(ctx, ictx, mem, m.limits, m.host.cfg.initTimeout, exportInit, err)
+	}
+	handle := mod.ExportedFunction(exportHandle)
+	if handle == nil { // checkABI saw it; kept as a guard, not a panic
+		_ = mod.Close(ctx)
+		return nil, fmt.Errorf("%w: missing export %q", ErrABI, exportHandle)
+	}
+	return &instance{mod: mod, handle: handle, state: st, mem: mem, stdout: stdout, stderr: stderr}, nil
+}
+
+// phases calls nylon_phases on a fresh instance.
+func (m *Module) phases(ctx context.Context, inst *instance) (protocol.PhaseSet, error) {
+	fn := inst.mod.ExportedFunction(exportPhases)
+	if fn == nil {
+		return 0, fmt.Errorf("%w: missing export %q", ErrABI, exportPhases)
+	}
+	cctx, cancel := context.WithTimeout(abi.WithState(ctx, inst.state), m.host.cfg.initTimeout)
+	defer cancel()
+	res, err := fn.Call(cctx)
+	inst.stdout.Flush()
+	inst.stderr.Flush()
+	if err != nil {
+		return 0, startError(ctx, cctx, inst.mem, m.limits, m.host.cfg.initTimeout, exportPhases, err)
+	}
+	set := protocol.PhaseSet(api.DecodeU32(res[0]))
+	if !set.Valid() {
+		return 0, fmt.Errorf("%w: %s returned %#x: want a non-empty mask of bits 1-4 (request_filter..logging) and 5 (WebSocket events)", ErrABI, exportPhases, uint32(set))
+	}
+	return set, nil
+}
+
+// startError classifies a failure of _initialize or nylon_phases.
+func startError(parent, callCtx context.Context, mem *linearMemory, limits Limits, timeout time.Duration, fn string, err error) error {
+	switch {
+	case mem.refused.Load():
+		return fmt.Errorf("%w (%d MiB) in %s: %w", ErrMemoryLimit, limits.MemoryMB, fn, err)
+	case parent.Err() != nil:
+		return fmt.Errorf("%s: %w", fn, context.Cause(parent))
+	case errors.Is(callCtx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: %s did not finish within %v", ErrTimeout, fn, timeout)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrABI, fn, err)
+}

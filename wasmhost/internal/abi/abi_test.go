@@ -1,0 +1,199 @@
+package abi
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+func newTestState(t *testing.T) (*State, *bytes.Buffer) {
+	t.Helper()
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return NewState("fn", logger, NewLimiter(1000, 1000)), &buf
+}
+
+func TestReadCopiesOnlyWhenItFits(t *testing.T) {
+	s, _ := newTestState(t)
+	inv := &protocol.Invocation{Request: protocol.HTTPRequest{Path: "/abc"}}
+	s.Begin(protocol.PhaseRequestFilter, 0, inv, protocol.RequestID{}, 1<<20)
+	buf := []byte("xxxxxx")
+	if n := s.read(protocol.ReadRequestPath, nil, buf[:3]); n != 4 || string(buf) != "xxxxxx" {
+		t.Fatalf("short buffer: n=%d buf=%q", n, buf)
+	}
+	if n := s.read(protocol.ReadRequestPath, nil, buf); n != 4 || string(buf) != "/abcxx" {
+		t.Fatalf("roomy buffer: n=%d buf=%q", n, buf)
+	}
+	s.Reset()
+	if n := s.read(protocol.ReadRequestPath, nil, buf); n != -1 {
+		t.Fatalf("read outside a call = %d, want -1", n)
+	}
+}
+
+// The read path must not allocate: it runs for every value a handler reads.
+func TestReadDoesNotAllocate(t *testing.T) {
+	s, _ := newTestState(t)
+	inv := &protocol.Invocation{
+		Request: protocol.HTTPRequest{
+			Path: "/p", Query: "a=1&b=2",
+			Headers: []protocol.Header{{Name: "Accept", Value: "*/*"}, {Name: "X-Key", Value: "v"}},
+			Body:    []byte("body"), Timestamp: 1,
+		},
+		Config: []protocol.KV{{Key: "k", Value: "v"}},
+	}
+	s.Begin(protocol.PhaseRequestFilter, 0, inv, protocol.NewRequestID(), 1<<20)
+	buf := make([]byte, 256)
+	key := []byte("x-key")
+	allocs := testing.AllocsPerRun(100, func() {
+		s.read(protocol.ReadRequestHeader, key, buf)
+		s.read(protocol.ReadRequestHeaders, nil, buf)
+		s.read(protocol.ReadRequestURL, nil, buf)
+		s.read(protocol.ReadRequestTimestamp, nil, buf)
+		s.read(protocol.ReadRequestID, nil, buf)
+		s.read(protocol.ReadConfig, []byte("k"), buf)
+		s.read(protocol.ReadRequestQueryParam, []byte("b"), buf)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per run of reads, want 0", allocs)
+	}
+}
+
+func TestQueryParam(t *testing.T) {
+	cases := []struct{ query, key, want string }{
+		{"a=1&b=2", "b", "2"},
+		{"a=1&a=2", "a", "1"},
+		{"a", "a", ""},
+		{"&&a=1", "a", "1"},
+		{"q=hello+world", "q", "hello world"},
+		{"k%20ey=v%2F", "k ey", "v/"},
+		{"a=%zz&a=ok", "a", "ok"},
+		{"a=1", "b", "\x00"},
+		{"", "a", "\x00"},
+	}
+	for _, c := range cases {
+		got, ok := queryParam(c.query, []byte(c.key))
+		if !ok {
+			got = "\x00"
+		}
+		if got != c.want {
+			t.Errorf("queryParam(%q, %q) = %q, want %q", c.query, c.key, got, c.want)
+		}
+	}
+}
+
+func TestFinishDoesNotAlias(t *testing.T) {
+	s, _ := newTestState(t)
+	s.Begin(protocol.PhaseRequestFilter, 0, &protocol.Invocation{}, protocol.RequestID{}, 1<<20)
+	s.write(protocol.OpSetResponseHeader, []byte("a"), []byte("1"))
+	s.write(protocol.OpSetResponseHeader, []byte("b"), []byte("2"))
+	ops, _ := s.Finish()
+	s.Reset()
+	s.Begin(protocol.PhaseRequestFilter, 0, &protocol.Invocation{}, protocol.RequestID{}, 1<<20)
+	s.write(protocol.OpSetResponseHeader, []byte("x"), []byte("9"))
+	s.write(protocol.OpSetResponseHeader, []byte("y"), []byte("8"))
+	if ops[0].Key != "a" || string(ops[0].Value) != "1" || ops[1].Key != "b" || string(ops[1].Value) != "2" {
+		t.Fatalf("earlier ops changed: %+v", ops)
+	}
+	// Values are capped: appending to one cannot overwrite the next.
+	_ = append(ops[0].Value, '!')
+	if string(ops[1].Value) != "2" {
+		t.Fatalf("append to op 0 overwrote op 1: %q", ops[1].Value)
+	}
+	if ops, errText := func() ([]protocol.Op, string) {
+		s.Reset()
+		s.Begin(0, 0, nil, protocol.RequestID{}, 10)
+		return s.Finish()
+	}(); ops != nil || errText != "" {
+		t.Fatalf("empty call: %v %q", ops, errText)
+	}
+}
+
+func TestResetDropsBigBuffers(t *testing.T) {
+	s, _ := newTestState(t)
+	s.Begin(protocol.PhaseRequestFilter, 0, &protocol.Invocation{}, protocol.RequestID{}, 1<<30)
+	s.write(protocol.OpSetResponseBody, make([]byte, maxKeptBuffer+1), nil)
+	s.Finish()
+	s.Reset()
+	if s.vals != nil || s.inv != nil {
+		t.Fatal("Reset kept a big value buffer or the invocation")
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	now := time.Unix(0, 0)
+	l := NewLimiter(10, 3)
+	l.now = func() time.Time { return now }
+	l.last = now
+	for i := 0; i < 3; i++ {
+		if ok, _ := l.allow(); !ok {
+			t.Fatalf("burst record %d refused", i)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		if ok, _ := l.allow(); ok {
+			t.Fatal("record past the burst allowed")
+		}
+	}
+	if l.Dropped() != 5 {
+		t.Fatalf("dropped %d, want 5", l.Dropped())
+	}
+	now = now.Add(100 * time.Millisecond) // one token at 10/s
+	if ok, dropped := l.allow(); !ok || dropped != 5 {
+		t.Fatalf("after refill: ok=%v dropped=%d, want true 5", ok, dropped)
+	}
+	if ok, _ := l.allow(); ok {
+		t.Fatal("second record after one token allowed")
+	}
+	now = now.Add(time.Hour) // refills only up to the burst
+	for i := 0; i < 3; i++ {
+		if ok, _ := l.allow(); !ok {
+			t.Fatalf("record %d after a long pause refused", i)
+		}
+	}
+	if ok, _ := l.allow(); ok {
+		t.Fatal("burst exceeded after a long pause")
+	}
+}
+
+func TestOutputLines(t *testing.T) {
+	s, buf := newTestState(t)
+	o := NewOutput(s, "stdout", slog.LevelInfo)
+	o.Write([]byte("one\ntw"))
+	o.Write([]byte("o\n\nthree\n"))
+	o.Write([]byte(strings.Repeat("é", MaxLogLine) + "\n"))
+	o.Flush()
+	var texts []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec struct {
+			Msg, Stream, Text, Function string
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Msg != "guest output" || rec.Stream != "stdout" || rec.Function != "" {
+			t.Fatalf("record %s", line)
+		}
+		texts = append(texts, rec.Text)
+	}
+	// The blank line is skipped.
+	if len(texts) != 4 || texts[0] != "one" || texts[1] != "two" || texts[2] != "three" {
+		t.Fatalf("lines %q", texts)
+	}
+	long := texts[3]
+	if want := strings.Repeat("é", MaxLogLine/2) + "…"; long != want {
+		t.Fatalf("long line: %d bytes, want %d whole runes and an ellipsis", len(long), MaxLogLine/2)
+	}
+}
+
+func TestClipKeepsRunes(t *testing.T) {
+	msg := []byte(strings.Repeat("a", MaxLogLine-1) + "é")
+	got := clip(msg)
+	if got != strings.Repeat("a", MaxLogLine-1)+"…" {
+		t.Fatalf("clip cut inside a rune: %q", got[len(got)-8:])
+	}
+}

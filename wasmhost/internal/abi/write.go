@@ -1,0 +1,189 @@
+package abi
+
+import (
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// Results of write, as the guest sees them.
+const (
+	ResultOK          int32 = 0
+	ResultNotAllowed  int32 = -1 // not allowed in this phase (or outside a call)
+	ResultTooLarge    int32 = -2 // the call's output would exceed MaxOutput
+	ResultBadArgument int32 = -3 // unknown method, bad flags, bad status, room, header...
+)
+
+// FlagBroadcastExclude in the high 16 bits of write's method makes a
+// broadcast skip the sending connection.
+const FlagBroadcastExclude uint32 = 1 << 16
+
+// WebSocket close: RFC 6455 application-usable codes and the reason's limit
+// (a close frame's payload is at most 125 bytes, 2 of them the code).
+const (
+	minCloseCode   = 1000
+	maxCloseCode   = 4999
+	maxCloseReason = 123
+)
+
+// allowed reports whether op code may be written in phase.
+func allowed(code uint32, phase protocol.Phase) bool {
+	switch {
+	case code == protocol.MethodError:
+		return true
+	case protocol.IsResponseOp(code):
+		return phase == protocol.PhaseRequestFilter || phase == protocol.PhaseResponseFilter || phase == protocol.PhaseResponseBodyFilter
+	case protocol.IsRequestHeaderOp(code):
+		return phase == protocol.PhaseRequestFilter
+	case protocol.IsWSOp(code):
+		return phase == protocol.PhaseEvent
+	}
+	return false
+}
+
+// known reports whether code is a write method of ABI v1.
+func known(code uint32) bool {
+	switch code {
+	case protocol.MethodError,
+		protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader, protocol.OpSetResponseStatus,
+		protocol.OpSetResponseBody, protocol.OpSetStreamHeader, protocol.OpSetStreamData, protocol.OpSetStreamEnd,
+		protocol.OpWSSendText, protocol.OpWSSendBinary, protocol.OpWSClose,
+		protocol.OpWSJoinRoom, protocol.OpWSLeaveRoom, protocol.OpWSBroadcastText, protocol.OpWSBroadcastBinary,
+		protocol.OpSetRequestHeader, protocol.OpRemoveRequestHeader:
+		return true
+	}
+	return false
+}
+
+// write validates and records one write of the guest.
+func (s *State) write(method uint32, a, b []byte) int32 {
+	code, flags := method&0xffff, method&^0xffff
+	if !known(code) {
+		return ResultBadArgument
+	}
+	if !allowed(code, s.phase) {
+		return ResultNotAllowed
+	}
+	if flags != 0 && (flags != FlagBroadcastExclude || (code != protocol.OpWSBroadcastText && code != protocol.OpWSBroadcastBinary)) {
+		return ResultBadArgument
+	}
+
+	if code == protocol.MethodError {
+		// The error text replaces any earlier one; only the latest counts.
+		if s.outBytes-len(s.errText)+len(a) > s.maxOutput {
+			return ResultTooLarge
+		}
+		s.outBytes += len(a) - len(s.errText)
+		s.errText = append(s.errText[:0], a...)
+		s.hasErr = true
+		return ResultOK
+	}
+
+	var key, val []byte
+	var num int64
+	switch code {
+	case protocol.OpSetResponseHeader, protocol.OpSetRequestHeader:
+		if !validHeaderName(a) || !validHeaderValue(b) {
+			return ResultBadArgument
+		}
+		key, val = a, b
+	case protocol.OpRemoveResponseHeader, protocol.OpRemoveRequestHeader:
+		if !validHeaderName(a) {
+			return ResultBadArgument
+		}
+		key = a
+	case protocol.OpSetResponseStatus:
+		n, ok := parseDecimal(a, 3)
+		if !ok || n < 100 || n > 999 {
+			return ResultBadArgument
+		}
+		num = n
+	case protocol.OpSetResponseBody, protocol.OpSetStreamHeader, protocol.OpSetStreamData, protocol.OpSetStreamEnd,
+		protocol.OpWSSendText, protocol.OpWSSendBinary:
+		val = a
+	case protocol.OpWSClose:
+		n, ok := parseDecimal(a, 4)
+		if !ok || n < minCloseCode || n > maxCloseCode || len(b) > maxCloseReason {
+			return ResultBadArgument
+		}
+		num, val = n, b
+	case protocol.OpWSJoinRoom, protocol.OpWSLeaveRoom:
+		if protocol.ValidateRoom(string(a)) != nil {
+			return ResultBadArgument
+		}
+		key = a
+	case protocol.OpWSBroadcastText, protocol.OpWSBroadcastBinary:
+		if protocol.ValidateRoom(string(a)) != nil {
+			return ResultBadArgument
+		}
+		key, val = a, b
+		if flags&FlagBroadcastExclude != 0 {
+			num = protocol.BroadcastExcludeSender
+		}
+	}
+
+	size := len(key) + len(val) + OpOverhead
+	if s.outBytes+size > s.maxOutput {
+		return ResultTooLarge
+	}
+	s.outBytes += size
+	s.ops = append(s.ops, opRef{
+		code:   code,
+		num:    num,
+		keyOff: len(s.keys), keyLen: len(key),
+		valOff: len(s.vals), valLen: len(val),
+	})
+	s.keys = append(s.keys, key...)
+	s.vals = append(s.vals, val...)
+	return ResultOK
+}
+
+// parseDecimal parses 1..maxDigits ASCII digits.
+func parseDecimal(b []byte, maxDigits int) (int64, bool) {
+	if len(b) == 0 || len(b) > maxDigits {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// validHeaderName reports whether b is an RFC 9110 token, so a guest cannot
+// smuggle a second header or a response split through a name.
+func validHeaderName(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !isTokenChar(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// validHeaderValue refuses the bytes RFC 9110 forbids in a field value (NUL,
+// CR, LF): anything else, including obs-text, is passed through.
+func validHeaderValue(b []byte) bool {
+	for _, c := range b {
+		if c == 0 || c == '\r' || c == '\n' {
+			return false
+		}
+	}
+	return true
+}

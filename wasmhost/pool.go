@@ -1,0 +1,162 @@
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// pool holds a module's instances: at most max exist, each used by one
+// caller at a time. A token in tokens stands for an instance checked out or
+// being created, so a caller blocks on the channel until one is free; Go
+// channels queue blocked senders in order, so waiters are served first come,
+// first served.
+type pool struct {
+	max    int
+	tokens chan struct{}
+	done   chan struct{} // closed when the pool closes: wakes waiters
+
+	mu     sync.Mutex
+	closed bool
+	idle   []*instance // a stack: the most recently used instance is the warmest
+	live   map[*instance]struct{}
+
+	waiting atomic.Int64
+}
+
+func newPool(max int) *pool {
+	return &pool{
+		max:    max,
+		tokens: make(chan struct{}, max),
+		done:   make(chan struct{}),
+		live:   make(map[*instance]struct{}, max),
+	}
+}
+
+// acquire takes a token, waiting until one is free, ctx is done
+// (ErrPoolExhausted wrapping ctx's error) or the pool closes.
+func (p *pool) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		// Checked first: a call under a dead context would only make wazero
+		// close the instance it was given.
+		return context.Cause(ctx)
+	}
+	select {
+	case p.tokens <- struct{}{}:
+		return nil
+	default:
+	}
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
+	select {
+	case p.tokens <- struct{}{}:
+		return nil
+	case <-p.done:
+		return ErrPoolClosed
+	case <-ctx.Done():
+		return fmt.Errorf("%w: all %d instances busy: %w", ErrPoolExhausted, p.max, context.Cause(ctx))
+	}
+}
+
+func (p *pool) release() { <-p.tokens }
+
+// take pops an idle instance under a token already held. ok is false when
+// there is none (the caller creates one); err is ErrPoolClosed after close.
+func (p *pool) take() (inst *instance, ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, false, ErrPoolClosed
+	}
+	if n := len(p.idle); n > 0 {
+		inst = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		return inst, true, nil
+	}
+	return nil, false, nil
+}
+
+// add registers a new instance created under a token. It fails with
+// ErrPoolClosed if the pool closed meanwhile; the caller then closes inst.
+func (p *pool) add(inst *instance) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrPoolClosed
+	}
+	p.live[inst] = struct{}{}
+	return nil
+}
+
+// put returns inst and its token. An unhealthy instance, or any instance
+// once the pool is closed, is removed and reported as discard = true for the
+// caller to close.
+func (p *pool) put(inst *instance, healthy bool) (discard bool) {
+	p.mu.Lock()
+	if healthy && !p.closed {
+		p.idle = append(p.idle, inst)
+	} else {
+		delete(p.live, inst)
+		discard = true
+	}
+	p.mu.Unlock()
+	p.release()
+	return discard
+}
+
+// close stops handing out instances, waits until ctx is done for the checked
+// out ones to come back, then closes what is left, stopping calls still
+// running. It returns ctx's error if it had to stop calls.
+func (p *pool) close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.done)
+	p.mu.Unlock()
+
+	// Holding every token proves no call is running.
+	var err error
+	for held := 0; held < p.max && err == nil; held++ {
+		select {
+		case p.tokens <- struct{}{}:
+		case <-ctx.Done():
+			err = fmt.Errorf("%w: in-flight calls stopped: %w", ErrPoolClosed, context.Cause(ctx))
+		}
+	}
+
+	p.mu.Lock()
+	idle := p.idle
+	var busy []*instance
+	for inst := range p.live {
+		busy = append(busy, inst)
+	}
+	p.live = map[*instance]struct{}{}
+	p.idle = nil
+	p.mu.Unlock()
+	for _, inst := range idle {
+		inst.close()
+	}
+	for _, inst := range busy {
+		if !inst.busy.Load() {
+			continue // idle, closed above
+		}
+		// Still in a call (only when ctx ended first): closing the wazero
+		// module makes that call fail at its next check. Its caller gets the
+		// instance back as discarded and finishes closing it, so the
+		// instance's output writers are never touched from two goroutines.
+		_ = inst.mod.Close(context.Background())
+	}
+	return err
+}
+
+// counts returns the live and idle instances.
+func (p *pool) counts() (live, idle int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.live), len(p.idle)
+}

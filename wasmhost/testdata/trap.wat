@@ -1,0 +1,13 @@
+;; trap.wasm: nylon_handle traps, to test that a trap fails only its call.
+;; Built by trapModule in wasm_builder_test.go; rebuild with
+;;   go test ./wasmhost -run TestCommittedModules -update
+(module
+  (import "nylon" "read"  (func $read  (param i32 i32 i32 i32 i32) (result i32)))
+  (import "nylon" "write" (func $write (param i32 i32 i32 i32 i32) (result i32)))
+  (import "nylon" "log"   (func $log   (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "nylon_abi_v1"))
+  (func (export "nylon_phases") (result i32) (i32.const 2)) ;; request_filter
+  (func (export "nylon_handle") (param i32 i32) (result i32)
+    (unreachable))
+  (func (export "_initialize")))
