@@ -12,11 +12,13 @@ var ErrInvalidName = errors.New("invalid name")
 const MaxNameLen = 63
 
 // reservedNames are subject tokens with a meaning of their own under the prefix.
-var reservedNames = [...]string{"ws", "dlq"}
+// "room" is reserved too: the events subject of a function named room
+// ({prefix}.ws.room.events) would be the subject of the room "events".
+var reservedNames = [...]string{"ws", "dlq", "room"}
 
 // ValidateName reports whether name can name a function: it must match
 // ^[a-z0-9][a-z0-9_-]{0,62}$ and must not be one of the reserved tokens
-// "ws" and "dlq". The name becomes a NATS subject token, a micro service
+// "ws", "dlq" and "room". The name becomes a NATS subject token, a micro service
 // name and a KV key, so the rule is the intersection of all three.
 func ValidateName(name string) error {
 	if name == "" {

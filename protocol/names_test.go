@@ -30,6 +30,7 @@ func TestValidateName(t *testing.T) {
 		{"gt>", false},
 		{"ünï", false},
 		{"ws", false},
+		{"room", false},
 		{"dlq", false},
 	} {
 		err := ValidateName(tc.name)

@@ -30,7 +30,8 @@ func EventsSubject(prefix, function string) string {
 func RoomSubject(prefix, room string) string { return prefix + ".ws.room." + room }
 
 // DLQSubject is where a caller publishes a request after its last failed
-// attempt: "{prefix}.dlq.{function}.{phase}".
+// attempt: "{prefix}.dlq.{function}.{phase}". WebSocket events (PhaseEvent)
+// are dead-lettered as "{prefix}.dlq.{function}.events".
 func DLQSubject(prefix, function string, p Phase) string {
 	return prefix + ".dlq." + function + "." + p.String()
 }
@@ -83,21 +84,26 @@ func ParseSubject(prefix, subject string) (SubjectTarget, error) {
 		}
 		return SubjectTarget{Function: toks[1], Phase: PhaseEvent}, nil
 	case len(toks) == 3 && toks[0] == "dlq":
-		t, err := parseFunctionPhase(subject, toks[1], toks[2])
+		t, err := parseFunctionPhase(subject, toks[1], toks[2], true)
+		if err != nil {
+			return SubjectTarget{}, err
+		}
 		t.DLQ = true
-		return t, err
+		return t, nil
 	case len(toks) == 2:
-		return parseFunctionPhase(subject, toks[0], toks[1])
+		return parseFunctionPhase(subject, toks[0], toks[1], false)
 	}
 	return SubjectTarget{}, fmt.Errorf("subject %q: unknown layout under %q", subject, prefix)
 }
 
-func parseFunctionPhase(subject, fn, phase string) (SubjectTarget, error) {
+// parseFunctionPhase reads "{function}.{phase}"; "events" is a phase token
+// only under dlq (WebSocket events have their own "ws.{function}.events").
+func parseFunctionPhase(subject, fn, phase string, allowEvents bool) (SubjectTarget, error) {
 	if err := ValidateName(fn); err != nil {
 		return SubjectTarget{}, fmt.Errorf("subject %q: %w", subject, err)
 	}
 	p, err := ParsePhase(phase)
-	if err != nil || p == PhaseEvent {
+	if err != nil || (p == PhaseEvent && !allowEvents) {
 		return SubjectTarget{}, fmt.Errorf("subject %q: unknown phase %q", subject, phase)
 	}
 	return SubjectTarget{Function: fn, Phase: p}, nil
