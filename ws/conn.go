@@ -1,0 +1,327 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// stopCause says who ended a connection, which decides what still happens.
+type stopCause uint8
+
+const (
+	// stopByClient: the client sent a close frame. Messages it sent before
+	// are still delivered as events, then the close event.
+	stopByClient stopCause = iota + 1
+	// stopByEdge: the edge closes with a handshake (a 303 op, a handler
+	// failure, a slow client, shutdown). Queued message events are dropped.
+	stopByEdge
+	// stopAbort: the transport is gone or the peer is dead; no handshake.
+	// Messages already received are still delivered.
+	stopAbort
+)
+
+// outMsg is one entry of a connection's send queue.
+type outMsg struct {
+	typ    websocket.MessageType
+	data   []byte
+	close  bool // a 303 op: close after the messages queued before it
+	code   websocket.StatusCode
+	reason string
+}
+
+// inEvent is one entry of a connection's event queue.
+type inEvent struct {
+	kind    protocol.WSEventKind
+	payload []byte
+}
+
+// conn is one client connection. Three goroutines serve it: the HTTP
+// handler's goroutine reads frames (run, readLoop), eventLoop sends one
+// event at a time to the function and applies the replies' ops, writeLoop
+// drains the bounded send queue; pingLoop, when enabled, keeps it alive.
+type conn struct {
+	e        *Edge
+	ws       *websocket.Conn
+	raw      net.Conn // the hijacked connection under ws
+	id       string
+	session  uint32
+	function string
+	subject  string
+	// dlqSubject receives events that failed for a transport reason.
+	dlqSubject string
+	log        *slog.Logger
+
+	out      chan outMsg
+	events   chan inEvent
+	closeReq atomic.Bool // a close op is queued: later sends are dropped
+
+	stopOnce sync.Once
+	stopped  chan struct{} // closed by the first stop
+	// Set once by the first stop, read only after stopped is closed.
+	code   websocket.StatusCode
+	reason string
+	cause  stopCause
+
+	// writeStart is when the write in progress began (Unix nanos), 0 when
+	// the writer is idle; the edge's watchdog aborts writes that take
+	// longer than WriteTimeout. A context deadline per write would cost a
+	// timer and several allocations per message.
+	writeStart atomic.Int64
+
+	writerDone chan struct{}
+	eventsDone chan struct{}
+
+	// Owned by eventLoop.
+	ev eventState
+}
+
+func newConn(e *Edge, wsc *websocket.Conn, raw net.Conn, id string, session uint32, function string, config []protocol.KV, r *http.Request) *conn {
+	c := &conn{
+		e:          e,
+		ws:         wsc,
+		raw:        raw,
+		id:         id,
+		session:    session,
+		function:   function,
+		subject:    protocol.EventsSubject(e.cfg.SubjectPrefix, function),
+		dlqSubject: protocol.DLQSubject(e.cfg.SubjectPrefix, function, protocol.PhaseEvent),
+		log:        e.log.With("connection_id", id, "function", function, "session_id", session),
+		out:        make(chan outMsg, e.cfg.SendQueue),
+		events:     make(chan inEvent, e.cfg.EventQueue),
+		stopped:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+		eventsDone: make(chan struct{}),
+	}
+	c.ev.init(c, r, config)
+	return c
+}
+
+// run serves the connection until it is closed and its close event has
+// been handled. It runs on the HTTP handler's goroutine.
+func (c *conn) run() {
+	c.log.Debug("ws connection open")
+	go c.writeLoop()
+	go c.eventLoop()
+	if c.e.cfg.PingInterval > 0 {
+		go c.pingLoop()
+	}
+	c.events <- inEvent{kind: protocol.WSOpen} // the queue is empty: never blocks
+	c.readLoop()
+	// Reading ended, so the connection is stopped; the close event is last.
+	c.events <- inEvent{kind: protocol.WSClose}
+	close(c.events)
+	<-c.eventsDone
+	<-c.writerDone
+	c.log.Debug("ws connection closed", "close_code", int(c.code), "close_reason", c.reason)
+}
+
+func (c *conn) readLoop() {
+	for {
+		// No deadline: a cancellable context would cost a timer per frame.
+		// Shutdown unblocks the read by closing the connection.
+		typ, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.e.m.messagesIn.Inc()
+		kind := protocol.WSText
+		if typ == websocket.MessageBinary {
+			kind = protocol.WSBinary
+		}
+		select {
+		case c.events <- inEvent{kind: kind, payload: data}:
+		case <-c.stopped:
+			// The edge is closing this connection: keep reading until the
+			// handshake ends, but send no more events.
+		}
+	}
+}
+
+// readFailed records why reading stopped; the close event reports it.
+func (c *conn) readFailed(err error) {
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		// The library has already answered the client's close frame.
+		c.stop(ce.Code, ce.Reason, stopByClient)
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		// The library has already sent 1009; Close completes the handshake.
+		c.stop(websocket.StatusMessageTooBig, "message too big", stopByEdge)
+	default:
+		c.stop(websocket.StatusAbnormalClosure, "", stopAbort)
+	}
+}
+
+// stop ends the connection once; the first caller's code, reason and cause
+// win. It reports whether this call was the first.
+func (c *conn) stop(code websocket.StatusCode, reason string, cause stopCause) bool {
+	first := false
+	c.stopOnce.Do(func() {
+		first = true
+		c.code, c.reason, c.cause = code, reason, cause
+		close(c.stopped)
+	})
+	return first
+}
+
+// closedByEdge reports whether the edge decided to close the connection.
+// Its queued events are then dropped; after a client's close or a broken
+// transport they are still delivered, since they were received.
+func (c *conn) closedByEdge() bool {
+	return c.isStopped() && c.cause == stopByEdge
+}
+
+func (c *conn) isStopped() bool {
+	select {
+	case <-c.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// send queues a message for the client without blocking. A full queue
+// means the client reads slower than it is sent to: it is closed with 1008
+// so that it never holds up a room or the NATS callback delivering to it.
+func (c *conn) send(typ websocket.MessageType, data []byte) {
+	c.enqueue(outMsg{typ: typ, data: data})
+}
+
+func (c *conn) enqueue(m outMsg) {
+	if c.closeReq.Load() || c.isStopped() {
+		return
+	}
+	select {
+	case c.out <- m:
+	default:
+		if c.stop(websocket.StatusPolicyViolation, "slow consumer", stopByEdge) {
+			c.e.m.slowClosed.Inc()
+			c.log.Warn("ws client too slow, closing", "send_queue", cap(c.out))
+		}
+	}
+}
+
+// closeAfterSends queues a close behind the messages already queued.
+func (c *conn) closeAfterSends(code websocket.StatusCode, reason string) {
+	c.enqueue(outMsg{close: true, code: code, reason: reason})
+	c.closeReq.Store(true)
+}
+
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	for {
+		// A stop wins over queued messages: a slow or failed client gets
+		// its close frame next, not the rest of its backlog.
+		select {
+		case <-c.stopped:
+			c.finish()
+			return
+		default:
+		}
+		select {
+		case <-c.stopped:
+			c.finish()
+			return
+		case m := <-c.out:
+			if m.close {
+				c.stop(m.code, m.reason, stopByEdge)
+				c.finish()
+				return
+			}
+			c.writeStart.Store(time.Now().UnixNano())
+			err := c.ws.Write(context.Background(), m.typ, m.data)
+			c.writeStart.Store(0)
+			if err != nil {
+				c.stop(websocket.StatusAbnormalClosure, "write failed", stopAbort)
+				c.log.Debug("ws write failed", "error", err)
+				c.finish()
+				return
+			}
+			c.e.m.messagesOut.Inc()
+		}
+	}
+}
+
+// finish closes the WebSocket as the stop decided. With a handshake this
+// waits for the client's answer (at most ~10s, the library's bound).
+func (c *conn) finish() {
+	if c.cause == stopAbort {
+		_ = c.ws.CloseNow()
+		return
+	}
+	code := c.code
+	if !sendableCode(code) {
+		code = websocket.StatusNormalClosure
+	}
+	_ = c.ws.Close(code, c.reason)
+}
+
+func (c *conn) pingLoop() {
+	t := time.NewTicker(c.e.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopped:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.e.ctx, c.e.cfg.PingTimeout)
+		err := c.ws.Ping(ctx)
+		cancel()
+		if err != nil {
+			if c.stop(websocket.StatusAbnormalClosure, "ping timeout", stopAbort) {
+				c.log.Info("ws peer did not answer ping, dropping", "error", err)
+			}
+			return
+		}
+	}
+}
+
+// sendableCode reports whether code may be sent in a close frame (RFC 6455
+// 7.4): 1000-1003, 1007-1014, 3000-4999.
+func sendableCode(code websocket.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// abort closes the transport under the WebSocket: every read, write and
+// close handshake in progress fails at once. The library's CloseNow cannot
+// do that while its own Close is waiting for the peer.
+func (c *conn) abort() {
+	if c.raw != nil {
+		_ = c.raw.Close()
+	}
+}
+
+// writeStuck reports whether a write has been in progress since before
+// deadline (Unix nanos).
+func (c *conn) writeStuck(deadline int64) bool {
+	start := c.writeStart.Load()
+	return start != 0 && start < deadline
+}
+
+// eventHeader builds the headers of an event request. The header is
+// reused across a connection's events (one in flight at a time).
+func (c *conn) eventHeader(h nats.Header, traceparent string) nats.Header {
+	if h == nil {
+		h = nats.Header{}
+	}
+	h[protocol.HeaderTraceparent] = append(h[protocol.HeaderTraceparent][:0], traceparent)
+	h[protocol.HeaderEnv] = append(h[protocol.HeaderEnv][:0], c.e.cfg.Env)
+	return h
+}

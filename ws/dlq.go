@@ -1,0 +1,86 @@
+package ws
+
+import (
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// Dead-letter headers. The names and kinds are the gateway's, so one
+// dead-letter stream ({prefix}.dlq.>) reads the same for both edges.
+const (
+	HeaderErrorKind    = "Nylon-Error-Kind"    // Timeout, NoResponder, Decode, Overloaded, Internal
+	HeaderError        = "Nylon-Error"         // the error, truncated to 256 bytes
+	HeaderAttempts     = "Nylon-Attempts"      // attempts made
+	HeaderRequestID    = "Nylon-Request-Id"    // the event's request_id, as a UUID
+	HeaderConnectionID = "Nylon-Connection-Id" // the connection the event belonged to
+)
+
+// Dead-letter error kinds.
+const (
+	kindTimeout     = string(protocol.KindTimeout)
+	kindNoResponder = string(protocol.KindNoResponder)
+	kindDecode      = string(protocol.KindDecode)
+	kindOverloaded  = "Overloaded"
+	kindInternal    = "Internal"
+)
+
+// serviceErrorKind maps a micro error code to a dead-letter kind; a request
+// refused as too large would be refused again, so it is not dead-lettered.
+func serviceErrorKind(code string) string {
+	switch code {
+	case strconv.Itoa(protocol.ServiceErrDecode):
+		return kindDecode
+	case strconv.Itoa(protocol.ServiceErrTooLarge):
+		return ""
+	case strconv.Itoa(protocol.ServiceErrOverloaded):
+		return kindOverloaded
+	case strconv.Itoa(protocol.ServiceErrTimeout):
+		return kindTimeout
+	}
+	return kindInternal
+}
+
+// deadLetter publishes an event that failed for a transport reason to
+// protocol.DLQSubject(prefix, function, PhaseEvent), where a JetStream
+// stream keeps it for inspection and replay. The data is the request as it
+// was sent. Core publish: the connection must not wait for a stream ack.
+func (c *conn) deadLetter(f *eventFailure) {
+	if f.kind == "" || c.e.cfg.DisableDeadLetters {
+		return
+	}
+	s := &c.ev
+	msg := &nats.Msg{
+		Subject: c.dlqSubject,
+		Data:    s.reqBuf,
+		Header: nats.Header{
+			HeaderErrorKind:            {f.kind},
+			HeaderError:                {truncate(f.err.Error(), 256)},
+			HeaderAttempts:             {strconv.Itoa(s.attempts)},
+			HeaderRequestID:            {s.requestID.String()},
+			HeaderConnectionID:         {c.id},
+			protocol.HeaderTraceparent: {s.traceparent},
+			protocol.HeaderEnv:         {c.e.cfg.Env},
+		},
+	}
+	if err := c.e.nc.PublishMsg(msg); err != nil {
+		c.log.Error("ws dead letter lost", "subject", c.dlqSubject, "request_id", s.requestID.String(), "error", err)
+		return
+	}
+	c.e.m.deadLetters.Inc()
+	c.log.Warn("ws event dead-lettered", "subject", c.dlqSubject, "request_id", s.requestID.String(),
+		"kind", f.kind, "attempts", s.attempts, "traceparent", s.traceparent)
+}
+
+// truncate cuts s to at most n bytes on a UTF-8 boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xc0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
