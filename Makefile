@@ -59,8 +59,16 @@ vet: ## go vet for the host and, for the guest SDK and examples, for wasip1
 		GOOS=wasip1 GOARCH=wasm $(GO) vet ./functions/sdk/... ./functions/internal/... ./functions/examples/...; \
 	fi
 
+.PHONY: test-deps
+test-deps: ## install what the tests need beyond Go: Debian's chromium for the chat page's browser test
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing chromium (browser test of the chat page)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 .PHONY: test
-test: functions vet ## vet, race tests on the concurrent packages, plain tests on the rest
+test: test-deps functions vet ## vet, race tests on the concurrent packages, plain tests on the rest
 	@if [ -n "$(strip $(RACE_PKGS))" ]; then \
 		echo "$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)"; \
 		$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS); \

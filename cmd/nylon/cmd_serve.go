@@ -45,14 +45,16 @@ func allRoles() []string { return []string{roleNode, roleGateway, roleAdmin} }
 // serveConfig is everything `nylon serve` is configured with; flags and
 // NYLON_* variables fill it, Validate checks it once.
 type serveConfig struct {
-	Env          string
-	Data         string
-	NATS         natsFlags
-	HTTP         string
-	Admin        string
-	Role         string
-	Log          logFlags
-	DrainTimeout time.Duration
+	Env           string
+	Data          string
+	NATS          natsFlags
+	HTTP          string
+	Admin         string
+	Role          string
+	GatewayConfig string
+	AdminToken    string
+	Log           logFlags
+	DrainTimeout  time.Duration
 }
 
 func (c *serveConfig) register(f *flagSet) {
@@ -61,6 +63,8 @@ func (c *serveConfig) register(f *flagSet) {
 	c.NATS.register(f, true)
 	f.String(&c.HTTP, "http", "addr", "NYLON_HTTP", "127.0.0.1:8080", "gateway and WebSocket edge listen address (role gateway)")
 	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "admin API, /healthz and /metrics listen address (role admin)")
+	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md); empty serves registry routes only")
+	f.String(&c.AdminToken, "admin-token", "token", "NYLON_ADMIN_TOKEN", "", "bearer token the admin API requires on /v1; required outside --env dev")
 	f.String(&c.Role, "role", "roles", "NYLON_ROLE", "all", "what this process runs: all, or a comma list of node, gateway, admin")
 	c.Log.register(f)
 	f.Duration(&c.DrainTimeout, "drain-timeout", "NYLON_DRAIN_TIMEOUT", 30*time.Second, "how long shutdown may take to finish in-flight work before it is cut off")
@@ -160,7 +164,11 @@ func runServe(ctx context.Context, a *app, cmd command, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return &usageError{cmd: cmd.name, err: err}
 	}
-	return serve(ctx, a, &cfg, cfg.Log.logger(a.stderr), serveComponents())
+	shared := newServeShared(&cfg)
+	err := serve(ctx, a, &cfg, cfg.Log.logger(a.stderr), serveComponents(shared))
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+	defer cancel()
+	return errors.Join(err, shared.Close(closeCtx))
 }
 
 // serve connects NATS, starts the components of specs for the selected roles, blocks
@@ -177,7 +185,10 @@ func serve(ctx context.Context, a *app, cfg *serveConfig, log *slog.Logger, spec
 	printNATS(a, cfg, conn)
 
 	roles := cfg.roles()
-	deps := serveDeps{Config: cfg, NATS: conn, Log: log, Stdout: a.stdout}
+	deps := serveDeps{Config: cfg, NATS: conn, Log: log, Stdout: a.stdout, LookupEnv: func(k string) (string, bool) {
+		v := a.getenv(k)
+		return v, v != ""
+	}}
 	started, startErr := startComponents(ctx, deps, specs, roles)
 	var stoppedBy error
 	if startErr == nil {

@@ -38,6 +38,9 @@ type serveDeps struct {
 	// Stdout receives the one line per address a component listens on, e.g.
 	// "gateway: http://127.0.0.1:8080".
 	Stdout io.Writer
+	// LookupEnv reads the process environment (NYLON_NATS_URLS for the
+	// gateway's messaging configs).
+	LookupEnv func(string) (string, bool)
 }
 
 // componentSpec is one entry of the serve table.
@@ -48,24 +51,6 @@ type componentSpec struct {
 	// is not part of the build, in which case planned says what will be.
 	build   func(deps serveDeps) (component, error)
 	planned func(cfg *serveConfig) string
-}
-
-// serveComponents is the table of components, in start order. To plug a
-// component in, set its build function (and drop planned), e.g.
-//
-//	{name: "node", role: roleNode, build: func(d serveDeps) (component, error) {
-//		return platform.NewNode(platform.Config{...}, d.NATS.NC, d.NATS.JetStream(), d.Log)
-//	}},
-func serveComponents() []componentSpec {
-	return []componentSpec{
-		{name: "node", role: roleNode, planned: func(*serveConfig) string {
-			return "not in this build yet"
-		}},
-		{name: "gateway", role: roleGateway, planned: func(c *serveConfig) string {
-			return "not in this build yet (HTTP and WebSocket will listen on " + c.HTTP + ")"
-		}},
-		{name: "admin", role: roleAdmin, build: newHealthz},
-	}
 }
 
 // startedComponent is a component that started, with its table name.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/nylon-functions/nylon/platform"
 	"net"
 	"net/http"
 	"regexp"
@@ -26,14 +27,14 @@ func serveArgs(t *testing.T, extra ...string) []string {
 		"--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, extra...)
 }
 
-func getHealthz(t *testing.T, base string) (int, healthzBody) {
+func getHealthz(t *testing.T, base string) (int, platform.Health) {
 	t.Helper()
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {
 		t.Fatalf("GET /healthz: %v", err)
 	}
 	defer resp.Body.Close()
-	var body healthzBody
+	var body platform.Health
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatalf("decode /healthz: %v", err)
 	}
@@ -50,12 +51,15 @@ func TestServeStartsAnswersAndDrains(t *testing.T) {
 	if !strings.Contains(out, "nats CLI: nats --server "+natsURL+" micro ls") {
 		t.Errorf("no nats CLI hint in:\n%s", out)
 	}
-	if !strings.Contains(out, "gateway: not in this build yet (HTTP and WebSocket will listen on 127.0.0.1:0)") {
+	if !regexp.MustCompile(`(?m)^gateway: http://127\.0\.0\.1:\d+ `).MatchString(out) {
 		t.Errorf("no gateway line in:\n%s", out)
+	}
+	if !strings.Contains(out, "node: ") {
+		t.Errorf("no node line in:\n%s", out)
 	}
 
 	code, body := getHealthz(t, admin)
-	if code != http.StatusOK || body.Status != "ok" || !body.NATS.Connected || !body.NATS.Embedded || !body.NATS.JetStream || body.NATS.URL != natsURL {
+	if code != http.StatusOK || body.Status != "ok" || !body.NATS.Connected {
 		t.Errorf("/healthz = %d %+v", code, body)
 	}
 
@@ -146,11 +150,11 @@ func TestServeFailsWhenAdminPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	code, out, errOut := runCmd(t, "serve", "--nats-listen", "127.0.0.1:-1", "--data", t.TempDir(), "--admin", ln.Addr().String())
+	code, out, errOut := runCmd(t, "serve", "--nats-listen", "127.0.0.1:-1", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--admin", ln.Addr().String())
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
-	if !strings.Contains(errOut, "component admin: start: listen "+ln.Addr().String()) {
+	if !strings.Contains(errOut, "component admin: start: ") || !strings.Contains(errOut, "listen "+ln.Addr().String()) {
 		t.Errorf("stderr = %q, want the admin listen error", errOut)
 	}
 	if strings.Contains(out, "nylon serve: ready") || !strings.HasSuffix(out, "nylon serve: stopped\n") {
