@@ -1,0 +1,380 @@
+package platform
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/wasmhost"
+)
+
+// job is one admitted request, pooled by the node: its decoded envelope and
+// invocation keep their buffers from one request to the next.
+type job struct {
+	ep    *endpoint
+	v     *version
+	reply string
+	trace string
+	start time.Time
+	key   dedupKey
+	dedup bool // key was begun in the function's dedup cache
+
+	req protocol.PluginRequest
+	inv protocol.Invocation
+	ops []byte
+	out []byte // reply buffer, reused when the reply is not remembered
+}
+
+func (n *Node) getJob() *job {
+	if j, ok := n.jobs.Get().(*job); ok {
+		return j
+	}
+	return new(job)
+}
+
+// putJob returns j to the pool, dropping references to request data and
+// oversized buffers.
+func (n *Node) putJob(j *job) {
+	const keep = 64 << 10
+	j.ep, j.v, j.reply, j.trace, j.dedup = nil, nil, "", "", false
+	if cap(j.req.Data) > keep {
+		j.req.Data = nil
+	}
+	if cap(j.ops) > keep {
+		j.ops = nil
+	}
+	if cap(j.out) > keep {
+		j.out = nil
+	}
+	if cap(j.inv.Request.Body) > keep || (j.inv.Response != nil && cap(j.inv.Response.Body) > keep) {
+		j.inv = protocol.Invocation{}
+	}
+	n.jobs.Put(j)
+}
+
+// dispatch is an endpoint's message handler. It runs on the endpoint's
+// subscription goroutine, so it only admits work: check size, decode the
+// envelope, answer duplicates, and queue the request for a worker of the
+// serving version — or refuse it at once with a micro error.
+func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
+	start := time.Now()
+	n := f.node
+	trace := traceparent(msg.Header)
+	if err := n.cfg.PayloadLimits.Check(ep.phase, len(msg.Data)); err != nil {
+		ep.m.tooLarge.Inc()
+		f.replyError(ep, msg.Reply, trace, start, protocol.ServiceErrTooLarge, err.Error())
+		return
+	}
+	j := n.getJob()
+	if err := protocol.DecodeRequest(msg.Data, &j.req); err != nil {
+		n.putJob(j)
+		ep.m.bad.Inc()
+		f.replyError(ep, msg.Reply, trace, start, protocol.ServiceErrDecode, err.Error())
+		return
+	}
+	if j.req.Phase != ep.phase {
+		err := fmt.Sprintf("decode phase: envelope says %s, subject %s serves %s", j.req.Phase, ep.subject, ep.phase)
+		n.putJob(j)
+		ep.m.bad.Inc()
+		f.replyError(ep, msg.Reply, trace, start, protocol.ServiceErrDecode, err)
+		return
+	}
+	if j.req.Newer() {
+		f.warnNewer(j.req.Version)
+	}
+	j.ep, j.reply, j.trace, j.start = ep, msg.Reply, trace, start
+
+	if f.dedup != nil && !j.req.RequestID.IsZero() {
+		j.key = dedupKey{phase: ep.phase, id: j.req.RequestID}
+		out, reply, errText := f.dedup.begin(j.key, waiter{reply: msg.Reply, traceparent: trace, start: start})
+		switch out {
+		case dedupHit:
+			n.putJob(j)
+			ep.dedupHits.Add(1)
+			ep.m.dedupHits.Inc()
+			f.publish(msg.Reply, trace, reply)
+			ep.record(start, errText)
+			return
+		case dedupJoined:
+			n.putJob(j)
+			ep.dedupHits.Add(1)
+			ep.m.dedupHits.Inc()
+			return
+		case dedupLead:
+			j.dedup = true
+		}
+	}
+
+	v := f.acquire(ep.phase)
+	if v == nil {
+		ep.m.refused.Inc()
+		f.fail(j, protocol.ServiceErrOverloaded, fmt.Sprintf("unavailable: function[%s] has no loaded version serving %s", f.name, ep.phase))
+		return
+	}
+	j.v = v
+	ep.m.inflight.Inc()
+	select {
+	case v.queue <- j:
+	default:
+		ep.m.inflight.Dec()
+		v.release()
+		j.v = nil
+		ep.overloaded.Add(1)
+		ep.m.overloaded.Inc()
+		f.fail(j, protocol.ServiceErrOverloaded, fmt.Sprintf("overloaded: function[%s] has %d workers busy and %d requests queued", f.name, v.workers, cap(v.queue)))
+	}
+}
+
+// run executes an admitted request on a worker of v and answers it.
+func (f *function) run(v *version, j *job) {
+	ep := j.ep
+	defer func() {
+		ep.m.inflight.Dec()
+		v.release()
+	}()
+
+	if err := protocol.DecodeInvocation(j.req.Data, &j.inv); err != nil {
+		ep.m.bad.Inc()
+		f.fail(j, protocol.ServiceErrDecode, err.Error())
+		return
+	}
+	event := uint32(0)
+	if ep.phase == protocol.PhaseEvent {
+		if j.inv.WS == nil {
+			ep.m.bad.Inc()
+			f.fail(j, protocol.ServiceErrDecode, "decode data.ws: a WebSocket event request has no event")
+			return
+		}
+		if event = j.inv.WS.Kind.EventNumber(); event == 0 {
+			ep.m.bad.Inc()
+			f.fail(j, protocol.ServiceErrDecode, fmt.Sprintf("decode data.ws.kind: unknown event kind %q", j.inv.WS.Kind))
+			return
+		}
+	}
+	mergeConfig(&j.inv, v.config)
+
+	// The module stops the call at the function's timeout; callCtx only
+	// ends when a drain runs out of time.
+	callStart := time.Now()
+	res, err := v.mod.Call(f.node.callCtx, ep.phase, event, &j.inv, j.req.RequestID)
+	ep.m.duration.Observe(time.Since(callStart).Seconds())
+
+	resp := protocol.PluginResponse{
+		Version:   protocol.Version,
+		RequestID: j.req.RequestID,
+		SessionID: j.req.SessionID,
+	}
+	switch {
+	case err == nil:
+		resp.Action = res.Action
+		j.ops = protocol.AppendOps(j.ops[:0], res.Ops)
+		resp.Data = j.ops
+		switch res.Action {
+		case protocol.ActionNext:
+			ep.m.outcome[idxNext].Inc()
+		case protocol.ActionEnd:
+			ep.m.outcome[idxEnd].Inc()
+		default:
+			resp.Error = res.Error
+			if resp.Error == "" {
+				resp.Error = "handler returned Error"
+			}
+			ep.handlerErrors.Add(1)
+			ep.m.outcome[idxError].Inc()
+			ep.m.errors.Inc()
+		}
+	case errors.Is(err, wasmhost.ErrTimeout) && f.node.callCtx.Err() == nil:
+		resp.Action, resp.Error = protocol.ActionError, fmt.Sprintf("timeout: %s ran past %v", ep.phase, v.timeout)
+		ep.timeouts.Add(1)
+		ep.handlerErrors.Add(1)
+		ep.m.timeouts.Inc()
+		ep.m.outcome[idxTimeout].Inc()
+		ep.m.errors.Inc()
+		f.log.Warn("platform: handler timed out", "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,
+			"timeout", v.timeout, "request_id", j.req.RequestID.String(), "session_id", j.req.SessionID, "traceparent", j.trace)
+	case guestFault(err):
+		resp.Action, resp.Error = protocol.ActionError, err.Error()
+		ep.traps.Add(1)
+		ep.handlerErrors.Add(1)
+		ep.m.traps.Inc()
+		ep.m.outcome[idxTrap].Inc()
+		ep.m.errors.Inc()
+		f.log.Warn("platform: handler trapped", "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,
+			"request_id", j.req.RequestID.String(), "session_id", j.req.SessionID, "traceparent", j.trace, "err", err)
+	case errors.Is(err, wasmhost.ErrInputTooLarge):
+		ep.m.tooLarge.Inc()
+		f.fail(j, protocol.ServiceErrTooLarge, err.Error())
+		return
+	default:
+		// The node, not the handler, failed (the module was closed by a
+		// drain that ran out of time, ...): a transport error the caller
+		// may retry elsewhere, so it is neither remembered nor a Plugin
+		// error.
+		ep.m.outcome[idxInternal].Inc()
+		ep.m.errors.Inc()
+		code := protocol.ServiceErrInternal
+		if f.node.callCtx.Err() != nil || errors.Is(err, wasmhost.ErrPoolClosed) || errors.Is(err, wasmhost.ErrHostClosed) {
+			code = protocol.ServiceErrOverloaded
+		}
+		f.log.Error("platform: call failed", "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,
+			"request_id", j.req.RequestID.String(), "session_id", j.req.SessionID, "traceparent", j.trace, "err", err)
+		f.fail(j, code, fmt.Sprintf("internal: %s: %v", ep.phase, err))
+		return
+	}
+	f.answer(j, &resp)
+}
+
+// guestFault reports whether err is the guest's own failure — a trap or
+// exit, its memory limit, an ABI violation — as opposed to the node's. The
+// instance is discarded and the caller gets action Error (a Plugin error).
+func guestFault(err error) bool {
+	var te *wasmhost.TrapError
+	return errors.As(err, &te) || errors.Is(err, wasmhost.ErrMemoryLimit) || errors.Is(err, wasmhost.ErrABI)
+}
+
+// answer encodes resp, replies to j and to the duplicates that waited for
+// it, and remembers the reply for later duplicates.
+func (f *function) answer(j *job, resp *protocol.PluginResponse) {
+	var b []byte
+	if j.dedup {
+		// Remembered: the cache keeps this buffer, so it cannot be pooled.
+		b = resp.AppendMsgpack(make([]byte, 0, replySize(resp)))
+	} else {
+		j.out = resp.AppendMsgpack(slices.Grow(j.out[:0], replySize(resp)))
+		b = j.out
+	}
+	f.publish(j.reply, j.trace, b)
+	ep := j.ep
+	ep.record(j.start, resp.Error)
+	if j.dedup {
+		for _, w := range f.dedup.finish(j.key, b, resp.Error, true) {
+			f.publish(w.reply, w.traceparent, b)
+			ep.record(w.start, resp.Error)
+		}
+	}
+	f.node.putJob(j)
+}
+
+// replySize is at least the encoded size of resp, so that AppendMsgpack
+// never grows the buffer: the six keys and their values take under 100
+// bytes besides data and error.
+func replySize(resp *protocol.PluginResponse) int { return 128 + len(resp.Data) + len(resp.Error) }
+
+// fail answers j (and any duplicates waiting for it) with a micro error and
+// forgets its request id, so that a retry runs again.
+func (f *function) fail(j *job, code int, desc string) {
+	ep := j.ep
+	f.replyError(ep, j.reply, j.trace, j.start, code, desc)
+	if j.dedup {
+		for _, w := range f.dedup.finish(j.key, nil, "", false) {
+			f.replyError(ep, w.reply, w.traceparent, w.start, code, desc)
+		}
+	}
+	f.node.putJob(j)
+}
+
+// replyError sends a micro error reply (no body, the Nats-Service-Error
+// headers) and accounts it.
+func (f *function) replyError(ep *endpoint, reply, trace string, start time.Time, code int, desc string) {
+	desc = headerSafe(desc)
+	if reply != "" {
+		h := nats.Header{
+			micro.ErrorHeader:     []string{desc},
+			micro.ErrorCodeHeader: []string{strconv.Itoa(code)},
+		}
+		if trace != "" {
+			h[protocol.HeaderTraceparent] = []string{trace}
+		}
+		if err := f.node.nc.PublishMsg(&nats.Msg{Subject: reply, Header: h}); err != nil {
+			f.log.Debug("platform: reply failed", "function", f.name, "subject", reply, "err", err)
+		}
+	}
+	ep.record(start, strconv.Itoa(code)+":"+desc)
+}
+
+// publish sends a reply, echoing the caller's traceparent. Requests without
+// a reply subject (fire and forget) get none.
+func (f *function) publish(reply, trace string, data []byte) {
+	if reply == "" {
+		return
+	}
+	var err error
+	if trace == "" {
+		err = f.node.nc.Publish(reply, data)
+	} else {
+		err = f.node.nc.PublishMsg(&nats.Msg{
+			Subject: reply,
+			Data:    data,
+			Header:  nats.Header{protocol.HeaderTraceparent: []string{trace}},
+		})
+	}
+	if err != nil {
+		f.log.Debug("platform: reply failed", "function", f.name, "subject", reply, "err", err)
+	}
+}
+
+// warnNewer logs, at most once a minute per function, that callers send a
+// protocol version newer than this node writes.
+func (f *function) warnNewer(v uint16) {
+	now := time.Now().Unix()
+	last := f.lastNewerWarn.Load()
+	if now-last < 60 || !f.lastNewerWarn.CompareAndSwap(last, now) {
+		return
+	}
+	f.log.Warn("platform: request uses a newer protocol version; decoded what this node knows",
+		"function", f.name, "version", v, "node_version", protocol.Version)
+}
+
+// traceparent returns the W3C traceparent header of h, whatever its case.
+func traceparent(h nats.Header) string {
+	if len(h) == 0 {
+		return ""
+	}
+	if v := h.Get(protocol.HeaderTraceparent); v != "" {
+		return v
+	}
+	for k, vs := range h {
+		if len(vs) > 0 && strings.EqualFold(k, protocol.HeaderTraceparent) {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+// mergeConfig adds the deployment's config pairs the caller did not send:
+// the route's config (sent by the gateway) wins over the deployment's.
+func mergeConfig(inv *protocol.Invocation, config []protocol.KV) {
+	if len(config) == 0 {
+		return
+	}
+	if len(inv.Config) == 0 {
+		inv.Config = append(inv.Config, config...)
+		return
+	}
+	sent := len(inv.Config)
+	for _, kv := range config {
+		if _, ok := protocol.Lookup(inv.Config[:sent], kv.Key); !ok {
+			inv.Config = append(inv.Config, kv)
+		}
+	}
+}
+
+// headerSafe makes s a single header line of at most 1 KiB.
+func headerSafe(s string) string {
+	if len(s) > 1024 {
+		s = s[:1024]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,482 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/registry"
+	"github.com/nylon-functions/nylon/wasmhost"
+)
+
+// function is one function served by the node: its micro service, its
+// serving version(s) and its idempotency cache.
+//
+// Changes (a new version, a delete) arrive from the registry watch and are
+// applied one at a time by a loader goroutine started on demand; a change
+// that arrives while one is applied replaces any change still waiting, so
+// the function converges on the newest state without loading versions that
+// are already superseded.
+type function struct {
+	node  *Node
+	name  string
+	log   *slog.Logger
+	dedup *dedupCache
+
+	// route is what dispatch serves from: swapped atomically.
+	route atomic.Pointer[route]
+
+	lastNewerWarn atomic.Int64
+
+	// opMu serialises what changes the service and the route: loads,
+	// unloads and the node's drain.
+	opMu sync.Mutex
+	svc  *service
+	eps  []*endpoint
+
+	mu        sync.Mutex
+	pending   *change
+	loading   bool
+	deleted   bool
+	firstDone chan struct{} // closed after the first change is applied
+	firstOnce sync.Once
+	loadErr   loadError
+	desired   uint64 // the newest version the registry made active
+}
+
+// route is a function's serving table. During a hot reload prev is the
+// version being replaced: it still serves the phases the new version
+// dropped until their endpoints are drained.
+type route struct {
+	cur, prev *version
+}
+
+// change is what the registry asks of a function.
+type change struct {
+	rec    registry.Record
+	delete bool
+}
+
+// loadError is the latest failed load, cleared by a successful one.
+type loadError struct {
+	version uint64
+	text    string
+	at      time.Time
+}
+
+func newFunction(n *Node, name string) *function {
+	f := &function{
+		node:      n,
+		name:      name,
+		log:       n.log.With("function", name),
+		firstDone: make(chan struct{}),
+	}
+	if n.cfg.DedupWindow > 0 {
+		f.dedup = newDedupCache(n.cfg.DedupWindow, n.cfg.DedupMaxEntries, n.cfg.DedupMaxBytes)
+	}
+	return f
+}
+
+// acquire returns the version serving phase with a reference taken, or nil.
+func (f *function) acquire(phase protocol.Phase) *version {
+	for {
+		rt := f.route.Load()
+		if rt == nil {
+			return nil
+		}
+		v := rt.cur
+		if !v.phases.Has(phase) {
+			v = rt.prev
+		}
+		if v == nil || !v.phases.Has(phase) {
+			return nil
+		}
+		if v.acquire() {
+			return v
+		}
+		// Retired between the load and the acquire: the route has moved on.
+		if f.route.Load() == rt {
+			return nil
+		}
+	}
+}
+
+// loadError returns the text of the latest failed load, or "".
+func (f *function) loadError() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.loadErr.text
+}
+
+// enqueue schedules ch, replacing a change not yet started. It reports
+// false when the function was deleted and removed from the node: the
+// caller then creates a new one.
+func (f *function) enqueue(ch change) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.deleted {
+		return false
+	}
+	if !ch.delete {
+		f.desired = ch.rec.Version
+	}
+	f.pending = &ch
+	if !f.loading {
+		f.loading = true
+		f.node.loaders.Add(1)
+		go f.loadLoop()
+	}
+	return true
+}
+
+// loadLoop applies pending changes until none is left.
+func (f *function) loadLoop() {
+	defer f.node.loaders.Done()
+	for {
+		f.mu.Lock()
+		ch := f.pending
+		f.pending = nil
+		if ch == nil {
+			f.loading = false
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+
+		if ch.delete {
+			f.unload(f.node.ctx)
+			if f.node.removeIfIdle(f) {
+				f.firstOnce.Do(func() { close(f.firstDone) })
+				return // removeIfIdle ended the loop's bookkeeping
+			}
+		} else {
+			f.load(f.node.ctx, ch.rec)
+		}
+		f.firstOnce.Do(func() { close(f.firstDone) })
+	}
+}
+
+// load fetches, verifies and compiles rec's module and swaps it in. On
+// failure the serving version (if any) keeps serving and the error is
+// reported in the log, the metrics and /healthz.
+func (f *function) load(ctx context.Context, rec registry.Record) {
+	f.opMu.Lock()
+	defer f.opMu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	if rt := f.route.Load(); rt != nil && rt.cur.rec.Version == rec.Version && rt.cur.rec.SHA256 == rec.SHA256 {
+		return // already serving (e.g. the watch was restarted)
+	}
+	start := time.Now()
+	v, err := f.prepare(ctx, rec)
+	if err == nil {
+		err = f.swap(ctx, v)
+		if err != nil {
+			v.retire()
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return // draining: not the module's fault
+		}
+		f.node.metrics.loadErrors.WithLabelValues(f.name).Inc()
+		f.log.Error("platform: load failed; the previous version keeps serving",
+			"version", rec.Version, "sha256", rec.SHA256, "err", err)
+		f.mu.Lock()
+		f.loadErr = loadError{version: rec.Version, text: err.Error(), at: time.Now()}
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Lock()
+	f.loadErr = loadError{}
+	f.mu.Unlock()
+	f.log.Info("platform: serving version", "version", rec.Version, "sha256", rec.SHA256,
+		"phases", v.phases.Names(), "workers", v.workers, "load_time", time.Since(start))
+}
+
+// prepare fetches and compiles rec into a ready, not yet serving version.
+func (f *function) prepare(ctx context.Context, rec registry.Record) (*version, error) {
+	n := f.node
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.LoadTimeout)
+	defer cancel()
+	wasm, err := f.fetch(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	timeout := rec.Limits.Timeout()
+	if timeout == 0 {
+		timeout = n.cfg.Timeout
+	}
+	workers := rec.Limits.MaxWorkers
+	if workers == 0 {
+		workers = n.cfg.MaxWorkers
+	}
+	limits := wasmhost.Limits{
+		Timeout:    timeout,
+		MemoryMB:   uint32(rec.Limits.MemoryMB),
+		MaxWorkers: workers,
+	}
+	if limits.MemoryMB == 0 {
+		limits.MemoryMB = uint32(n.cfg.MemoryMB)
+	}
+	if body := rec.Limits.MaxBodyBytes; body > 0 {
+		limits.MaxInput, limits.MaxOutput = int(body), int(body)
+	} else if n.cfg.MaxBodyBytes > 0 {
+		limits.MaxInput, limits.MaxOutput = int(n.cfg.MaxBodyBytes), int(n.cfg.MaxBodyBytes)
+	}
+	mod, err := n.host.Compile(ctx, f.name+"@"+strconv.FormatUint(rec.Version, 10), wasm, limits)
+	if err != nil {
+		return nil, fmt.Errorf("compile version %d: %w", rec.Version, err)
+	}
+	if got := mod.Phases(); got != rec.PhaseSet {
+		f.log.Warn("platform: module phases differ from the record; serving the module's",
+			"version", rec.Version, "module", got.Names(), "record", rec.Phases)
+	}
+	// Instantiate a few instances now, so the first requests after the swap
+	// do not each pay a Go guest's start-up (milliseconds).
+	if err := mod.Warm(ctx, min(workers, runtime.GOMAXPROCS(0))); err != nil {
+		_ = mod.Close(ctx)
+		return nil, fmt.Errorf("start version %d: %w", rec.Version, err)
+	}
+	return newVersion(f, rec, mod, timeout, workers, n.cfg.QueueLength), nil
+}
+
+// fetch reads rec's module from the registry, retrying transient failures
+// a few times. A module that fails its sha256 check is not retried.
+func (f *function) fetch(ctx context.Context, rec registry.Record) ([]byte, error) {
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(250<<attempt) * time.Millisecond):
+			case <-ctx.Done():
+				return nil, fmt.Errorf("fetch version %d: %w (last error: %w)", rec.Version, ctx.Err(), err)
+			}
+			if f.superseded(rec) {
+				return nil, fmt.Errorf("fetch version %d: superseded while retrying: %w", rec.Version, err)
+			}
+		}
+		var wasm []byte
+		if wasm, err = f.node.reg.Module(ctx, rec); err == nil {
+			return wasm, nil
+		}
+		if errors.Is(err, registry.ErrCorruptModule) || errors.Is(err, registry.ErrNotFound) || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("fetch version %d: %w", rec.Version, err)
+}
+
+// superseded reports whether a newer change waits behind rec.
+func (f *function) superseded(rec registry.Record) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pending != nil
+}
+
+// swap makes v the serving version without failing a request:
+//
+//  1. the route points to v, keeping the old version as prev for the
+//     phases v dropped; the service's version and metadata change in place;
+//  2. endpoints for v's new phases (or a new queue group) are subscribed;
+//  3. endpoints v no longer has are drained: messages already delivered to
+//     them still run, on prev;
+//  4. the route drops prev, which is retired: its admitted requests finish
+//     on it, then its module is closed.
+//
+// On the first load the service is created with v's endpoints.
+func (f *function) swap(ctx context.Context, v *version) error {
+	n := f.node
+	queue := v.rec.QueueGroup
+	if queue == "" {
+		queue = f.name
+	}
+	ident := f.ident(v)
+	if f.svc == nil {
+		svc, err := newService(n.nc, f.name, ident, f.log)
+		if err != nil {
+			return err
+		}
+		f.route.Store(&route{cur: v})
+		for _, p := range servedPhases(v.phases) {
+			ep, err := svc.addEndpoint(p, protocol.PhaseSubject(n.cfg.SubjectPrefix, f.name, p), queue,
+				map[string]string{"phase": p.String()}, n.metrics.phase(f.name, p), f.dispatch)
+			if err != nil {
+				f.route.Store(nil)
+				_ = svc.stop(ctx)
+				return err
+			}
+			f.eps = append(f.eps, ep)
+		}
+		f.svc = svc
+		f.flushInterest(ctx)
+		return nil
+	}
+
+	old := f.route.Load()
+	var prev *version
+	if old != nil {
+		prev = old.cur
+	}
+	f.route.Store(&route{cur: v, prev: prev})
+	f.svc.setIdent(ident)
+
+	var keep, drop []*endpoint
+	for _, ep := range f.eps {
+		if v.phases.Has(ep.phase) && ep.queue == queue {
+			keep = append(keep, ep)
+		} else {
+			drop = append(drop, ep)
+		}
+	}
+	for _, p := range servedPhases(v.phases) {
+		if hasEndpoint(keep, p) {
+			continue
+		}
+		ep, err := f.svc.addEndpoint(p, protocol.PhaseSubject(n.cfg.SubjectPrefix, f.name, p), queue,
+			map[string]string{"phase": p.String()}, n.metrics.phase(f.name, p), f.dispatch)
+		if err != nil {
+			// Keep serving prev: undo what this swap added.
+			f.route.Store(old)
+			f.svc.setIdent(f.ident(prev))
+			_ = f.svc.removeEndpoints(ctx, endpointsNotIn(f.svc.endpointList(), f.eps))
+			return err
+		}
+		keep = append(keep, ep)
+	}
+	f.eps = keep
+	// The server must know the new subscriptions before the old ones go,
+	// or a request in between would find no responder.
+	f.flushInterest(ctx)
+	if err := f.svc.removeEndpoints(ctx, drop); err != nil {
+		f.log.Warn("platform: drain replaced endpoints", "err", err)
+	}
+	f.route.Store(&route{cur: v})
+	if prev != nil {
+		prev.retire()
+	}
+	return nil
+}
+
+// flushInterest waits until the server has processed the subscriptions
+// made so far: once it returns, requests reach them.
+func (f *function) flushInterest(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := f.node.nc.FlushWithContext(ctx); err != nil {
+		f.log.Warn("platform: flush subscriptions", "err", err)
+	}
+}
+
+// unload stops serving: the service leaves discovery, its endpoints drain
+// (delivered messages still run), then the version retires.
+func (f *function) unload(ctx context.Context) {
+	f.opMu.Lock()
+	defer f.opMu.Unlock()
+	if f.svc != nil {
+		if err := f.svc.stop(ctx); err != nil {
+			f.log.Warn("platform: drain endpoints", "err", err)
+		}
+		f.svc, f.eps = nil, nil
+	}
+	if rt := f.route.Swap(nil); rt != nil {
+		rt.cur.retire()
+		if rt.prev != nil {
+			rt.prev.retire()
+		}
+		f.log.Info("platform: function deleted; stopped serving", "version", rt.cur.rec.Version)
+	}
+	f.mu.Lock()
+	f.loadErr = loadError{}
+	f.mu.Unlock()
+	f.node.metrics.forget(f.name)
+}
+
+// ident is the service identity for version v.
+func (f *function) ident(v *version) serviceIdent {
+	if v == nil {
+		return serviceIdent{version: "0.0.0"}
+	}
+	n := f.node
+	return serviceIdent{
+		version:     semver(v.rec.Version),
+		description: v.rec.Description,
+		metadata: map[string]string{
+			MetaPlatform:          "nylon",
+			MetaNodeID:            n.cfg.NodeID,
+			MetaEnv:               n.cfg.Env,
+			MetaSHA256:            v.rec.SHA256,
+			MetaDeploymentVersion: strconv.FormatUint(v.rec.Version, 10),
+			MetaPhases:            joinNames(v.phases.Names()),
+		},
+	}
+}
+
+// Metadata keys of every function's micro service.
+const (
+	MetaPlatform          = "platform"           // always "nylon"
+	MetaNodeID            = "node_id"            // Config.NodeID
+	MetaEnv               = "env"                // Config.Env
+	MetaSHA256            = "sha256"             // the module's digest
+	MetaDeploymentVersion = "deployment_version" // the registry version number
+	MetaPhases            = "phases"             // comma-separated phase names
+)
+
+// semver is the micro service version of deployment version v: "1.0.v", a
+// valid semantic version that sorts like the deployment numbers.
+func semver(v uint64) string { return "1.0." + strconv.FormatUint(v, 10) }
+
+// servedPhases lists the phases a module's endpoints serve: its HTTP phases
+// in run order, then WebSocket events.
+func servedPhases(s protocol.PhaseSet) []protocol.Phase {
+	ps := s.Phases()
+	if s.WebSocket() {
+		ps = append(ps, protocol.PhaseEvent)
+	}
+	return ps
+}
+
+func hasEndpoint(eps []*endpoint, p protocol.Phase) bool {
+	for _, ep := range eps {
+		if ep.phase == p {
+			return true
+		}
+	}
+	return false
+}
+
+func endpointsNotIn(all, known []*endpoint) []*endpoint {
+	var out []*endpoint
+	for _, ep := range all {
+		found := false
+		for _, k := range known {
+			if k == ep {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+func joinNames(names []string) string {
+	out := ""
+	for i, n := range names {
+		if i > 0 {
+			out += ","
+		}
+		out += n
+	}
+	return out
+}

@@ -1,0 +1,211 @@
+package platform
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+	"time"
+
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// dedupKey identifies one request of a function: callers retry a phase with
+// the same request id, and every phase of one HTTP request shares that id.
+type dedupKey struct {
+	phase protocol.Phase
+	id    protocol.RequestID
+}
+
+// hash folds the key into the cache's map key. An 8-byte map key keeps the
+// lookups of a large cache cheap; the entry keeps the full key, and two
+// keys with one hash simply bypass the cache (see dedupBypass).
+func (k dedupKey) hash() uint64 {
+	hi := binary.BigEndian.Uint64(k.id[:8])
+	lo := binary.BigEndian.Uint64(k.id[8:])
+	return lo ^ bits.RotateLeft64(hi, 31)*0x9e3779b97f4a7c15 ^ uint64(k.phase)
+}
+
+// waiter is a duplicate delivery that arrived while the first was running:
+// it is answered with the first one's reply.
+type waiter struct {
+	reply       string
+	traceparent string
+	start       time.Time
+}
+
+// dedupEntry is a request that is running (done false, waiters queued) or
+// whose reply is remembered (done true, linked in age order).
+type dedupEntry struct {
+	key     dedupKey
+	done    bool
+	reply   []byte // the encoded PluginResponse; never modified once stored
+	errText string // the reply's error text, for the duplicates' accounting
+	waiters []waiter
+	at      time.Time
+
+	prev, next *dedupEntry
+}
+
+// dedupOutcome says what begin decided.
+type dedupOutcome uint8
+
+const (
+	dedupLead   dedupOutcome = iota // first delivery: run the handler, then finish
+	dedupHit                        // remembered: answer with the returned reply
+	dedupJoined                     // running: the caller's waiter is answered by finish
+	dedupBypass                     // another key has this hash: run without deduplication
+)
+
+// dedupCache remembers replies by request id for a window, with bounded
+// memory, and makes duplicates of a running request wait for its reply
+// (singleflight). One per function, shared by its versions, so a retry
+// after a hot reload is still recognised.
+//
+// Remembered replies sit in a list in the order they finished; since the
+// window is the same for all, that is also expiry order, so eviction (by
+// age, entry count or bytes) always takes from the front. Running requests
+// are not in the list: their number is bounded by the function's workers
+// and queue.
+type dedupCache struct {
+	window     time.Duration
+	maxEntries int
+	maxBytes   int64
+
+	mu         sync.Mutex
+	m          map[uint64]*dedupEntry
+	head, tail *dedupEntry
+	entries    int
+	bytes      int64
+	free       *dedupEntry // forgotten entries kept for reuse, linked by next
+	nfree      int
+}
+
+// maxFree bounds the entries kept for reuse: enough to absorb a burst of
+// evictions without holding much memory.
+const maxFree = 1024
+
+// dedupOverhead approximates the memory of an entry besides its reply.
+const dedupOverhead = 160
+
+func newDedupCache(window time.Duration, maxEntries int, maxBytes int64) *dedupCache {
+	return &dedupCache{
+		window:     window,
+		maxEntries: maxEntries,
+		maxBytes:   maxBytes,
+		m:          make(map[uint64]*dedupEntry),
+	}
+}
+
+// begin looks key up. For dedupHit it returns the remembered reply and its
+// error text; for dedupJoined, w is queued and will be returned by finish.
+func (c *dedupCache) begin(key dedupKey, w waiter) (dedupOutcome, []byte, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expire(w.start)
+	h := key.hash()
+	if e, ok := c.m[h]; ok {
+		if e.key != key {
+			return dedupBypass, nil, ""
+		}
+		if e.done {
+			return dedupHit, e.reply, e.errText
+		}
+		e.waiters = append(e.waiters, w)
+		return dedupJoined, nil, ""
+	}
+	e := c.free
+	if e != nil {
+		c.free, e.next = e.next, nil
+		c.nfree--
+		e.key = key
+	} else {
+		e = &dedupEntry{key: key}
+	}
+	c.m[h] = e
+	return dedupLead, nil, ""
+}
+
+// finish ends the running request key and returns the duplicates that
+// waited for it. With remember, reply is kept for the window; otherwise
+// (transport errors) the key is forgotten so a retry runs again. reply is
+// retained: the caller must not modify it afterwards.
+func (c *dedupCache) finish(key dedupKey, reply []byte, errText string, remember bool) []waiter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := key.hash()
+	e, ok := c.m[h]
+	if !ok || e.done || e.key != key {
+		return nil
+	}
+	ws := e.waiters
+	e.waiters = nil
+	if !remember || c.window <= 0 {
+		delete(c.m, h)
+		c.recycle(e)
+		return ws
+	}
+	now := time.Now() // under the lock, so the list stays in time order
+	e.done, e.reply, e.errText, e.at = true, reply, errText, now
+	c.pushBack(e)
+	c.entries++
+	c.bytes += int64(len(reply)) + dedupOverhead
+	c.expire(now)
+	return ws
+}
+
+// len reports the remembered and running entries.
+func (c *dedupCache) len() (remembered, running int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries, len(c.m) - c.entries
+}
+
+// expire drops remembered replies older than the window or beyond the
+// bounds, oldest first. Lock held.
+func (c *dedupCache) expire(now time.Time) {
+	cutoff := now.Add(-c.window)
+	for e := c.head; e != nil; e = c.head {
+		if e.at.After(cutoff) && c.entries <= c.maxEntries && c.bytes <= c.maxBytes {
+			return
+		}
+		c.unlink(e)
+		delete(c.m, e.key.hash())
+		c.entries--
+		c.bytes -= int64(len(e.reply)) + dedupOverhead
+		c.recycle(e)
+	}
+}
+
+// recycle keeps a forgotten entry for reuse. Lock held.
+func (c *dedupCache) recycle(e *dedupEntry) {
+	if c.nfree >= maxFree {
+		return
+	}
+	*e = dedupEntry{next: c.free}
+	c.free = e
+	c.nfree++
+}
+
+func (c *dedupCache) pushBack(e *dedupEntry) {
+	e.prev, e.next = c.tail, nil
+	if c.tail != nil {
+		c.tail.next = e
+	} else {
+		c.head = e
+	}
+	c.tail = e
+}
+
+func (c *dedupCache) unlink(e *dedupEntry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		c.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		c.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}

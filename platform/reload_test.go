@@ -1,0 +1,215 @@
+package platform_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/platform"
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/registry"
+)
+
+func TestRedeployUnderLoadLosesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "counter", Config: map[string]string{"label": "v1"}}, counterDir)
+	n := e.startNode("n1")
+
+	// Load runs until at least 1000 requests are done and both redeploys
+	// (the second also moves the endpoints to another queue group) are
+	// served; every request must succeed.
+	const min = 1000
+	var done, failed atomic.Int64
+	var firstErr atomic.Value
+	labels := sync.Map{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, _, err := call(e.nc, "counter", request(protocol.PhaseRequestFilter, ""), 5*time.Second)
+				if err == nil && resp.Action != protocol.ActionEnd {
+					err = fmt.Errorf("action %v: %s", resp.Action, resp.Error)
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				} else {
+					labels.Store(header(t, resp, "X-Label"), true)
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	testutil.Eventually(t, 30*time.Second, 5*time.Millisecond, func() error {
+		if done.Load() < 100 {
+			return fmt.Errorf("%d requests done", done.Load())
+		}
+		return nil
+	})
+	e.deploy(registry.Spec{Name: "counter", Config: map[string]string{"label": "v2"}}, counterDir)
+	waitServing(t, n, "counter", 2)
+	e.deploy(registry.Spec{Name: "counter", Config: map[string]string{"label": "v3"}, QueueGroup: "other"}, counterDir)
+	waitServing(t, n, "counter", 3)
+	testutil.Eventually(t, 60*time.Second, 5*time.Millisecond, func() error {
+		if _, ok := labels.Load("v3"); !ok || done.Load() < min {
+			return fmt.Errorf("%d requests done", done.Load())
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d requests failed during the redeploys; first: %v", f, done.Load(), firstErr.Load())
+	}
+	for _, l := range []string{"v1", "v2", "v3"} {
+		if _, ok := labels.Load(l); !ok {
+			t.Errorf("no reply from version %s", l)
+		}
+	}
+	info := serviceInfos(t, e.nc, "counter", 1)[0]
+	if info.Endpoints[0].QueueGroup != "other" || info.Version != "1.0.3" {
+		t.Errorf("after the redeploys: version %s endpoints %+v", info.Version, info.Endpoints)
+	}
+}
+
+// waitServing waits until n serves version of function name.
+func waitServing(t *testing.T, n *platform.Node, name string, version uint64) {
+	t.Helper()
+	testutil.Eventually(t, 30*time.Second, 5*time.Millisecond, func() error {
+		for _, f := range n.Health().Functions {
+			if f.Name == name && f.Version == version && f.State == platform.FunctionServing {
+				return nil
+			}
+		}
+		return fmt.Errorf("node %s does not serve %s version %d: %+v", n.ID(), name, version, n.Health().Functions)
+	})
+}
+
+func TestReloadChangesEndpoints(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "fn"}, helloDir) // request_filter
+	n := e.startNode("n1")
+	if _, _, err := call(e.nc, "fn", request(protocol.PhaseRequestFilter, ""), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	e.deploy(registry.Spec{Name: "fn"}, headersDir) // response_filter only
+	waitServing(t, n, "fn", 2)
+	info := serviceInfos(t, e.nc, "fn", 1)[0]
+	if len(info.Endpoints) != 1 || info.Endpoints[0].Subject != "nylon.dev.fn.response_filter" {
+		t.Fatalf("endpoints after the phase change = %+v", info.Endpoints)
+	}
+	if _, _, err := call(e.nc, "fn", request(protocol.PhaseRequestFilter, ""), 2*time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("request_filter after it was dropped: %v, want no responders", err)
+	}
+	req := request(protocol.PhaseResponseFilter, "")
+	inv := protocol.Invocation{
+		Request:  protocol.HTTPRequest{Method: "GET", Path: "/"},
+		Response: &protocol.HTTPResponse{Status: 200, Headers: []protocol.Header{{Name: "Server", Value: "nginx"}}},
+	}
+	req.Data = protocol.AppendInvocation(nil, &inv)
+	resp, _, err := call(e.nc, "fn", req, 5*time.Second)
+	if err != nil || resp.Action == protocol.ActionError {
+		t.Fatalf("response_filter: %v %+v", err, resp)
+	}
+	if header(t, resp, "X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers module did not run")
+	}
+}
+
+func TestLoadErrorKeepsPreviousVersion(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "counter", Config: map[string]string{"label": "v1"}}, counterDir)
+	metrics := prometheus.NewRegistry()
+	n := e.startNode("n1", withMetrics(metrics))
+
+	// The registry stores what it is given; the admin API validates first,
+	// but a node must survive a module it cannot load.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.reg.Deploy(ctx, registry.Spec{Name: "counter", Phases: protocol.PhaseSetOf(protocol.PhaseRequestFilter)},
+		[]byte("this is not a wasm module")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, 5*time.Millisecond, func() error {
+		h := n.Health()
+		if h.Status != platform.HealthDegraded || len(h.Functions) != 1 {
+			return fmt.Errorf("health %+v", h)
+		}
+		f := h.Functions[0]
+		if f.State != platform.FunctionDegraded || f.Version != 1 || f.ErrorVersion != 2 || !strings.Contains(f.Error, "not a wasm") {
+			return fmt.Errorf("function health %+v", f)
+		}
+		return nil
+	})
+	if got := metricValue(t, metrics, "nylon_function_load_errors_total", map[string]string{"function": "counter"}); got != 1 {
+		t.Errorf("load errors = %v, want 1", got)
+	}
+	if got := metricValue(t, metrics, "nylon_function_degraded", map[string]string{"function": "counter"}); got != 1 {
+		t.Errorf("degraded gauge = %v, want 1", got)
+	}
+	resp, _, err := call(e.nc, "counter", request(protocol.PhaseRequestFilter, ""), 5*time.Second)
+	if err != nil || header(t, resp, "X-Label") != "v1" {
+		t.Fatalf("version 1 stopped serving: %v", err)
+	}
+
+	// The next good version clears the error.
+	e.deploy(registry.Spec{Name: "counter", Config: map[string]string{"label": "v3"}}, counterDir)
+	waitServing(t, n, "counter", 3)
+	if h := n.Health(); h.Status != platform.HealthOK || h.Functions[0].Error != "" {
+		t.Errorf("health after a good version: %+v", h)
+	}
+	if got := metricValue(t, metrics, "nylon_function_loaded_version", map[string]string{"function": "counter"}); got != 3 {
+		t.Errorf("loaded version gauge = %v, want 3", got)
+	}
+}
+
+func TestDeleteStopsServing(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "hello"}, helloDir)
+	e.deploy(registry.Spec{Name: "other"}, helloDir)
+	n := e.startNode("n1")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.reg.Delete(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, 5*time.Millisecond, func() error {
+		_, _, err := call(e.nc, "hello", request(protocol.PhaseRequestFilter, ""), time.Second)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("call after delete: %v", err)
+		}
+		return nil
+	})
+	if h := n.Health(); len(h.Functions) != 1 || h.Functions[0].Name != "other" {
+		t.Errorf("functions after delete = %+v", h.Functions)
+	}
+	if _, err := e.nc.Request("$SRV.PING.hello", nil, 300*time.Millisecond); !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
+		t.Errorf("the deleted service still answers discovery: %v", err)
+	}
+
+	// Deployed again, it serves again.
+	e.deploy(registry.Spec{Name: "hello"}, helloDir)
+	testutil.Eventually(t, 30*time.Second, 5*time.Millisecond, func() error {
+		_, _, err := call(e.nc, "hello", request(protocol.PhaseRequestFilter, ""), time.Second)
+		return err
+	})
+}
