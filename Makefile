@@ -48,8 +48,8 @@ functions: ## build every functions/examples/<name> into build/wasm/functions_ex
 	done
 
 .PHONY: run
-run: functions ## build the example functions and run `nylon serve` (pass flags with ARGS="...")
-	$(GO) run ./cmd/nylon serve $(ARGS)
+run: functions build ## build the example functions, run `nylon serve` and deploy the examples (serve flags: ARGS="...")
+	./scripts/run.sh $(ARGS)
 
 .PHONY: vet
 vet: ## go vet for the host and, for the guest SDK and examples, for wasip1
