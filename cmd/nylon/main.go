@@ -43,6 +43,15 @@ type command struct {
 func commands() []command {
 	return []command{
 		serveCommand(),
+		deployCommand(),
+		lsCommand(),
+		getCommand(),
+		versionsCommand(),
+		rollbackCommand(),
+		rmCommand(),
+		nodesCommand(),
+		invokeCommand(),
+		dlqCommand(),
 		versionCommand(),
 	}
 }

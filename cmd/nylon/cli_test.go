@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/platform"
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/registry"
+	"github.com/nylon-functions/nylon/wasmhost"
+)
+
+const cliToken = "cli-test-token"
+
+// platformEnv is an embedded NATS server with a registry, one node and the
+// admin API on a random port: what the client commands talk to.
+type platformEnv struct {
+	adminURL string
+	natsURL  string
+}
+
+// startPlatform builds the platform from its packages, as `nylon serve`
+// will once its node and admin roles are wired in.
+func startPlatform(t *testing.T) platformEnv {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	s := testutil.RunNATS(t)
+	nc := testutil.Connect(t, s)
+	reg, err := registry.New(ctx, testutil.JetStream(t, nc), registry.WithLogger(log))
+	if err != nil {
+		t.Fatalf("registry: %v", err)
+	}
+	host, err := wasmhost.New(ctx, wasmhost.Config{}.WithCompilationCacheDir(testutil.CompileCacheDir(t)).WithLogger(log))
+	if err != nil {
+		t.Fatalf("wasm host: %v", err)
+	}
+	t.Cleanup(func() { _ = host.Close(context.Background()) })
+
+	node, err := platform.NewNode(platform.Config{NATS: testutil.Connect(t, s), Registry: reg, Host: host, NodeID: "cli-node", Logger: log})
+	if err != nil {
+		t.Fatalf("new node: %v", err)
+	}
+	if err := node.Start(ctx); err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = node.Drain(ctx)
+	})
+
+	admin, err := platform.NewAdmin(ctx, platform.AdminConfig{
+		Addr: "127.0.0.1:0", Token: cliToken, Registry: reg, Host: host, NATS: nc, Health: node, Logger: log,
+		DiscoveryTimeout: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("new admin: %v", err)
+	}
+	if err := admin.Start(ctx); err != nil {
+		t.Fatalf("start admin: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = admin.Drain(ctx)
+	})
+	return platformEnv{adminURL: "http://" + admin.Addr(), natsURL: s.ClientURL()}
+}
+
+// cli runs one admin command against e with its URL and token.
+func (e platformEnv) cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return runCmd(t, append(args, "--admin", e.adminURL, "--token", cliToken)...)
+}
+
+// mustCLI runs cli and fails the test unless it exits 0.
+func (e platformEnv) mustCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := e.cli(t, args...)
+	if code != 0 {
+		t.Fatalf("nylon %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func (e platformEnv) invoke(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return runCmd(t, append([]string{"invoke"}, append(args, "--nats", e.natsURL)...)...)
+}
+
+func TestCLIDeployListInvokeRollbackRemove(t *testing.T) {
+	e := startPlatform(t)
+	hello := testutil.WasmPath(t, "functions/examples/hello")
+	size, err := os.Stat(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Flags after the positional arguments, repeated flags.
+	code, out, errOut := e.cli(t, "deploy", "hello", hello, "--route", "/hello", "--route", "/hi/{name}",
+		"--config", "greeting=hey", "--timeout", "500ms", "--max-workers", "2", "--description", "first")
+	if code != 0 {
+		t.Fatalf("deploy: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"deployed hello version 1 (active)", "request_filter", "/hello, /hi/{name}",
+		"greeting=hey", "timeout 500ms, max workers 2", "first"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("deploy output lacks %q:\n%s", want, out)
+		}
+	}
+	last := errOut[strings.LastIndexByte(errOut, '\r')+1:]
+	if want := "uploaded " + formatBytes(size.Size()); strings.TrimRight(last, " \n") != want || !strings.HasSuffix(last, "\n") {
+		t.Errorf("deploy stderr = %q, want a last progress line %q", errOut, want)
+	}
+
+	// -o json is the record the API answered.
+	out = e.mustCLI(t, "deploy", "-o", "json", "--description", "second", "hello", hello)
+	var rec registry.Record
+	if err := json.Unmarshal([]byte(out), &rec); err != nil {
+		t.Fatalf("deploy -o json: %v\n%s", err, out)
+	}
+	if rec.Version != 2 || rec.Name != "hello" || len(rec.SHA256) != 64 || rec.Description != "second" {
+		t.Errorf("deploy -o json record = %+v", rec)
+	}
+
+	out = e.mustCLI(t, "ls")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[0], "CREATED") {
+		t.Fatalf("ls:\n%s", out)
+	}
+	if f := strings.Fields(lines[1]); f[0] != "hello" || f[1] != "2" || f[2] != "request_filter" || f[3] != "-" {
+		t.Errorf("ls row = %q, want hello 2 request_filter - (v2 has no routes)", lines[1])
+	}
+
+	out = e.mustCLI(t, "versions", "hello")
+	if !activeVersionIs(out, "2") {
+		t.Errorf("versions: want version 2 marked active:\n%s", out)
+	}
+
+	out = e.mustCLI(t, "rollback", "hello")
+	if !strings.Contains(out, "hello: version 1 is active") {
+		t.Errorf("rollback: %s", out)
+	}
+	out = e.mustCLI(t, "versions", "hello")
+	if !activeVersionIs(out, "1") {
+		t.Errorf("versions after rollback: want version 1 marked active:\n%s", out)
+	}
+	out = e.mustCLI(t, "get", "hello", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &rec); err != nil || rec.Version != 1 || rec.Config["greeting"] != "hey" {
+		t.Errorf("get -o json = %+v (%v)", rec, err)
+	}
+	out = e.mustCLI(t, "get", "hello")
+	if !strings.Contains(out, "1 (active)") || !strings.Contains(out, rec.SHA256) {
+		t.Errorf("get:\n%s", out)
+	}
+
+	// The node serves the active version once its registry watch saw it.
+	testutil.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
+		code, out, errOut := e.invoke(t, "hello", "--phase", "request_filter", "--path", "/hello?name=ana", "--header", "Accept: */*")
+		if code != 0 {
+			return fmt.Errorf("invoke: exit %d\n%s%s", code, out, errOut)
+		}
+		for _, want := range []string{"action: End", "set status 200", "set header Content-Type: application/json",
+			`body: {"message":"hello, ana"}`} {
+			if !strings.Contains(out, want) {
+				return fmt.Errorf("invoke output lacks %q:\n%s", want, out)
+			}
+		}
+		return nil
+	})
+	code, out, errOut = e.invoke(t, "hello", "--path", "/", "-o", "json")
+	var res invokeResult
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || res.Action != "End" || len(res.Ops) == 0 {
+		t.Errorf("invoke -o json: exit %d, %+v (%v)\n%s%s", code, res, err, out, errOut)
+	}
+
+	out = e.mustCLI(t, "nodes")
+	if !strings.Contains(out, "cli-node") || !strings.Contains(out, "hello") {
+		t.Errorf("nodes:\n%s", out)
+	}
+
+	out = e.mustCLI(t, "rm", "hello")
+	if out != "deleted hello\n" {
+		t.Errorf("rm: %q", out)
+	}
+	if out := e.mustCLI(t, "ls"); out != "no functions deployed\n" {
+		t.Errorf("ls after rm: %q", out)
+	}
+	code, _, errOut = e.cli(t, "get", "hello")
+	if code != 1 || !strings.Contains(errOut, "get hello: 404 not found:") {
+		t.Errorf("get after rm: exit %d, stderr %q", code, errOut)
+	}
+	// Once the node dropped it, nobody answers the subject.
+	testutil.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
+		code, _, errOut := e.invoke(t, "hello", "--timeout", "500ms")
+		if code != 1 || !strings.Contains(errOut, "no node serves nylon.dev.hello.request_filter") {
+			return fmt.Errorf("invoke after rm: exit %d, stderr %q", code, errOut)
+		}
+		return nil
+	})
+}
+
+// activeVersionIs reports whether the versions table marks version v active.
+func activeVersionIs(table, v string) bool {
+	for _, line := range strings.Split(table, "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "*" {
+			return f[1] == v
+		}
+	}
+	return false
+}
+
+func TestCLIErrors(t *testing.T) {
+	e := startPlatform(t)
+	bad := filepath.Join(t.TempDir(), "bad.wasm")
+	if err := os.WriteFile(bad, []byte("this is not webassembly"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := e.cli(t, "deploy", "bad", bad)
+	if code != 1 || out != "" || !strings.Contains(errOut, "nylon: deploy bad: 422 invalid module: ") {
+		t.Errorf("deploy of non-wasm: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out := e.mustCLI(t, "ls", "-o", "json"); strings.Contains(out, `"bad"`) {
+		t.Errorf("a refused module was stored: %s", out)
+	}
+
+	// A wrong token is refused by the API.
+	code, _, errOut = runCmd(t, "ls", "--admin", e.adminURL, "--token", "wrong")
+	if code != 1 || !strings.Contains(errOut, "ls: 401 unauthorized") {
+		t.Errorf("ls with a wrong token: exit %d, stderr %q", code, errOut)
+	}
+	// The token also comes from the environment.
+	t.Setenv("NYLON_ADMIN_TOKEN", cliToken)
+	t.Setenv("NYLON_ADMIN_URL", e.adminURL)
+	if code, out, errOut := runCmd(t, "ls"); code != 0 || out != "no functions deployed\n" {
+		t.Errorf("ls with NYLON_ADMIN_*: exit %d, %q %q", code, out, errOut)
+	}
+
+	// Usage errors exit 2 without calling anything.
+	for _, args := range [][]string{
+		{"deploy", "hello"},
+		{"deploy", "Bad.Name", bad},
+		{"deploy", "hello", bad, "--config", "novalue"},
+		{"get"},
+		{"ls", "-o", "yaml"},
+		{"invoke", "hello", "--phase", "nope"},
+		{"invoke", "hello", "--header", "novalue"},
+		{"dlq"},
+		{"dlq", "ls", "--limit", "0"},
+	} {
+		if code, _, errOut := runCmd(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errOut)
+		}
+	}
+}
+
+func TestCLIDLQList(t *testing.T) {
+	e := startPlatform(t)
+	// No gateway has made the stream yet.
+	code, _, errOut := runCmd(t, "dlq", "ls", "--nats", e.natsURL)
+	if code != 1 || !strings.Contains(errOut, "no dead-letter stream NYLON_DLQ_DEV") {
+		t.Errorf("dlq ls without a stream: exit %d, stderr %q", code, errOut)
+	}
+
+	nc, err := nats.Connect(e.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	prefix := protocol.Prefix(protocol.DefaultEnv)
+	if _, err := gateway.EnsureDLQ(ctx, testutil.JetStream(t, nc), prefix, gateway.DLQConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustRun(t, "dlq", "ls", "--nats", e.natsURL); out != "no dead letters\n" {
+		t.Errorf("dlq ls of an empty stream: %q", out)
+	}
+	id := protocol.NewRequestID()
+	req := protocol.PluginRequest{Version: protocol.Version, RequestID: id, Phase: protocol.PhaseRequestFilter}
+	// A dead letter as the gateway writes it (gateway.deadLetter).
+	msg := &nats.Msg{
+		Subject: protocol.DLQSubject(prefix, "hello", protocol.PhaseRequestFilter),
+		Data:    req.AppendMsgpack(nil),
+		Header: nats.Header{
+			gateway.HeaderErrorKind: []string{"Timeout"},
+			gateway.HeaderError:     []string{"no answer within 1s"},
+			gateway.HeaderAttempts:  []string{"3"},
+			gateway.HeaderRoute:     []string{"/hello"},
+			gateway.HeaderPlugin:    []string{"hello"},
+		},
+	}
+	if err := nc.PublishMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	var entries []dlqEntry
+	testutil.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+		out := mustRun(t, "dlq", "ls", "-o", "json", "--nats", e.natsURL)
+		if err := json.Unmarshal([]byte(out), &entries); err != nil {
+			return fmt.Errorf("dlq ls -o json: %v\n%s", err, out)
+		}
+		if len(entries) != 1 {
+			return fmt.Errorf("dlq ls -o json: %d entries, want 1", len(entries))
+		}
+		return nil
+	})
+	if d := entries[0]; d.Function != "hello" || d.Phase != "request_filter" || d.Kind != "Timeout" || d.Attempts != 3 ||
+		d.RequestID != id.String() || d.Error != "no answer within 1s" {
+		t.Errorf("dead letter = %+v", d)
+	}
+	out := mustRun(t, "dlq", "ls", "--nats", e.natsURL, "--limit", "5")
+	for _, want := range []string{"FUNCTION", "hello", "request_filter", "Timeout", "no answer within 1s", id.String()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dlq ls lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := runCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("nylon %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/registry"
+)
+
+func deployCommand() command {
+	return command{
+		name:    "deploy",
+		summary: "upload a wasm module as a new version of a function and make it active",
+		help: `The module is validated by the admin API (exports, imports, phases) before it
+is stored; a bad module is refused with 422 and nothing changes. Flags may come
+before or after NAME and FILE. FILE "-" reads the module from stdin.
+
+  nylon deploy hello hello.wasm --route /hello --route /hi --config greeting=hey --timeout 500ms`,
+		run: runDeploy,
+	}
+}
+
+type deployFlags struct {
+	admin       adminFlags
+	routes      []string
+	config      []string
+	timeout     time.Duration
+	memoryMB    int
+	maxWorkers  int
+	maxBody     int
+	queueGroup  string
+	description string
+	quiet       bool
+}
+
+func runDeploy(ctx context.Context, a *app, cmd command, args []string) error {
+	var d deployFlags
+	f := newFlagSet(a, cmd, "[flags] <name> <file.wasm>")
+	d.admin.register(f)
+	repeatedFlag(f, &d.routes, "route", "pattern", "HTTP route the gateway maps to the function, e.g. /hello/{name}")
+	repeatedFlag(f, &d.config, "config", "key=value", "configuration value the handler reads")
+	f.fs.DurationVar(&d.timeout, "timeout", 0, "")
+	f.doc("timeout", "duration", "", "", "wall-clock budget of one handler call, e.g. 500ms (default: the node's)")
+	intFlag(f, &d.memoryMB, "memory-mb", "n", "memory cap of one instance in MiB (default: the node's)")
+	intFlag(f, &d.maxWorkers, "max-workers", "n", "concurrent instances per node (default: the node's)")
+	intFlag(f, &d.maxBody, "max-body-bytes", "n", "largest body a handler is given or may write (default: the node's)")
+	f.String(&d.queueGroup, "queue-group", "name", "", "", "NATS queue group of the function's endpoints (default: the platform's)")
+	f.String(&d.description, "description", "text", "", "", "free text stored with the version")
+	f.Bool(&d.quiet, "quiet", "", false, "no upload progress on stderr")
+	pos, err := parseArgs(f, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(cmd.name, pos, "<name>", "<file.wasm>"); err != nil {
+		return err
+	}
+	name, file := pos[0], pos[1]
+	if err := protocol.ValidateName(name); err != nil {
+		return usageErrorf(cmd.name, "%v", err)
+	}
+	q, err := d.query(cmd.name)
+	if err != nil {
+		return err
+	}
+	c, err := d.admin.client(cmd.name)
+	if err != nil {
+		return err
+	}
+	wasm, size, closeFn, err := openModule(file)
+	if err != nil {
+		return fmt.Errorf("deploy %s: %w", name, err)
+	}
+	defer closeFn()
+
+	var body io.Reader = wasm
+	var progress *progressReader
+	if !d.quiet {
+		progress = newProgressReader(wasm, size, a.stderr)
+		body = progress
+	}
+	raw, err := c.do(ctx, apiRequest{
+		method:      http.MethodPut,
+		path:        "/v1/functions/" + url.PathEscape(name),
+		query:       q,
+		body:        body,
+		size:        size,
+		contentType: "application/wasm",
+	})
+	if progress != nil {
+		progress.finish(err == nil)
+	}
+	if err != nil {
+		return fmt.Errorf("deploy %s: %w", name, err)
+	}
+	if d.admin.Output == outputJSON {
+		return writeJSONBody(a.stdout, raw)
+	}
+	var rec registry.Record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return fmt.Errorf("deploy %s: decoding the record: %w", name, err)
+	}
+	fmt.Fprintf(a.stdout, "deployed %s version %d (active)\n", rec.Name, rec.Version)
+	return writeRecord(a.stdout, rec)
+}
+
+// query turns the flags into the deploy query options of the admin API.
+func (d *deployFlags) query(cmd string) (url.Values, error) {
+	q := url.Values{}
+	for _, r := range d.routes {
+		q.Add("route", r)
+	}
+	for _, kv := range d.config {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, usageErrorf(cmd, "--config %q: want key=value", kv)
+		}
+		q.Add("config", kv)
+	}
+	if d.timeout < 0 {
+		return nil, usageErrorf(cmd, "--timeout: %v is negative", d.timeout)
+	}
+	if d.timeout > 0 {
+		q.Set("timeout", d.timeout.String())
+	}
+	for _, o := range []struct {
+		flag, key string
+		v         int
+	}{
+		{"--memory-mb", "memory_mb", d.memoryMB},
+		{"--max-workers", "max_workers", d.maxWorkers},
+		{"--max-body-bytes", "max_body_bytes", d.maxBody},
+	} {
+		if o.v < 0 {
+			return nil, usageErrorf(cmd, "%s: %d is negative", o.flag, o.v)
+		}
+		if o.v > 0 {
+			q.Set(o.key, strconv.Itoa(o.v))
+		}
+	}
+	if d.queueGroup != "" {
+		q.Set("queue_group", d.queueGroup)
+	}
+	if d.description != "" {
+		q.Set("description", d.description)
+	}
+	return q, nil
+}
+
+// openModule opens file ("-" is stdin, read whole so its size is known) and
+// returns it with its size.
+func openModule(file string) (io.Reader, int64, func(), error) {
+	if file == "-" {
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("reading stdin: %w", err)
+		}
+		return strings.NewReader(string(b)), int64(len(b)), func() {}, nil
+	}
+	fh, err := os.Open(file)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, 0, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if !st.Mode().IsRegular() {
+		fh.Close()
+		return nil, 0, nil, fmt.Errorf("%s: not a regular file", file)
+	}
+	return fh, st.Size(), func() { fh.Close() }, nil
+}
+
+// progressReader reports how much of the upload was sent, on one stderr
+// line rewritten in place, at most every progressEvery.
+type progressReader struct {
+	r     io.Reader
+	total int64
+	w     io.Writer
+
+	mu      sync.Mutex
+	sent    int64
+	last    time.Time
+	lineLen int // of the line last printed, to blank it out when rewriting
+	done    bool
+}
+
+const progressEvery = 100 * time.Millisecond
+
+func newProgressReader(r io.Reader, total int64, w io.Writer) *progressReader {
+	return &progressReader{r: r, total: total, w: w}
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sent += int64(n)
+	if now := time.Now(); !p.done && now.Sub(p.last) >= progressEvery {
+		p.last = now
+		p.line(fmt.Sprintf("uploading %s / %s", formatBytes(p.sent), formatBytes(p.total)))
+	}
+	return n, err
+}
+
+// finish ends the progress line: "uploaded 2.9 MB" once the server
+// accepted the module, or how far the upload got.
+func (p *progressReader) finish(ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = true
+	switch {
+	case ok:
+		p.line(fmt.Sprintf("uploaded %s", formatBytes(p.total)))
+	case p.sent > 0:
+		p.line(fmt.Sprintf("sent %s / %s", formatBytes(p.sent), formatBytes(p.total)))
+	default:
+		return
+	}
+	io.WriteString(p.w, "\n")
+}
+
+// line rewrites the progress line with s, padding over a longer old line.
+func (p *progressReader) line(s string) {
+	pad := max(0, p.lineLen-len(s))
+	fmt.Fprintf(p.w, "\r%s%s", s, strings.Repeat(" ", pad))
+	p.lineLen = len(s)
+}
+
+// writeRecord prints a deployment record for people.
+func writeRecord(w io.Writer, rec registry.Record) error {
+	tw := newTable(w)
+	row := func(k, v string) { fmt.Fprintf(tw, "  %s\t%s\n", k, v) }
+	row("name", rec.Name)
+	active := ""
+	if rec.Active {
+		active = " (active)"
+	}
+	row("version", strconv.FormatUint(rec.Version, 10)+active)
+	row("sha256", rec.SHA256)
+	row("size", formatBytes(rec.Size))
+	row("phases", orDash(strings.Join(rec.Phases, ", ")))
+	row("routes", orDash(strings.Join(rec.Routes, ", ")))
+	if len(rec.Config) > 0 {
+		keys := make([]string, 0, len(rec.Config))
+		for k := range rec.Config {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		kvs := make([]string, len(keys))
+		for i, k := range keys {
+			kvs[i] = k + "=" + rec.Config[k]
+		}
+		row("config", strings.Join(kvs, ", "))
+	}
+	row("limits", formatLimits(rec.Limits))
+	if rec.QueueGroup != "" {
+		row("queue group", rec.QueueGroup)
+	}
+	if rec.Description != "" {
+		row("description", rec.Description)
+	}
+	row("created", formatTime(rec.CreatedAt))
+	if rec.CreatedBy != "" {
+		row("created by", rec.CreatedBy)
+	}
+	return tw.Flush()
+}
+
+func formatLimits(l registry.Limits) string {
+	var parts []string
+	if l.TimeoutMS > 0 {
+		parts = append(parts, "timeout "+l.Timeout().String())
+	}
+	if l.MemoryMB > 0 {
+		parts = append(parts, fmt.Sprintf("memory %d MiB", l.MemoryMB))
+	}
+	if l.MaxWorkers > 0 {
+		parts = append(parts, fmt.Sprintf("max workers %d", l.MaxWorkers))
+	}
+	if l.MaxBodyBytes > 0 {
+		parts = append(parts, "max body "+formatBytes(l.MaxBodyBytes))
+	}
+	if len(parts) == 0 {
+		return "node defaults"
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+func dlqCommand() command {
+	return command{
+		name:    "dlq",
+		summary: "inspect the dead letters: gateway requests that failed their last attempt",
+		help: `Subcommands:
+  ls    list the newest dead letters, oldest first
+
+Without --nats it connects to ` + defaultClientNATS + `.`,
+		run: runDLQ,
+	}
+}
+
+func runDLQ(ctx context.Context, a *app, cmd command, args []string) error {
+	if len(args) == 0 {
+		return usageErrorf(cmd.name, "missing subcommand (ls)")
+	}
+	switch args[0] {
+	case "ls":
+		return runDLQLs(ctx, a, cmd, args[1:])
+	case "-h", "-help", "--help":
+		newFlagSet(a, cmd, "ls [flags]").PrintUsage(a.stdout)
+		return errHelp
+	}
+	return usageErrorf(cmd.name, "unknown subcommand %q (want ls)", args[0])
+}
+
+// dlqEntry is one dead letter as -o json prints it.
+type dlqEntry struct {
+	Sequence    uint64 `json:"sequence"`
+	Time        string `json:"time"`
+	Function    string `json:"function"`
+	Phase       string `json:"phase"`
+	Plugin      string `json:"plugin,omitempty"`
+	Route       string `json:"route,omitempty"`
+	Kind        string `json:"kind"`
+	Attempts    int    `json:"attempts"`
+	Error       string `json:"error"`
+	RequestID   string `json:"request_id"`
+	SessionID   uint32 `json:"session_id,omitempty"`
+	Traceparent string `json:"traceparent,omitempty"`
+	Subject     string `json:"subject"`
+	PayloadSize int    `json:"payload_bytes"`
+}
+
+func runDLQLs(ctx context.Context, a *app, cmd command, args []string) error {
+	var conn clientNATS
+	var output string
+	var limit int
+	f := newFlagSet(a, cmd, "ls [flags]")
+	conn.register(f)
+	registerOutput(f, &output)
+	limit = 100
+	f.fs.Var((*intValue)(&limit), "limit", "")
+	f.doc("limit", "n", "", "100", "how many of the newest dead letters to show (at most 1000)")
+	pos, err := parseArgs(f, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(cmd.name, pos); err != nil {
+		return err
+	}
+	if err := checkOutput(cmd.name, output); err != nil {
+		return err
+	}
+	if limit < 1 || limit > 1000 {
+		return usageErrorf(cmd.name, "--limit: %d: want 1 to 1000", limit)
+	}
+	c, err := conn.connect(ctx, "nylon dlq")
+	if err != nil {
+		return fmt.Errorf("dlq ls: %w", err)
+	}
+	defer closeConn(c)
+	prefix := protocol.Prefix(conn.Env)
+	letters, err := gateway.ListDLQ(ctx, c.JetStream(), prefix, limit)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("dlq ls: no dead-letter stream %s: no gateway of env %s has started yet", gateway.DLQStreamName(prefix), conn.Env)
+	}
+	if err != nil {
+		return fmt.Errorf("dlq ls: %w", err)
+	}
+	entries := make([]dlqEntry, len(letters))
+	for i, d := range letters {
+		entries[i] = dlqEntry{
+			Sequence: d.Sequence, Time: d.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+			Function: d.Function, Phase: d.Phase.String(), Plugin: d.Plugin, Route: d.Route,
+			Kind: d.Kind, Attempts: d.Attempts, Error: d.Error, RequestID: d.RequestID.String(),
+			SessionID: d.SessionID, Traceparent: d.Traceparent, Subject: d.Subject, PayloadSize: len(d.Payload),
+		}
+	}
+	if output == outputJSON {
+		return writeJSONValue(a.stdout, entries)
+	}
+	if len(entries) == 0 {
+		fmt.Fprintln(a.stdout, "no dead letters")
+		return nil
+	}
+	tw := newTable(a.stdout)
+	fmt.Fprintln(tw, "TIME\tFUNCTION\tPHASE\tKIND\tATTEMPTS\tERROR\tREQUEST ID")
+	for i, d := range letters {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", formatTime(d.Time), orDash(d.Function), entries[i].Phase,
+			orDash(d.Kind), strconv.Itoa(d.Attempts), orDash(d.Error), entries[i].RequestID)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nylon-functions/nylon/internal/natsconn"
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// defaultClientNATS is where client commands connect without --nats: the
+// embedded server of a local `nylon serve`.
+const defaultClientNATS = "nats://127.0.0.1:4222"
+
+// clientNATS are the flags of a command that connects to NATS as a client
+// (never starting an embedded server).
+type clientNATS struct {
+	NATS natsFlags
+	Env  string
+}
+
+func (c *clientNATS) register(f *flagSet) {
+	f.String(&c.Env, "env", "name", "NYLON_ENV", protocol.DefaultEnv, "environment: the subject prefix nylon.<env>")
+	c.NATS.register(f, false)
+}
+
+// connect connects to --nats, or defaultClientNATS when none is given.
+func (c *clientNATS) connect(ctx context.Context, name string) (*natsconn.Conn, error) {
+	n := c.NATS
+	if len(n.URLs) == 0 {
+		n.URLs = []string{defaultClientNATS}
+	}
+	conn, err := natsconn.Connect(ctx, n.config(c.Env, name, ""), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	return conn, nil
+}
+
+func closeConn(conn *natsconn.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
+func invokeCommand() command {
+	return command{
+		name:    "invoke",
+		summary: "call one phase of a function directly over NATS and print its answer",
+		help: `invoke builds the invocation a gateway would send (method, path, headers,
+body, config) and requests the function's phase subject, bypassing the gateway.
+Without --nats it connects to ` + defaultClientNATS + `.
+
+  nylon invoke hello --path '/hello?name=ana' --header Accept:application/json`,
+		run: runInvoke,
+	}
+}
+
+type invokeFlags struct {
+	conn    clientNATS
+	output  string
+	phase   string
+	method  string
+	path    string
+	host    string
+	headers []string
+	body    string
+	config  []string
+	timeout time.Duration
+}
+
+func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
+	var fl invokeFlags
+	f := newFlagSet(a, cmd, "[flags] <name>")
+	fl.conn.register(f)
+	registerOutput(f, &fl.output)
+	f.String(&fl.phase, "phase", "phase", "", protocol.PhaseRequestFilter.String(), "phase to call: request_filter, response_filter, response_body_filter or logging")
+	f.String(&fl.method, "method", "method", "", "GET", "HTTP method of the request")
+	f.String(&fl.path, "path", "path", "", "/", "request path, optionally with ?query")
+	f.String(&fl.host, "host", "host", "", "localhost", "Host of the request")
+	repeatedFlag(f, &fl.headers, "header", "name:value", "request header")
+	f.String(&fl.body, "body", "text", "", "", "request body")
+	repeatedFlag(f, &fl.config, "config", "key=value", "configuration value the handler reads")
+	f.Duration(&fl.timeout, "timeout", "", 2*time.Second, "how long to wait for the answer")
+	pos, err := parseArgs(f, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(cmd.name, pos, "<name>"); err != nil {
+		return err
+	}
+	name := pos[0]
+	if err := protocol.ValidateName(name); err != nil {
+		return usageErrorf(cmd.name, "%v", err)
+	}
+	if err := checkOutput(cmd.name, fl.output); err != nil {
+		return err
+	}
+	req, err := fl.request(cmd.name)
+	if err != nil {
+		return err
+	}
+	if fl.timeout <= 0 {
+		return usageErrorf(cmd.name, "--timeout: %v must be positive", fl.timeout)
+	}
+
+	conn, err := fl.conn.connect(ctx, "nylon invoke")
+	if err != nil {
+		return fmt.Errorf("invoke %s: %w", name, err)
+	}
+	defer closeConn(conn)
+	subject := protocol.PhaseSubject(protocol.Prefix(fl.conn.Env), name, req.Phase)
+	rctx, cancel := context.WithTimeout(ctx, fl.timeout)
+	defer cancel()
+	start := time.Now()
+	reply, err := conn.NC.RequestMsgWithContext(rctx, &nats.Msg{Subject: subject, Data: req.AppendMsgpack(nil)})
+	elapsed := time.Since(start)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("invoke %s: no node serves %s (is the function deployed with phase %s?)", name, subject, req.Phase)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("invoke %s: no answer on %s within %v", name, subject, fl.timeout)
+	case err != nil:
+		return fmt.Errorf("invoke %s: %w", name, err)
+	}
+	res := invokeResult{Subject: subject, RequestID: req.RequestID.String(), DurationMS: float64(elapsed.Microseconds()) / 1000}
+	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
+		res.ServiceError = &serviceErr{Code: code, Description: reply.Header.Get(micro.ErrorHeader)}
+		if err := res.write(a.stdout, fl.output); err != nil {
+			return err
+		}
+		return fmt.Errorf("invoke %s: service error %s: %s", name, code, res.ServiceError.Description)
+	}
+	var resp protocol.PluginResponse
+	if err := protocol.DecodeResponse(reply.Data, &resp); err != nil {
+		return fmt.Errorf("invoke %s: decoding the answer: %w", name, err)
+	}
+	ops, err := protocol.DecodeOps(resp.Data, nil)
+	if err != nil {
+		return fmt.Errorf("invoke %s: decoding the ops: %w", name, err)
+	}
+	res.Action, res.Error = resp.Action.String(), resp.Error
+	for _, op := range ops {
+		res.Ops = append(res.Ops, newOpView(op))
+	}
+	if err := res.write(a.stdout, fl.output); err != nil {
+		return err
+	}
+	if resp.Action == protocol.ActionError {
+		return fmt.Errorf("invoke %s: the handler answered Error: %s", name, resp.Error)
+	}
+	return nil
+}
+
+// request builds the PluginRequest the flags describe.
+func (fl *invokeFlags) request(cmd string) (protocol.PluginRequest, error) {
+	phase, err := protocol.ParsePhase(fl.phase)
+	if err != nil {
+		return protocol.PluginRequest{}, usageErrorf(cmd, "--phase: %v", err)
+	}
+	p, query, _ := strings.Cut(fl.path, "?")
+	if !strings.HasPrefix(p, "/") {
+		return protocol.PluginRequest{}, usageErrorf(cmd, "--path %q: want an absolute path like /x", fl.path)
+	}
+	inv := protocol.Invocation{Request: protocol.HTTPRequest{
+		Method:    strings.ToUpper(fl.method),
+		Scheme:    "http",
+		Host:      fl.host,
+		Path:      p,
+		Query:     query,
+		ClientIP:  "127.0.0.1",
+		Body:      []byte(fl.body),
+		Timestamp: uint64(time.Now().UnixMilli()),
+	}}
+	for _, h := range fl.headers {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return protocol.PluginRequest{}, usageErrorf(cmd, "--header %q: want name:value", h)
+		}
+		inv.Request.Headers = append(inv.Request.Headers, protocol.Header{Name: strings.TrimSpace(k), Value: strings.TrimSpace(v)})
+	}
+	for _, kv := range fl.config {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return protocol.PluginRequest{}, usageErrorf(cmd, "--config %q: want key=value", kv)
+		}
+		inv.Config = append(inv.Config, protocol.KV{Key: k, Value: v})
+	}
+	if phase != protocol.PhaseRequestFilter {
+		// The response phases read the upstream's answer; give them an
+		// empty 200 so handlers have something to look at.
+		inv.Response = &protocol.HTTPResponse{Status: 200, LastChunk: true}
+	}
+	return protocol.PluginRequest{
+		Version:   protocol.Version,
+		RequestID: protocol.NewRequestID(),
+		Phase:     phase,
+		Data:      protocol.AppendInvocation(nil, &inv),
+		Timestamp: uint64(time.Now().UnixMilli()),
+	}, nil
+}
+
+// invokeResult is what invoke prints; its JSON form is the -o json output.
+type invokeResult struct {
+	Subject      string      `json:"subject"`
+	RequestID    string      `json:"request_id"`
+	DurationMS   float64     `json:"duration_ms"`
+	Action       string      `json:"action,omitempty"`
+	Error        string      `json:"error,omitempty"`
+	Ops          []opView    `json:"ops,omitempty"`
+	ServiceError *serviceErr `json:"service_error,omitempty"`
+}
+
+type serviceErr struct {
+	Code        string `json:"code"`
+	Description string `json:"description"`
+}
+
+// opView is one op for people and scripts: Value is text when it is valid
+// UTF-8, else it is left out and ValueBytes says how long it was.
+type opView struct {
+	Code       uint32 `json:"code"`
+	Text       string `json:"text"`
+	Key        string `json:"key,omitempty"`
+	Value      string `json:"value,omitempty"`
+	ValueBytes int    `json:"value_bytes,omitempty"`
+	Num        int64  `json:"num,omitempty"`
+}
+
+func newOpView(op protocol.Op) opView {
+	v := opView{Code: op.Code, Key: op.Key, Num: op.Num}
+	if utf8.Valid(op.Value) {
+		v.Value = string(op.Value)
+	} else {
+		v.ValueBytes = len(op.Value)
+	}
+	v.Text = describeOp(op)
+	return v
+}
+
+// describeOp renders op as a line such as "set status 200" or
+// "set header Content-Type: application/json".
+func describeOp(op protocol.Op) string {
+	val := printable(op.Value)
+	switch op.Code {
+	case protocol.OpSetResponseHeader:
+		return "set header " + op.Key + ": " + val
+	case protocol.OpRemoveResponseHeader:
+		return "remove header " + op.Key
+	case protocol.OpSetResponseStatus:
+		return "set status " + strconv.FormatInt(op.Num, 10)
+	case protocol.OpSetResponseBody:
+		return "body: " + val
+	case protocol.OpSetStreamHeader:
+		return "stream header " + op.Key + ": " + val
+	case protocol.OpSetStreamData:
+		return "stream data: " + val
+	case protocol.OpSetStreamEnd:
+		return "stream end"
+	case protocol.OpSetRequestHeader:
+		return "set request header " + op.Key + ": " + val
+	case protocol.OpRemoveRequestHeader:
+		return "remove request header " + op.Key
+	case protocol.OpWSSendText:
+		return "ws send text: " + val
+	case protocol.OpWSSendBinary:
+		return "ws send binary: " + val
+	case protocol.OpWSClose:
+		return fmt.Sprintf("ws close %d %s", op.Num, val)
+	case protocol.OpWSJoinRoom:
+		return "ws join room " + op.Key
+	case protocol.OpWSLeaveRoom:
+		return "ws leave room " + op.Key
+	case protocol.OpWSBroadcastText:
+		return "ws broadcast text to " + op.Key + ": " + val
+	case protocol.OpWSBroadcastBinary:
+		return "ws broadcast binary to " + op.Key + ": " + val
+	}
+	return fmt.Sprintf("op %d key=%q value=%s num=%d", op.Code, op.Key, val, op.Num)
+}
+
+// printable shows b as text when it is UTF-8, else as its length.
+func printable(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return fmt.Sprintf("<%d bytes of binary>", len(b))
+}
+
+func (r *invokeResult) write(w io.Writer, output string) error {
+	if output == outputJSON {
+		return writeJSONValue(w, r)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (request %s, %.1f ms)\n", r.Subject, r.RequestID, r.DurationMS)
+	if r.ServiceError != nil {
+		fmt.Fprintf(&b, "service error %s: %s\n", r.ServiceError.Code, r.ServiceError.Description)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	fmt.Fprintf(&b, "action: %s\n", r.Action)
+	if r.Error != "" {
+		fmt.Fprintf(&b, "error: %s\n", r.Error)
+	}
+	for _, op := range r.Ops {
+		fmt.Fprintf(&b, "  %s\n", op.Text)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
