@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/platform"
 )
 
 var gatewayLine = regexp.MustCompile(`(?m)^gateway: (http://\S+) `)
@@ -118,6 +119,21 @@ routes:
 	deployModule(t, admin, "headers", testutil.Wasm(t, "functions/examples/headers"), url.Values{"config": {"rewrite_status=500:503"}})
 	deployModule(t, admin, "logger", testutil.Wasm(t, "functions/examples/logger"), nil)
 	deployModule(t, admin, "chat", testutil.Wasm(t, "functions/examples/chat"), url.Values{"route": {"/chat/ws"}})
+
+	// Every function is loaded on the node (compiling takes a moment).
+	testutil.Eventually(t, 60*time.Second, 50*time.Millisecond, func() error {
+		_, health := getHealthz(t, admin)
+		serving := 0
+		for _, f := range health.Functions {
+			if f.State == platform.FunctionServing {
+				serving++
+			}
+		}
+		if serving != 5 {
+			return fmt.Errorf("%d of 5 functions serving: %+v", serving, health.Functions)
+		}
+		return nil
+	})
 
 	// hello answers as an origin on its registry routes, without a restart.
 	testutil.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
