@@ -1,0 +1,250 @@
+package e2ebench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/platform"
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/registry"
+	"github.com/nylon-functions/nylon/wasmhost"
+)
+
+const (
+	helloDir = "functions/examples/hello"
+	// query is what every benchmark request asks; wantBody is the hello
+	// function's answer to it, which the plain handler writes too.
+	query    = "name=x"
+	wantBody = `{"message":"hello, x"}`
+)
+
+// concurrencies are the numbers of client goroutines of the HTTP
+// benchmarks: 1 for latency, 32 for throughput.
+var concurrencies = []int{1, 32}
+
+// BenchmarkGatewayHello measures HTTP GET /hello?name=x through the whole
+// stack: HTTP client -> httptest server -> gateway -> NATS request ->
+// embedded nats-server -> platform node -> hello wasm guest, and back. Every
+// response is checked (status 200, the function's JSON), so a broken hop
+// fails the benchmark instead of measuring fast errors.
+func BenchmarkGatewayHello(b *testing.B) {
+	url := startStack(b) + "/hello?" + query
+	for _, conc := range concurrencies {
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchGet(b, url, conc) })
+	}
+}
+
+// BenchmarkPlainHTTPHello is the baseline of BenchmarkGatewayHello: the
+// same client and server writing the same JSON from a net/http handler,
+// measured in the same run under the same machine load.
+func BenchmarkPlainHTTPHello(b *testing.B) {
+	body := []byte(wantBody)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("name")
+		if name != "x" {
+			http.Error(w, "want name=x", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	b.Cleanup(srv.Close)
+	url := srv.URL + "/hello?" + query
+	for _, conc := range concurrencies {
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchGet(b, url, conc) })
+	}
+}
+
+// startStack starts NATS, a registry, a node serving the hello function and
+// a gateway routing /hello to it, and returns the gateway's base URL. It
+// returns once an HTTP request answers with the function's body, so no
+// benchmark iteration pays for loading the module.
+func startStack(b *testing.B) string {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	logger := slog.New(slog.DiscardHandler)
+
+	s := testutil.RunNATS(b)
+	adminConn := testutil.Connect(b, s)
+	reg, err := registry.New(ctx, testutil.JetStream(b, adminConn), registry.WithLogger(logger))
+	if err != nil {
+		b.Fatalf("registry: %v", err)
+	}
+
+	// One host validates the module and runs it in the node; the on-disk
+	// compilation cache keeps repeated runs from recompiling the guest.
+	host, err := wasmhost.New(ctx, wasmhost.Config{}.WithCompilationCacheDir(testutil.CompileCacheDir(b)).WithLogger(logger))
+	if err != nil {
+		b.Fatalf("wasm host: %v", err)
+	}
+	b.Cleanup(func() { _ = host.Close(context.Background()) })
+
+	wasm := testutil.Wasm(b, helloDir)
+	info, err := host.Validate(ctx, wasm)
+	if err != nil {
+		b.Fatalf("validate %s: %v", helloDir, err)
+	}
+	if _, err := reg.Deploy(ctx, registry.Spec{Name: "hello", Phases: info.Phases}, wasm); err != nil {
+		b.Fatalf("deploy hello: %v", err)
+	}
+
+	// The node and the gateway each have their own connection, as separate
+	// processes would.
+	node, err := platform.NewNode(platform.Config{
+		NATS:                testutil.Connect(b, s),
+		Registry:            reg,
+		Host:                host,
+		CompilationCacheDir: testutil.CompileCacheDir(b),
+		Env:                 "dev",
+		NodeID:              "bench",
+		Logger:              logger,
+		Metrics:             prometheus.NewRegistry(),
+	})
+	if err != nil {
+		b.Fatalf("new node: %v", err)
+	}
+	if err := node.Start(ctx); err != nil {
+		b.Fatalf("start node: %v", err)
+	}
+	// Registered after the host's Close, so it runs first.
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = node.Drain(ctx)
+	})
+
+	gwConn := testutil.Connect(b, s)
+	gw, err := gateway.New(gateway.Config{}, gwConn, gateway.WithEnv("dev"),
+		gateway.WithRegisterer(prometheus.NewRegistry()), gateway.WithLogger(logger))
+	if err != nil {
+		b.Fatalf("new gateway: %v", err)
+	}
+	b.Cleanup(func() { _ = gw.Close(context.Background()) })
+	if err := gw.Start(ctx); err != nil {
+		b.Fatalf("start gateway: %v", err)
+	}
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{{
+		Path: "/hello", Function: "hello", Phases: protocol.PhaseSetOf(protocol.PhaseRequestFilter),
+	}}); err != nil {
+		b.Fatalf("function routes: %v", err)
+	}
+	srv := httptest.NewServer(gw)
+	b.Cleanup(srv.Close)
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	testutil.Eventually(b, 60*time.Second, 50*time.Millisecond, func() error {
+		return get(client, srv.URL+"/hello?"+query)
+	})
+	return srv.URL
+}
+
+// get sends one GET and checks the answer is the hello function's.
+func get(client *http.Client, url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	if !bytes.Equal(body, []byte(wantBody)) {
+		return fmt.Errorf("body %q, want %q", body, wantBody)
+	}
+	return nil
+}
+
+// benchGet issues b.N GETs of url from conc goroutines sharing one client
+// with kept-alive connections, checks every answer, and reports req/s and
+// latency percentiles from per-request timings.
+func benchGet(b *testing.B, url string, conc int) {
+	tr := &http.Transport{MaxIdleConns: 2 * conc, MaxIdleConnsPerHost: 2 * conc}
+	b.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	// Open the connections before the clock starts.
+	var warm sync.WaitGroup
+	for range conc {
+		warm.Go(func() { _ = get(client, url) })
+	}
+	warm.Wait()
+
+	lats := make([]time.Duration, b.N)
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := processCPU()
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				t0 := time.Now()
+				err := get(client, url)
+				lats[i] = time.Since(t0)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d of %d requests failed, first: %v", n, b.N, firstErr.Load())
+	}
+	report(b, lats, elapsed)
+	// CPU time of the whole process (client, server, gateway, NATS server
+	// and node share it) per request: unlike req/s it hardly depends on
+	// what else the shared machine runs, and cores / cpu-µs/req bounds the
+	// throughput of an otherwise idle machine.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
+}
+
+// report adds req/s and p50/p90/p99 latency (ms) to b's results.
+func report(b *testing.B, lats []time.Duration, elapsed time.Duration) {
+	slices.Sort(lats)
+	pct := func(p float64) float64 {
+		return float64(lats[min(len(lats)-1, int(float64(len(lats))*p))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(len(lats))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.90), "p90-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// processCPU returns the user plus system CPU time of this process.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
