@@ -16,6 +16,7 @@ TEST_TIMEOUT ?= 10m
 FUZZTIME     ?= 30s
 BENCHFLAGS   ?=
 ARGS         ?=
+NATSCLI_VERSION ?= v0.5.0
 
 # Packages with goroutines of their own run under the race detector; the
 # directories that do not exist (yet) are skipped.
@@ -60,7 +61,11 @@ vet: ## go vet for the host and, for the guest SDK and examples, for wasip1
 	fi
 
 .PHONY: test-deps
-test-deps: ## install what the tests need beyond Go: Debian's chromium for the chat page's browser test
+test-deps: ## install what the tests need beyond Go: Debian's chromium (chat page browser test), the nats CLI (micro discovery test)
+	@if [ ! -x build/bin/nats ]; then \
+		echo "installing the nats CLI into build/bin (github.com/nats-io/natscli $(NATSCLI_VERSION))"; \
+		GOBIN=$(CURDIR)/build/bin GOFLAGS= $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION); \
+	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 		echo "installing chromium (browser test of the chat page)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -147,6 +148,32 @@ routes:
 		t.Errorf("GET /hello?name=you = %d %v %s", code, h, body)
 	}
 
+	// The real nats CLI discovers the function through micro: name,
+	// endpoint subject, queue group, and the requests just served.
+	natsCLI := filepath.Join(testutil.ModuleRoot(t), "build", "bin", "nats")
+	if _, err := os.Stat(natsCLI); err != nil {
+		t.Fatalf("the nats CLI is needed at %s (%v): run `make test-deps`", natsCLI, err)
+	}
+	natsURL := b.waitLine(t, natsLine)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"micro", "ls"}, []string{"hello", "chat", "auth"}},
+		{[]string{"micro", "info", "hello"}, []string{"nylon.dev.hello.request_filter", "Queue Group: hello", "sha256"}},
+		{[]string{"micro", "stats", "hello"}, []string{"request_filter", "hello"}},
+	} {
+		out, err := exec.Command(natsCLI, append([]string{"--server", natsURL}, tc.args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nats %v: %v\n%s", tc.args, err, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("nats %v output lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+
 	// auth denies without the token; allows with it and names the user upstream.
 	testutil.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
 		code, h, _ := get(t, gw+"/api/x", nil)
@@ -183,8 +210,9 @@ routes:
 		t.Fatalf("dial bob: %v", err)
 	}
 	defer bob.CloseNow()
-	// Wait until bob's join is seen by alice, so both are members.
-	readUntil(ctx, t, alice, "bob")
+	// Each sees its own join notice once it is a member of the room.
+	readUntil(ctx, t, alice, "alice")
+	readUntil(ctx, t, bob, "bob")
 	if err := alice.Write(ctx, websocket.MessageText, []byte("hi from alice")); err != nil {
 		t.Fatal(err)
 	}
