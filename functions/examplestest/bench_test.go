@@ -7,24 +7,25 @@ import (
 	"github.com/nylon-functions/nylon/protocol"
 )
 
-// benchCall runs c on g b.N times through CallWithStack, the way a node
-// calls a warm instance. The figures include the test host's read/write
-// handling, which copies each op's arguments into Go strings.
+// benchCall runs c on g b.N times through wasmhost's Module.Call, the way a
+// node calls a warm instance: the figures include checking out the one
+// pooled instance, answering the guest's reads from the invocation and
+// copying its writes into fresh protocol.Ops.
 func benchCall(b *testing.B, g *guest, c *call, want protocol.Action) {
 	b.Helper()
+	if len(c.bad) > 0 {
+		b.Fatalf("call cannot be built: %v", c.bad)
+	}
 	ctx := context.Background()
-	stack := make([]uint64, 2)
-	g.cur = c
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		c.ops = c.ops[:0]
-		stack[0], stack[1] = uint64(c.phase), uint64(c.event)
-		if err := g.handle.CallWithStack(ctx, stack); err != nil {
+		res, err := g.mod.Call(ctx, c.phase, c.event, &c.inv, c.reqID)
+		if err != nil {
 			b.Fatal(err)
 		}
-		if protocol.Action(int32(stack[0])) != want {
-			b.Fatalf("action = %d, want %v (%s)", int32(stack[0]), want, c.errText)
+		if res.Action != want {
+			b.Fatalf("action = %v, want %v (%s)", res.Action, want, res.Error)
 		}
 	}
 }

@@ -1,8 +1,9 @@
 // Package examplestest tests the guest SDK (functions/sdk) and the example
 // functions (functions/examples/*) as the node runs them: each is built to
-// WebAssembly with testutil.Wasm and run under wazero against a small
-// test-only implementation of the "nylon" host module (read, write and log
-// of guest ABI v1, answered from a table of values).
+// WebAssembly with testutil.Wasm and run by the real host, package
+// wasmhost, with a protocol.Invocation built from each test's table of
+// values; the guest's writes come back as protocol.Ops and its log records
+// are read from the host's slog output.
 //
 // The package has no code of its own; everything is in its _test.go files.
 //

@@ -1,48 +1,75 @@
 package examplestest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/wasmhost"
 )
 
-// call is one invocation as the test host sees it: what the guest may read,
-// and what it wrote.
+// call is one invocation: the protocol.Invocation (and request id) the node
+// would hand wasmhost, built from a table of read methods and values, and
+// what the guest wrote.
 type call struct {
 	phase protocol.Phase
 	event uint32
+	inv   protocol.Invocation
+	reqID protocol.RequestID
 
-	// reads answers unkeyed read methods; keyed answers methods that take a
-	// key (header names are stored lower case and looked up in any case).
-	reads map[uint32]string
-	keyed map[uint32]map[string]string
+	// bad collects values the builder could not put into the invocation
+	// (an unknown method, a number that does not parse, a derived read that
+	// disagrees with its source); run fails the test with them, so a table
+	// cannot silently ask for something wasmhost would never answer.
+	bad []string
 
-	ops      []op
-	errText  string
-	hasError bool
+	ops     []op
+	errText string
 }
 
-// op is one write the guest made.
+// op is one write the guest made, flattened for comparison: the method, its
+// flags (BroadcastExcludeSender) and its two string arguments as the guest
+// passed them.
 type op struct {
-	Method uint32 // low 16 bits of write's method
-	Flags  uint32 // high 16 bits
+	Method uint32
+	Flags  uint32
 	A, B   string
 }
 
 func (o op) String() string { return fmt.Sprintf("%d/%d(%q, %q)", o.Method, o.Flags, o.A, o.B) }
 
-// logRecord is one call of the log import.
+// opOf turns a wasmhost op back into the guest's write arguments: numbers
+// (status, close code) were parsed by the host and are printed again.
+func opOf(o protocol.Op) op {
+	switch o.Code {
+	case protocol.OpSetResponseStatus:
+		return op{Method: o.Code, A: strconv.FormatInt(o.Num, 10)}
+	case protocol.OpWSClose:
+		return op{Method: o.Code, A: strconv.FormatInt(o.Num, 10), B: string(o.Value)}
+	case protocol.OpSetResponseHeader, protocol.OpSetRequestHeader,
+		protocol.OpRemoveResponseHeader, protocol.OpRemoveRequestHeader,
+		protocol.OpWSJoinRoom, protocol.OpWSLeaveRoom:
+		return op{Method: o.Code, A: o.Key, B: string(o.Value)}
+	case protocol.OpWSBroadcastText, protocol.OpWSBroadcastBinary:
+		return op{Method: o.Code, Flags: uint32(o.Num), A: o.Key, B: string(o.Value)}
+	}
+	// Bodies, stream data and WebSocket sends carry their one argument in
+	// Value.
+	return op{Method: o.Code, A: string(o.Value)}
+}
+
+// logRecord is one record the guest logged through the log import.
 type logRecord struct {
 	Level int32
 	Text  string
@@ -50,306 +77,330 @@ type logRecord struct {
 
 // newCall starts a call of phase with no values.
 func newCall(phase protocol.Phase) *call {
-	return &call{phase: phase, reads: map[uint32]string{}, keyed: map[uint32]map[string]string{}}
+	c := &call{phase: phase}
+	switch phase {
+	case protocol.PhaseResponseFilter, protocol.PhaseResponseBodyFilter, protocol.PhaseLogging:
+		c.inv.Response = &protocol.HTTPResponse{}
+	}
+	return c
 }
 
-// wsCall starts a WebSocket event call on connection id.
+// wsCall starts a WebSocket event call on connection id. An event number
+// outside 350-353 leaves the kind empty (wasmhost refuses such calls).
 func wsCall(event uint32, id string) *call {
 	c := newCall(protocol.PhaseEvent)
 	c.event = event
-	c.set(protocol.ReadWSConnectionID, id)
+	c.inv.WS = &protocol.WSEvent{Kind: wsKind(event), ConnectionID: id}
 	return c
 }
 
+func wsKind(event uint32) protocol.WSEventKind {
+	for _, k := range []protocol.WSEventKind{protocol.WSOpen, protocol.WSText, protocol.WSBinary, protocol.WSClose} {
+		if k.EventNumber() == event {
+			return k
+		}
+	}
+	return ""
+}
+
+func (c *call) fail(format string, args ...any) *call {
+	c.bad = append(c.bad, fmt.Sprintf(format, args...))
+	return c
+}
+
+func (c *call) response() *protocol.HTTPResponse {
+	if c.inv.Response == nil {
+		c.inv.Response = &protocol.HTTPResponse{}
+	}
+	return c.inv.Response
+}
+
+func (c *call) ws() *protocol.WSEvent {
+	if c.inv.WS == nil {
+		c.inv.WS = &protocol.WSEvent{}
+	}
+	return c.inv.WS
+}
+
+// set puts the value the guest should read with method into the
+// invocation. Reads wasmhost derives from other fields (body lengths, the
+// URL) are checked against them instead.
 func (c *call) set(method uint32, value string) *call {
-	c.reads[method] = value
-	return c
-}
-
-func (c *call) setKeyed(method uint32, key, value string) *call {
-	if c.keyed[method] == nil {
-		c.keyed[method] = map[string]string{}
-	}
-	c.keyed[method][key] = value
-	return c
-}
-
-// list encodes name/value pairs as the ABI's list value.
-func list(pairs ...string) string {
-	var b strings.Builder
-	for _, p := range pairs {
-		b.WriteString(p)
-		b.WriteByte(protocol.ListSep)
-	}
-	return b.String()
-}
-
-// request sets the request line and query: the scalar reads, the raw query
-// and each query parameter's first value.
-func (c *call) request(method, url string) *call {
-	path, query, _ := strings.Cut(url, "?")
-	c.set(protocol.ReadRequestMethod, method).
-		set(protocol.ReadRequestURL, url).
-		set(protocol.ReadRequestPath, path).
-		set(protocol.ReadRequestQuery, query)
-	for pair := range strings.SplitSeq(query, "&") {
-		k, v, _ := strings.Cut(pair, "=")
-		if k == "" {
-			continue
+	req := &c.inv.Request
+	switch method {
+	case protocol.ReadRequestMethod:
+		req.Method = value
+	case protocol.ReadRequestScheme:
+		req.Scheme = value
+	case protocol.ReadRequestHost:
+		req.Host = value
+	case protocol.ReadRequestPath:
+		req.Path = value
+	case protocol.ReadRequestQuery:
+		req.Query = value
+	case protocol.ReadRequestURL:
+		req.Path, req.Query, _ = strings.Cut(value, "?")
+	case protocol.ReadRequestClientIP:
+		req.ClientIP = value
+	case protocol.ReadRequestFullBody:
+		req.Body = []byte(value)
+	case protocol.ReadRequestBytes:
+		if value != strconv.Itoa(len(req.Body)) {
+			return c.fail("request bytes %q: wasmhost answers the body's length, %d", value, len(req.Body))
 		}
-		if _, ok := c.keyed[protocol.ReadRequestQueryParam][k]; !ok {
-			c.setKeyed(protocol.ReadRequestQueryParam, k, v)
+	case protocol.ReadRequestTimestamp:
+		n, err := strconv.ParseUint(value, 10, 64)
+		if err != nil {
+			return c.fail("request timestamp %q: %v", value, err)
 		}
-	}
-	return c
-}
-
-// headers sets a header list (202 or 110) and its keyed lookups (201 or 225).
-func (c *call) headers(listMethod, keyMethod uint32, pairs ...string) *call {
-	c.set(listMethod, list(pairs...))
-	for i := len(pairs) - 2; i >= 0; i -= 2 { // first value wins
-		c.setKeyed(keyMethod, strings.ToLower(pairs[i]), pairs[i+1])
-	}
-	return c
-}
-
-func (c *call) reqHeaders(pairs ...string) *call {
-	return c.headers(protocol.ReadRequestHeaders, protocol.ReadRequestHeader, pairs...)
-}
-
-func (c *call) respHeaders(pairs ...string) *call {
-	return c.headers(protocol.ReadResponseHeaders, protocol.ReadResponseHeader, pairs...)
-}
-
-// config sets config pairs, both the list (220, empty key) and each key.
-func (c *call) config(pairs ...string) *call {
-	c.setKeyed(protocol.ReadConfig, "", list(pairs...))
-	for i := 0; i+1 < len(pairs); i += 2 {
-		c.setKeyed(protocol.ReadConfig, pairs[i], pairs[i+1])
-	}
-	return c
-}
-
-// params sets route params, the list (206) and each key (222).
-func (c *call) params(pairs ...string) *call {
-	c.set(protocol.ReadRequestParams, list(pairs...))
-	for i := 0; i+1 < len(pairs); i += 2 {
-		c.setKeyed(protocol.ReadRequestParam, pairs[i], pairs[i+1])
-	}
-	return c
-}
-
-func (c *call) lookup(method uint32, key string) (string, bool) {
-	if m, ok := c.keyed[method]; ok {
-		if method == protocol.ReadRequestHeader || method == protocol.ReadResponseHeader {
-			key = strings.ToLower(key)
+		req.Timestamp = n
+	case protocol.ReadRequestID:
+		id, err := protocol.ParseRequestID(value)
+		if err != nil {
+			return c.fail("request id %q: %v", value, err)
 		}
-		v, ok := m[key]
-		return v, ok
-	}
-	v, ok := c.reads[method]
-	return v, ok
-}
-
-// allowed mirrors the node's phase rules for writes: the result code for
-// method in this call's phase.
-func (c *call) allowed(method uint32) int32 {
-	switch {
-	case method == protocol.MethodError:
-		return 0
-	case protocol.IsRequestHeaderOp(method):
-		if c.phase != protocol.PhaseRequestFilter {
-			return -1
+		c.reqID = id
+	case protocol.MethodGetPayload:
+		// GET_PAYLOAD is the WebSocket payload, the body chunk, or the
+		// request body, depending on the phase.
+		switch c.phase {
+		case protocol.PhaseEvent:
+			c.ws().Payload = []byte(value)
+		case protocol.PhaseResponseBodyFilter:
+			c.response().Body = []byte(value)
+		default:
+			req.Body = []byte(value)
 		}
-	case protocol.IsResponseOp(method):
-		if c.phase == protocol.PhaseEvent || c.phase == protocol.PhaseLogging {
-			return -1
+	case protocol.ReadResponseStatus:
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return c.fail("response status %q: %v", value, err)
 		}
-	case protocol.IsWSOp(method):
-		if c.phase != protocol.PhaseEvent {
-			return -1
+		c.response().Status = n
+	case protocol.ReadResponseFullBody:
+		if c.phase == protocol.PhaseResponseBodyFilter {
+			// The body filter's only body is its chunk, read by either method.
+			return c.fail("response full body in %s: wasmhost answers the chunk (set GET_PAYLOAD)", c.phase)
 		}
+		c.response().Body = []byte(value)
+	case protocol.ReadResponseBytes:
+		if value != strconv.Itoa(len(c.response().Body)) {
+			return c.fail("response bytes %q: wasmhost answers the body's length, %d", value, len(c.response().Body))
+		}
+	case protocol.ReadResponseDuration:
+		n, err := strconv.ParseUint(value, 10, 64)
+		if err != nil {
+			return c.fail("response duration %q: %v", value, err)
+		}
+		c.response().DurationMs = n
+	case protocol.ReadResponseError:
+		c.response().Error = value
+	case protocol.ReadBodyChunkInfo:
+		idx, last, ok := strings.Cut(value, ",")
+		n, err := strconv.ParseUint(idx, 10, 32)
+		if !ok || err != nil || (last != "0" && last != "1") {
+			return c.fail("body chunk info %q: want index,0|1", value)
+		}
+		r := c.response()
+		r.ChunkIndex, r.LastChunk = uint32(n), last == "1"
+	case protocol.ReadWSConnectionID:
+		c.ws().ConnectionID = value
+	case protocol.ReadWSCloseCode:
+		n, err := strconv.ParseUint(value, 10, 16)
+		if err != nil {
+			return c.fail("ws close code %q: %v", value, err)
+		}
+		c.ws().CloseCode = uint16(n)
+	case protocol.ReadWSCloseReason:
+		c.ws().CloseReason = value
 	default:
-		return -3
+		return c.fail("read method %d: not settable, set its source instead", method)
 	}
-	return 0
+	return c
 }
 
-// guest is one instance of a module under the test host.
+// request sets the request line: method, path and raw query. wasmhost
+// answers the URL and each query parameter from them.
+func (c *call) request(method, url string) *call {
+	return c.set(protocol.ReadRequestMethod, method).set(protocol.ReadRequestURL, url)
+}
+
+func headerList(pairs []string) []protocol.Header {
+	hs := make([]protocol.Header, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		hs = append(hs, protocol.Header{Name: pairs[i], Value: pairs[i+1]})
+	}
+	return hs
+}
+
+func kvList(pairs []string) []protocol.KV {
+	kvs := make([]protocol.KV, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		kvs = append(kvs, protocol.KV{Key: pairs[i], Value: pairs[i+1]})
+	}
+	return kvs
+}
+
+// reqHeaders appends request header lines (name, value, ...) in order.
+func (c *call) reqHeaders(pairs ...string) *call {
+	c.inv.Request.Headers = append(c.inv.Request.Headers, headerList(pairs)...)
+	return c
+}
+
+// respHeaders appends upstream response header lines (name, value, ...).
+func (c *call) respHeaders(pairs ...string) *call {
+	r := c.response()
+	r.Headers = append(r.Headers, headerList(pairs)...)
+	return c
+}
+
+// config adds config pairs (key, value, ...), kept in key order as the node
+// sends them.
+func (c *call) config(pairs ...string) *call {
+	c.inv.Config = append(c.inv.Config, kvList(pairs)...)
+	slices.SortStableFunc(c.inv.Config, func(a, b protocol.KV) int { return strings.Compare(a.Key, b.Key) })
+	return c
+}
+
+// params adds route params (name, value, ...).
+func (c *call) params(pairs ...string) *call {
+	c.inv.Request.Params = append(c.inv.Request.Params, kvList(pairs)...)
+	return c
+}
+
+// logBuffer receives the host's JSON log lines; the host may log from any
+// goroutine, so writes are locked.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// take returns and clears what was logged so far.
+func (b *logBuffer) take() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := bytes.Clone(b.buf.Bytes())
+	b.buf.Reset()
+	return out
+}
+
+// guest is one example function compiled by a wasmhost.Host with a single
+// worker, so every call of a test runs on the same instance, as a warm node
+// would (unless a failed call makes the host replace it).
 type guest struct {
 	t      testing.TB
-	mod    api.Module
-	handle api.Function
+	name   string
+	mod    *wasmhost.Module
 	phases uint32
-	stdout bytes.Buffer
+	out    *logBuffer
 
-	// The host functions run synchronously inside handle.Call on the
-	// test's goroutine, so these need no lock.
-	cur  *call
+	// logs are the guest's log records so far, in order: run moves them
+	// out of the host's log after each call.
 	logs []logRecord
+	// output is every other line the host logged (guest stdout/stderr,
+	// warnings), shown when a call fails.
+	output []string
 }
 
-// load builds the guest package dir, instantiates it once (running
-// _initialize) and checks the ABI marker exports.
+// load builds the guest package dir and compiles it in a new wasmhost.Host
+// whose logger writes into a buffer, at every level a guest may use.
 func load(t testing.TB, dir string) *guest {
 	t.Helper()
 	ctx := context.Background()
-	wasm := testutil.Wasm(t, dir)
+	out := &logBuffer{}
+	logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{
+		Level: slog.Level(math.MinInt32),
+		// Guest levels are arbitrary i32s: keep them as numbers, not
+		// "INFO+2" strings.
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.LevelKey {
+				if l, ok := a.Value.Any().(slog.Level); ok {
+					return slog.Int(slog.LevelKey, int(l))
+				}
+			}
+			return a
+		},
+	}))
 	// The on-disk cache is shared with other packages and runs: each module
 	// is compiled to machine code once.
-	cache, err := wazero.NewCompilationCacheWithDir(testutil.CompileCacheDir(t))
+	host, err := wasmhost.New(ctx, wasmhost.Config{}.
+		WithCompilationCacheDir(testutil.CompileCacheDir(t)).
+		WithLogger(logger))
 	if err != nil {
-		t.Fatalf("compilation cache: %v", err)
+		t.Fatalf("wasmhost: %v", err)
 	}
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache))
 	t.Cleanup(func() {
-		r.Close(ctx)
-		cache.Close(ctx)
-	})
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-
-	g := &guest{t: t}
-	i32 := api.ValueTypeI32
-	_, err = r.NewHostModuleBuilder("nylon").
-		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(g.read), []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).Export("read").
-		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(g.write), []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).Export("write").
-		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(g.log), []api.ValueType{i32, i32, i32}, nil).Export("log").
-		Instantiate(ctx)
-	if err != nil {
-		t.Fatalf("host module: %v", err)
-	}
-	compiled, err := r.CompileModule(ctx, wasm)
-	if err != nil {
-		t.Fatalf("compile %s: %v", dir, err)
-	}
-	for _, imp := range compiled.ImportedFunctions() {
-		if mod, name, _ := imp.Import(); mod != "nylon" && mod != "wasi_snapshot_preview1" {
-			t.Fatalf("%s imports %s.%s: want only nylon and wasi_snapshot_preview1", dir, mod, name)
+		if err := host.Close(ctx); err != nil {
+			t.Errorf("close wasmhost: %v", err)
 		}
-	}
-	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
-		t.Fatalf("%s does not export memory", dir)
-	}
-	cfg := wazero.NewModuleConfig().
-		WithStartFunctions("_initialize").
-		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
-		WithStdout(&g.stdout).WithStderr(&g.stdout)
-	g.mod, err = r.InstantiateModule(ctx, compiled, cfg)
+	})
+	name := testutil.WasmName(dir)
+	mod, err := host.Compile(ctx, name, testutil.Wasm(t, dir), wasmhost.Limits{MaxWorkers: 1})
 	if err != nil {
-		t.Fatalf("instantiate %s: %v (output: %s)", dir, err, g.stdout.String())
+		t.Fatalf("compile %s: %v (log: %s)", dir, err, out.take())
 	}
-	if g.mod.ExportedFunction("nylon_abi_v1") == nil {
-		t.Fatalf("%s does not export nylon_abi_v1", dir)
-	}
-	if _, err := g.mod.ExportedFunction("nylon_abi_v1").Call(ctx); err != nil {
-		t.Fatalf("nylon_abi_v1: %v", err)
-	}
-	res, err := g.mod.ExportedFunction("nylon_phases").Call(ctx)
-	if err != nil {
-		t.Fatalf("nylon_phases: %v", err)
-	}
-	g.phases = uint32(res[0])
-	if g.handle = g.mod.ExportedFunction("nylon_handle"); g.handle == nil {
-		t.Fatalf("%s does not export nylon_handle", dir)
-	}
+	g := &guest{t: t, name: name, mod: mod, phases: uint32(mod.Phases()), out: out}
+	g.collect()
 	return g
 }
 
-// run makes one call and returns the action the guest chose.
+// call makes one call of c in wasmhost and records the guest's writes and
+// logs in c and g.
+func (g *guest) call(c *call) (protocol.Action, error) {
+	g.t.Helper()
+	if len(c.bad) > 0 {
+		g.t.Fatalf("call of %s cannot be built: %s", c.phase, strings.Join(c.bad, "; "))
+	}
+	res, err := g.mod.Call(context.Background(), c.phase, c.event, &c.inv, c.reqID)
+	g.collect()
+	c.ops = c.ops[:0]
+	for _, o := range res.Ops {
+		c.ops = append(c.ops, opOf(o))
+	}
+	c.errText = res.Error
+	return res.Action, err
+}
+
+// run makes one call that must not fail in the host, and returns the action
+// the guest chose.
 func (g *guest) run(c *call) protocol.Action {
 	g.t.Helper()
-	g.cur = c
-	defer func() { g.cur = nil }()
-	res, err := g.handle.Call(context.Background(), uint64(c.phase), uint64(c.event))
+	a, err := g.call(c)
 	if err != nil {
-		g.t.Fatalf("nylon_handle(%d, %d): %v (output: %s)", c.phase, c.event, err, g.stdout.String())
+		g.t.Fatalf("%s phase[%s] event[%d]: %v (output: %s)", g.name, c.phase, c.event, err, strings.Join(g.output, "\n"))
 	}
-	return protocol.Action(int32(res[0]))
+	return a
 }
 
-// bytesAt reads guest memory; an out-of-bounds range fails the test the way
-// a real host traps the call.
-func (g *guest) bytesAt(mod api.Module, ptr, n uint32) []byte {
-	if n == 0 {
-		return nil
-	}
-	b, ok := mod.Memory().Read(ptr, n)
-	if !ok {
-		panic(fmt.Sprintf("guest memory [%d, +%d) out of range", ptr, n))
-	}
-	return b
-}
-
-// read implements nylon.read(method, key_ptr, key_len, buf_ptr, buf_cap) -> i32.
-func (g *guest) read(_ context.Context, mod api.Module, stack []uint64) {
-	method, kp, kl, bp, bc := uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3]), uint32(stack[4])
-	key := string(g.bytesAt(mod, kp, kl))
-	if g.cur == nil {
-		panic("read outside a call")
-	}
-	if method == protocol.MethodGetPayload {
-		// GET_PAYLOAD is the ws payload, the body chunk, or the request body.
-		v, ok := g.cur.reads[method]
-		if !ok && g.cur.phase != protocol.PhaseEvent && g.cur.phase != protocol.PhaseResponseBodyFilter {
-			v, ok = g.cur.reads[protocol.ReadRequestFullBody]
+// collect moves the host's log lines into g: records of the log import
+// (those that are not "guest output" lines but carry the call's phase) to
+// logs, the rest to output.
+func (g *guest) collect() {
+	g.t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(g.out.take()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Level    int32  `json:"level"`
+			Msg      string `json:"msg"`
+			Function string `json:"function"`
+			Phase    string `json:"phase"`
 		}
-		stack[0] = api.EncodeI32(g.copyOut(mod, v, ok, bp, bc))
-		return
-	}
-	v, ok := g.cur.lookup(method, key)
-	stack[0] = api.EncodeI32(g.copyOut(mod, v, ok, bp, bc))
-}
-
-func (g *guest) copyOut(mod api.Module, v string, ok bool, bp, bc uint32) int32 {
-	if !ok {
-		return -1
-	}
-	if uint32(len(v)) > bc {
-		return int32(len(v))
-	}
-	if len(v) > 0 && !mod.Memory().WriteString(bp, v) {
-		panic(fmt.Sprintf("guest buffer [%d, +%d) out of range", bp, len(v)))
-	}
-	return int32(len(v))
-}
-
-// write implements nylon.write(method, a_ptr, a_len, b_ptr, b_len) -> i32.
-func (g *guest) write(_ context.Context, mod api.Module, stack []uint64) {
-	m := uint32(stack[0])
-	a := string(g.bytesAt(mod, uint32(stack[1]), uint32(stack[2])))
-	b := string(g.bytesAt(mod, uint32(stack[3]), uint32(stack[4])))
-	if g.cur == nil {
-		panic("write outside a call")
-	}
-	method, flags := m&0xffff, m>>16
-	rc := g.cur.allowed(method)
-	switch {
-	case rc != 0:
-	case method == protocol.OpSetResponseStatus:
-		if n, err := strconv.Atoi(a); err != nil || n < 100 || n > 999 {
-			rc = -3
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			g.t.Fatalf("host log line %q: %v", sc.Text(), err)
 		}
-	case method == protocol.OpWSClose:
-		if _, err := strconv.Atoi(a); err != nil {
-			rc = -3
+		if rec.Function == g.name && rec.Phase != "" && rec.Msg != "guest output" {
+			g.logs = append(g.logs, logRecord{Level: rec.Level, Text: rec.Msg})
+			continue
 		}
+		g.output = append(g.output, sc.Text())
 	}
-	if rc != 0 {
-		stack[0] = api.EncodeI32(rc)
-		return
-	}
-	if method == protocol.MethodError {
-		g.cur.errText, g.cur.hasError = a, true
-	} else {
-		g.cur.ops = append(g.cur.ops, op{Method: method, Flags: flags, A: a, B: b})
-	}
-	stack[0] = 0
-}
-
-// log implements nylon.log(level, ptr, len).
-func (g *guest) log(_ context.Context, mod api.Module, stack []uint64) {
-	text := string(g.bytesAt(mod, uint32(stack[1]), uint32(stack[2])))
-	g.logs = append(g.logs, logRecord{Level: api.DecodeI32(stack[0]), Text: text})
 }
 
 // Assertions.

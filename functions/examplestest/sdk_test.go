@@ -2,11 +2,13 @@ package examplestest
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/wasmhost"
 )
 
 // sdkGuestDir is a guest that exercises the whole SDK (testdata/sdkguest).
@@ -149,20 +151,31 @@ func TestSDKErrorsAndPanics(t *testing.T) {
 		c = newCall(protocol.PhaseRequestFilter).request("GET", "/text")
 		wantAction(t, g.run(c), protocol.ActionEnd)
 	}
-	// An event the SDK does not know is an error, not a silent Next.
-	c = wsCall(999, "c1")
-	wantAction(t, g.run(c), protocol.ActionError)
-	if !strings.Contains(c.errText, "999") {
-		t.Fatalf("error text = %q, want the unknown event", c.errText)
+	// A recovered panic is an ordinary Error answer: the one instance
+	// served every call and was never replaced.
+	if st := g.mod.Stats(); st.Created != 1 || st.Discarded != 0 || st.Traps != 0 {
+		t.Fatalf("pool stats = %+v, want one instance, none discarded, no traps", st)
 	}
 }
 
-func TestSDKUnregisteredPhase(t *testing.T) {
-	g := load(t, helloDir)
-	c := newCall(protocol.PhaseLogging)
-	wantAction(t, g.run(c), protocol.ActionError)
-	if c.errText != "sdk: no handler for logging" {
-		t.Fatalf("error text = %q", c.errText)
+// TestSDKUnknownEventAndPhase: wasmhost refuses an event the ABI does not
+// define, and a phase the module did not declare in nylon_phases, before
+// the guest runs (the SDK's own answers to those, an Error naming the event
+// or "sdk: no handler for <phase>", are covered by functions/sdk's tests).
+func TestSDKUnknownEventAndPhase(t *testing.T) {
+	sdk := load(t, sdkGuestDir)
+	if _, err := sdk.call(wsCall(999, "c1")); !errors.Is(err, wasmhost.ErrUnsupportedPhase) || !strings.Contains(err.Error(), "999") {
+		t.Fatalf("event 999: err = %v, want ErrUnsupportedPhase naming the event", err)
+	}
+	hello := load(t, helloDir)
+	if _, err := hello.call(newCall(protocol.PhaseLogging)); !errors.Is(err, wasmhost.ErrUnsupportedPhase) {
+		t.Fatalf("logging on hello: err = %v, want ErrUnsupportedPhase", err)
+	}
+	// Neither refusal cost an instance.
+	for _, g := range []*guest{sdk, hello} {
+		if st := g.mod.Stats(); st.Calls != 0 || st.Discarded != 0 {
+			t.Fatalf("%s: pool stats = %+v, want no call made", g.name, st)
+		}
 	}
 }
 
@@ -190,7 +203,6 @@ func TestSDKResponsePhases(t *testing.T) {
 		} {
 			c := newCall(protocol.PhaseResponseBodyFilter).
 				set(protocol.MethodGetPayload, chunk.data).
-				set(protocol.ReadResponseFullBody, "not the chunk").
 				set(protocol.ReadBodyChunkInfo, chunk.info)
 			wantAction(t, g.run(c), protocol.ActionNext)
 			wantOps(t, c, op{Method: protocol.OpSetResponseBody, A: chunk.want})

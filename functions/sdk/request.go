@@ -84,6 +84,9 @@ func (r *Request) Headers() Header {
 // caller's.
 func (r *Request) Body() []byte {
 	b, _ := r.c.g.readCopy(abi.ReadRequestFullBody, "")
+	if len(b) == 0 {
+		return nil // the host reports an empty body as present with length 0
+	}
 	return b
 }
 

@@ -81,6 +81,8 @@ func init() {
 					return
 				}
 			}
+			// wasmhost answers an empty request body as present with
+			// length 0; Body still returns nil, as documented.
 			if len(req.Headers()) != 0 || len(req.Params()) != 0 || len(req.Query()) != 0 ||
 				len(ctx.ConfigMap()) != 0 || !req.Timestamp().IsZero() || req.Body() != nil ||
 				ctx.Response().Status() != 0 || ctx.Response().ChunkIndex() != -1 {
