@@ -27,6 +27,9 @@ const (
 	DefaultDiscoveryTimeout = time.Second
 )
 
+// maxConcurrentValidations is how many uploads are compiled at once.
+const maxConcurrentValidations = 2
+
 // AdminConfig configures the admin API. Plain struct, checked by NewAdmin.
 type AdminConfig struct {
 	// Addr is where Start listens (default DefaultAdminAddr). Ignored when
@@ -82,6 +85,9 @@ type Admin struct {
 	host    *wasmhost.Host
 	ownHost bool
 	handler http.Handler
+	// validating bounds concurrent module validations: each compiles a
+	// module (CPU and memory heavy), so a burst of uploads queues here.
+	validating chan struct{}
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -132,11 +138,12 @@ func NewAdmin(ctx context.Context, cfg AdminConfig) (*Admin, error) {
 		cfg.DiscoveryTimeout = DefaultDiscoveryTimeout
 	}
 	a := &Admin{
-		cfg:  cfg,
-		log:  cfg.Logger,
-		reg:  cfg.Registry,
-		host: cfg.Host,
-		done: make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		reg:        cfg.Registry,
+		host:       cfg.Host,
+		validating: make(chan struct{}, maxConcurrentValidations),
+		done:       make(chan struct{}),
 	}
 	if a.host == nil {
 		h, err := wasmhost.New(ctx, wasmhost.Config{}.WithLogger(cfg.Logger))

@@ -129,7 +129,14 @@ func (a *Admin) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	select {
+	case a.validating <- struct{}{}:
+	case <-r.Context().Done():
+		writeProblem(w, r, problem(ProblemUnavailable, http.StatusServiceUnavailable, "request cancelled while waiting to validate"))
+		return
+	}
 	info, err := a.host.Validate(r.Context(), wasm)
+	<-a.validating
 	if err != nil {
 		writeProblem(w, r, problem(ProblemInvalidModule, http.StatusUnprocessableEntity, err.Error()))
 		return

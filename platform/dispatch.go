@@ -23,8 +23,7 @@ type job struct {
 	reply string
 	trace string
 	start time.Time
-	key   dedupKey
-	dedup bool // key was begun in the function's dedup cache
+	dedup *dedupEntry // the running entry in the function's dedup cache, if any
 
 	req protocol.PluginRequest
 	inv protocol.Invocation
@@ -43,7 +42,7 @@ func (n *Node) getJob() *job {
 // oversized buffers.
 func (n *Node) putJob(j *job) {
 	const keep = 64 << 10
-	j.ep, j.v, j.reply, j.trace, j.dedup = nil, nil, "", "", false
+	j.ep, j.v, j.reply, j.trace, j.dedup = nil, nil, "", "", nil
 	if cap(j.req.Data) > keep {
 		j.req.Data = nil
 	}
@@ -92,8 +91,8 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 	j.ep, j.reply, j.trace, j.start = ep, msg.Reply, trace, start
 
 	if f.dedup != nil && !j.req.RequestID.IsZero() {
-		j.key = dedupKey{phase: ep.phase, id: j.req.RequestID}
-		out, reply, errText := f.dedup.begin(j.key, waiter{reply: msg.Reply, traceparent: trace, start: start})
+		key := dedupKey{phase: ep.phase, id: j.req.RequestID}
+		out, lead, reply, errText := f.dedup.begin(key, waiter{reply: msg.Reply, traceparent: trace, start: start})
 		switch out {
 		case dedupHit:
 			n.putJob(j)
@@ -108,7 +107,7 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 			ep.m.dedupHits.Inc()
 			return
 		case dedupLead:
-			j.dedup = true
+			j.dedup = lead
 		}
 	}
 
@@ -243,7 +242,7 @@ func guestFault(err error) bool {
 // it, and remembers the reply for later duplicates.
 func (f *function) answer(j *job, resp *protocol.PluginResponse) {
 	var b []byte
-	if j.dedup {
+	if j.dedup != nil {
 		// Remembered: the cache keeps this buffer, so it cannot be pooled.
 		b = resp.AppendMsgpack(make([]byte, 0, replySize(resp)))
 	} else {
@@ -253,8 +252,8 @@ func (f *function) answer(j *job, resp *protocol.PluginResponse) {
 	f.publish(j.reply, j.trace, b)
 	ep := j.ep
 	ep.record(j.start, resp.Error)
-	if j.dedup {
-		for _, w := range f.dedup.finish(j.key, b, resp.Error, true) {
+	if j.dedup != nil {
+		for _, w := range f.dedup.finish(j.dedup, b, resp.Error, true) {
 			f.publish(w.reply, w.traceparent, b)
 			ep.record(w.start, resp.Error)
 		}
@@ -272,8 +271,8 @@ func replySize(resp *protocol.PluginResponse) int { return 128 + len(resp.Data) 
 func (f *function) fail(j *job, code int, desc string) {
 	ep := j.ep
 	f.replyError(ep, j.reply, j.trace, j.start, code, desc)
-	if j.dedup {
-		for _, w := range f.dedup.finish(j.key, nil, "", false) {
+	if j.dedup != nil {
+		for _, w := range f.dedup.finish(j.dedup, nil, "", false) {
 			f.replyError(ep, w.reply, w.traceparent, w.start, code, desc)
 		}
 	}

@@ -108,11 +108,14 @@ func (f *function) acquire(phase protocol.Phase) *version {
 	}
 }
 
-// loadError returns the text of the latest failed load, or "".
-func (f *function) loadError() string {
+// currentLoadError returns the failed load that makes the function
+// degraded: one of the version the registry wants now. An error of another
+// version is stale (a newer change is on its way) and is not reported.
+func (f *function) currentLoadError() (loadError, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.loadErr.text
+	le := f.loadErr
+	return le, le.text != "" && le.version == f.desired
 }
 
 // enqueue schedules ch, replacing a change not yet started. It reports
@@ -173,7 +176,12 @@ func (f *function) load(ctx context.Context, rec registry.Record) {
 		return
 	}
 	if rt := f.route.Load(); rt != nil && rt.cur.rec.Version == rec.Version && rt.cur.rec.SHA256 == rec.SHA256 {
-		return // already serving (e.g. the watch was restarted)
+		// Already serving it (a restarted watch, or a rollback to the
+		// version that kept serving after a newer one failed to load).
+		f.mu.Lock()
+		f.loadErr = loadError{}
+		f.mu.Unlock()
+		return
 	}
 	start := time.Now()
 	v, err := f.prepare(ctx, rec)
@@ -306,6 +314,7 @@ func (f *function) swap(ctx context.Context, v *version) error {
 			return err
 		}
 		f.route.Store(&route{cur: v})
+		var eps []*endpoint
 		for _, p := range servedPhases(v.phases) {
 			ep, err := svc.addEndpoint(p, protocol.PhaseSubject(n.cfg.SubjectPrefix, f.name, p), queue,
 				map[string]string{"phase": p.String()}, n.metrics.phase(f.name, p), f.dispatch)
@@ -314,9 +323,9 @@ func (f *function) swap(ctx context.Context, v *version) error {
 				_ = svc.stop(ctx)
 				return err
 			}
-			f.eps = append(f.eps, ep)
+			eps = append(eps, ep)
 		}
-		f.svc = svc
+		f.svc, f.eps = svc, eps
 		f.flushInterest(ctx)
 		return nil
 	}
@@ -356,15 +365,23 @@ func (f *function) swap(ctx context.Context, v *version) error {
 	// The server must know the new subscriptions before the old ones go,
 	// or a request in between would find no responder.
 	f.flushInterest(ctx)
-	if err := f.svc.removeEndpoints(ctx, drop); err != nil {
+	// Bounded: with NATS unreachable a drain may not finish; prev then
+	// retires anyway and a late message for a dropped phase gets a 503.
+	dctx, cancel := context.WithTimeout(ctx, drainEndpointsTimeout)
+	if err := f.svc.removeEndpoints(dctx, drop); err != nil {
 		f.log.Warn("platform: drain replaced endpoints", "err", err)
 	}
+	cancel()
 	f.route.Store(&route{cur: v})
 	if prev != nil {
 		prev.retire()
 	}
 	return nil
 }
+
+// drainEndpointsTimeout bounds the drain of the endpoints a new version
+// no longer has.
+const drainEndpointsTimeout = 30 * time.Second
 
 // flushInterest waits until the server has processed the subscriptions
 // made so far: once it returns, requests reach them.
@@ -382,9 +399,11 @@ func (f *function) unload(ctx context.Context) {
 	f.opMu.Lock()
 	defer f.opMu.Unlock()
 	if f.svc != nil {
-		if err := f.svc.stop(ctx); err != nil {
+		dctx, cancel := context.WithTimeout(ctx, drainEndpointsTimeout)
+		if err := f.svc.stop(dctx); err != nil {
 			f.log.Warn("platform: drain endpoints", "err", err)
 		}
+		cancel()
 		f.svc, f.eps = nil, nil
 	}
 	if rt := f.route.Swap(nil); rt != nil {

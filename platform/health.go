@@ -111,8 +111,9 @@ func (n *Node) Health() Health {
 }
 
 func (f *function) health() FunctionHealth {
+	le, failed := f.currentLoadError()
 	f.mu.Lock()
-	le, desired := f.loadErr, f.desired
+	desired := f.desired
 	f.mu.Unlock()
 	fh := FunctionHealth{Name: f.name, Desired: desired, State: FunctionLoading}
 	if rt := f.route.Load(); rt != nil {
@@ -125,7 +126,7 @@ func (f *function) health() FunctionHealth {
 			fh.Inflight += rt.prev.inflight()
 		}
 	}
-	if le.text != "" {
+	if failed {
 		fh.Error, fh.ErrorVersion, fh.ErrorAt = le.text, le.version, le.at.UTC()
 		if fh.State == FunctionServing {
 			fh.State = FunctionDegraded

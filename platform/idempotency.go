@@ -96,22 +96,23 @@ func newDedupCache(window time.Duration, maxEntries int, maxBytes int64) *dedupC
 	}
 }
 
-// begin looks key up. For dedupHit it returns the remembered reply and its
-// error text; for dedupJoined, w is queued and will be returned by finish.
-func (c *dedupCache) begin(key dedupKey, w waiter) (dedupOutcome, []byte, string) {
+// begin looks key up. For dedupLead it returns the new running entry, to
+// pass to finish; for dedupHit the remembered reply and its error text; for
+// dedupJoined, w is queued and will be returned by finish.
+func (c *dedupCache) begin(key dedupKey, w waiter) (out dedupOutcome, lead *dedupEntry, reply []byte, errText string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(w.start)
 	h := key.hash()
 	if e, ok := c.m[h]; ok {
-		if e.key != key {
-			return dedupBypass, nil, ""
-		}
-		if e.done {
-			return dedupHit, e.reply, e.errText
+		switch {
+		case e.key != key:
+			return dedupBypass, nil, nil, ""
+		case e.done:
+			return dedupHit, nil, e.reply, e.errText
 		}
 		e.waiters = append(e.waiters, w)
-		return dedupJoined, nil, ""
+		return dedupJoined, nil, nil, ""
 	}
 	e := c.free
 	if e != nil {
@@ -122,25 +123,26 @@ func (c *dedupCache) begin(key dedupKey, w waiter) (dedupOutcome, []byte, string
 		e = &dedupEntry{key: key}
 	}
 	c.m[h] = e
-	return dedupLead, nil, ""
+	return dedupLead, e, nil, ""
 }
 
-// finish ends the running request key and returns the duplicates that
-// waited for it. With remember, reply is kept for the window; otherwise
-// (transport errors) the key is forgotten so a retry runs again. reply is
-// retained: the caller must not modify it afterwards.
-func (c *dedupCache) finish(key dedupKey, reply []byte, errText string, remember bool) []waiter {
+// finish ends the running entry e that begin returned and returns the
+// duplicates that waited for it. With remember, reply is kept for the
+// window; otherwise (transport errors) the key is forgotten so a retry runs
+// again. reply is retained: the caller must not modify it afterwards.
+//
+// A running entry is never evicted or recycled (only finish removes it),
+// so the leader may hold e without a lookup.
+func (c *dedupCache) finish(e *dedupEntry, reply []byte, errText string, remember bool) []waiter {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h := key.hash()
-	e, ok := c.m[h]
-	if !ok || e.done || e.key != key {
+	if e.done {
 		return nil
 	}
 	ws := e.waiters
 	e.waiters = nil
 	if !remember || c.window <= 0 {
-		delete(c.m, h)
+		delete(c.m, e.key.hash())
 		c.recycle(e)
 		return ws
 	}

@@ -14,56 +14,61 @@ func key(i int) dedupKey {
 	return dedupKey{phase: protocol.PhaseRequestFilter, id: id}
 }
 
+// lead begins key, which must be new, and returns its running entry.
+func lead(t *testing.T, c *dedupCache, k dedupKey) *dedupEntry {
+	t.Helper()
+	out, e, _, _ := c.begin(k, waiter{start: time.Now()})
+	if out != dedupLead || e == nil {
+		t.Fatalf("begin: %v, want lead", out)
+	}
+	return e
+}
+
 func TestDedupRemembersWithinWindow(t *testing.T) {
 	c := newDedupCache(time.Hour, 10, 1<<20)
-	now := time.Now()
-	if out, _, _ := c.begin(key(1), waiter{start: now}); out != dedupLead {
-		t.Fatalf("first delivery: %v, want lead", out)
-	}
-	if ws := c.finish(key(1), []byte("reply"), "", true); len(ws) != 0 {
+	e := lead(t, c, key(1))
+	if ws := c.finish(e, []byte("reply"), "", true); len(ws) != 0 {
 		t.Fatalf("waiters = %v", ws)
 	}
-	out, reply, _ := c.begin(key(1), waiter{start: now})
+	out, _, reply, _ := c.begin(key(1), waiter{start: time.Now()})
 	if out != dedupHit || string(reply) != "reply" {
 		t.Fatalf("redelivery: %v %q, want the remembered reply", out, reply)
 	}
 	// Another phase with the same id is another request.
 	other := key(1)
 	other.phase = protocol.PhaseLogging
-	if out, _, _ := c.begin(other, waiter{start: now}); out != dedupLead {
-		t.Fatalf("other phase: %v, want lead", out)
-	}
+	lead(t, c, other)
 }
 
 func TestDedupJoinsRunningRequest(t *testing.T) {
 	c := newDedupCache(time.Hour, 10, 1<<20)
 	now := time.Now()
-	c.begin(key(1), waiter{reply: "a", start: now})
+	e := lead(t, c, key(1))
 	for _, r := range []string{"b", "c"} {
-		if out, _, _ := c.begin(key(1), waiter{reply: r, start: now}); out != dedupJoined {
+		if out, _, _, _ := c.begin(key(1), waiter{reply: r, start: now}); out != dedupJoined {
 			t.Fatalf("duplicate while running: %v, want joined", out)
 		}
 	}
-	ws := c.finish(key(1), []byte("reply"), "boom", true)
+	ws := c.finish(e, []byte("reply"), "boom", true)
 	if len(ws) != 2 || ws[0].reply != "b" || ws[1].reply != "c" {
 		t.Fatalf("waiters = %+v, want b and c", ws)
 	}
-	if out, _, errText := c.begin(key(1), waiter{start: now}); out != dedupHit || errText != "boom" {
+	if out, _, _, errText := c.begin(key(1), waiter{start: now}); out != dedupHit || errText != "boom" {
 		t.Fatalf("after finish: %v %q", out, errText)
+	}
+	if ws := c.finish(e, nil, "", true); ws != nil {
+		t.Fatalf("a second finish must do nothing: %v", ws)
 	}
 }
 
 func TestDedupForgetsFailures(t *testing.T) {
 	c := newDedupCache(time.Hour, 10, 1<<20)
-	now := time.Now()
-	c.begin(key(1), waiter{start: now})
-	c.begin(key(1), waiter{reply: "dup", start: now})
-	if ws := c.finish(key(1), nil, "", false); len(ws) != 1 {
+	e := lead(t, c, key(1))
+	c.begin(key(1), waiter{reply: "dup", start: time.Now()})
+	if ws := c.finish(e, nil, "", false); len(ws) != 1 {
 		t.Fatalf("a failed request must still release its waiters: %+v", ws)
 	}
-	if out, _, _ := c.begin(key(1), waiter{start: now}); out != dedupLead {
-		t.Fatalf("retry after a transport failure: %v, want lead (not remembered)", out)
-	}
+	lead(t, c, key(1)) // a retry after a transport failure runs
 	if r, run := c.len(); r != 0 || run != 1 {
 		t.Fatalf("len = %d remembered, %d running", r, run)
 	}
@@ -74,27 +79,25 @@ func TestDedupBounds(t *testing.T) {
 	// Entry bound: the oldest go first.
 	c := newDedupCache(time.Hour, 3, 1<<20)
 	for i := range 5 {
-		c.begin(key(i), waiter{start: now})
-		c.finish(key(i), []byte("r"), "", true)
+		c.finish(lead(t, c, key(i)), []byte("r"), "", true)
 	}
 	if r, _ := c.len(); r != 3 {
 		t.Fatalf("remembered %d, want 3", r)
 	}
 	for i, want := range []dedupOutcome{dedupLead, dedupLead, dedupHit, dedupHit, dedupHit} {
-		out, _, _ := c.begin(key(i), waiter{start: now})
+		out, e, _, _ := c.begin(key(i), waiter{start: now})
 		if out != want {
 			t.Errorf("key %d: %v, want %v", i, out, want)
 		}
 		if out == dedupLead {
-			c.finish(key(i), nil, "", false)
+			c.finish(e, nil, "", false)
 		}
 	}
 
 	// Byte bound.
 	c = newDedupCache(time.Hour, 100, 2*(1000+dedupOverhead))
 	for i := range 4 {
-		c.begin(key(i), waiter{start: now})
-		c.finish(key(i), make([]byte, 1000), "", true)
+		c.finish(lead(t, c, key(i)), make([]byte, 1000), "", true)
 	}
 	if r, _ := c.len(); r != 2 {
 		t.Fatalf("remembered %d under the byte bound, want 2", r)
@@ -102,10 +105,22 @@ func TestDedupBounds(t *testing.T) {
 
 	// Window: an old reply is forgotten.
 	c = newDedupCache(50*time.Millisecond, 100, 1<<20)
-	c.begin(key(1), waiter{start: now})
-	c.finish(key(1), []byte("r"), "", true)
-	if out, _, _ := c.begin(key(1), waiter{start: time.Now().Add(time.Second)}); out != dedupLead {
+	c.finish(lead(t, c, key(1)), []byte("r"), "", true)
+	if out, _, _, _ := c.begin(key(1), waiter{start: time.Now().Add(time.Second)}); out != dedupLead {
 		t.Fatalf("after the window: %v, want lead", out)
+	}
+}
+
+func TestDedupRecyclesEntries(t *testing.T) {
+	c := newDedupCache(time.Hour, 1, 1<<20)
+	first := lead(t, c, key(1))
+	c.finish(first, []byte("r"), "", true)
+	c.finish(lead(t, c, key(2)), []byte("r"), "", true) // evicts key 1
+	if again := lead(t, c, key(3)); again != first {
+		t.Errorf("an evicted entry was not reused")
+	}
+	if out, _, _, _ := c.begin(key(1), waiter{start: time.Now()}); out != dedupLead {
+		t.Errorf("evicted key 1 still answered")
 	}
 }
 
@@ -119,16 +134,12 @@ func TestDedupHashCollisionBypasses(t *testing.T) {
 	if a.hash() != b.hash() || a == b {
 		t.Fatalf("test keys do not collide")
 	}
-	now := time.Now()
-	c.begin(a, waiter{start: now})
-	if out, _, _ := c.begin(b, waiter{start: now}); out != dedupBypass {
+	ea := lead(t, c, a)
+	if out, e, _, _ := c.begin(b, waiter{start: time.Now()}); out != dedupBypass || e != nil {
 		t.Fatalf("colliding key: %v, want bypass", out)
 	}
-	if ws := c.finish(b, []byte("x"), "", true); ws != nil {
-		t.Fatalf("finish of a bypassed key touched the entry")
-	}
-	c.finish(a, []byte("a"), "", true)
-	if out, reply, _ := c.begin(a, waiter{start: now}); out != dedupHit || string(reply) != "a" {
+	c.finish(ea, []byte("a"), "", true)
+	if out, _, reply, _ := c.begin(a, waiter{start: time.Now()}); out != dedupHit || string(reply) != "a" {
 		t.Fatalf("a: %v %q", out, reply)
 	}
 }

@@ -191,7 +191,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range c.node.functionList() {
 		degraded := 0.0
-		if f.loadError() != "" {
+		if _, ok := f.currentLoadError(); ok {
 			degraded = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.degraded, prometheus.GaugeValue, degraded, f.name)

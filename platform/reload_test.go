@@ -83,10 +83,13 @@ func TestRedeployUnderLoadLosesNothing(t *testing.T) {
 			t.Errorf("no reply from version %s", l)
 		}
 	}
-	info := serviceInfos(t, e.nc, "counter", 1)[0]
-	if info.Endpoints[0].QueueGroup != "other" || info.Version != "1.0.3" {
-		t.Errorf("after the redeploys: version %s endpoints %+v", info.Version, info.Endpoints)
-	}
+	testutil.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		info := serviceInfos(t, e.nc, "counter", 1)[0]
+		if len(info.Endpoints) != 1 || info.Endpoints[0].QueueGroup != "other" || info.Version != "1.0.3" {
+			return fmt.Errorf("after the redeploys: version %s endpoints %+v", info.Version, info.Endpoints)
+		}
+		return nil
+	})
 }
 
 // waitServing waits until n serves version of function name.
@@ -112,10 +115,14 @@ func TestReloadChangesEndpoints(t *testing.T) {
 
 	e.deploy(registry.Spec{Name: "fn"}, headersDir) // response_filter only
 	waitServing(t, n, "fn", 2)
-	info := serviceInfos(t, e.nc, "fn", 1)[0]
-	if len(info.Endpoints) != 1 || info.Endpoints[0].Subject != "nylon.dev.fn.response_filter" {
-		t.Fatalf("endpoints after the phase change = %+v", info.Endpoints)
-	}
+	// The dropped endpoint drains after the swap.
+	testutil.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		info := serviceInfos(t, e.nc, "fn", 1)[0]
+		if len(info.Endpoints) != 1 || info.Endpoints[0].Subject != "nylon.dev.fn.response_filter" || info.Version != "1.0.2" {
+			return fmt.Errorf("after the phase change: version %s endpoints %+v", info.Version, info.Endpoints)
+		}
+		return nil
+	})
 	if _, _, err := call(e.nc, "fn", request(protocol.PhaseRequestFilter, ""), 2*time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Errorf("request_filter after it was dropped: %v, want no responders", err)
 	}
@@ -170,7 +177,26 @@ func TestLoadErrorKeepsPreviousVersion(t *testing.T) {
 		t.Fatalf("version 1 stopped serving: %v", err)
 	}
 
-	// The next good version clears the error.
+	// Rolling back to the version still serving clears the error...
+	if _, err := e.reg.Rollback(ctx, "counter", 1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, 5*time.Millisecond, func() error {
+		if h := n.Health(); h.Status != platform.HealthOK || h.Functions[0].Error != "" || h.Functions[0].Version != 1 {
+			return fmt.Errorf("health after rolling back to the serving version: %+v", h)
+		}
+		return nil
+	})
+	// ... and so does the next good version.
+	if _, err := e.reg.Rollback(ctx, "counter", 2); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, 5*time.Millisecond, func() error {
+		if h := n.Health(); h.Status != platform.HealthDegraded {
+			return fmt.Errorf("health after rolling forward to the bad version: %+v", h)
+		}
+		return nil
+	})
 	e.deploy(registry.Spec{Name: "counter", Config: map[string]string{"label": "v3"}}, counterDir)
 	waitServing(t, n, "counter", 3)
 	if h := n.Health(); h.Status != platform.HealthOK || h.Functions[0].Error != "" {
@@ -178,6 +204,9 @@ func TestLoadErrorKeepsPreviousVersion(t *testing.T) {
 	}
 	if got := metricValue(t, metrics, "nylon_function_loaded_version", map[string]string{"function": "counter"}); got != 3 {
 		t.Errorf("loaded version gauge = %v, want 3", got)
+	}
+	if got := metricValue(t, metrics, "nylon_function_load_errors_total", map[string]string{"function": "counter"}); got != 2 {
+		t.Errorf("load errors = %v, want 2 (version 2 was tried twice)", got)
 	}
 }
 
@@ -199,9 +228,12 @@ func TestDeleteStopsServing(t *testing.T) {
 		}
 		return nil
 	})
-	if h := n.Health(); len(h.Functions) != 1 || h.Functions[0].Name != "other" {
-		t.Errorf("functions after delete = %+v", h.Functions)
-	}
+	testutil.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if h := n.Health(); len(h.Functions) != 1 || h.Functions[0].Name != "other" {
+			return fmt.Errorf("functions after delete = %+v", h.Functions)
+		}
+		return nil
+	})
 	if _, err := e.nc.Request("$SRV.PING.hello", nil, 300*time.Millisecond); !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
 		t.Errorf("the deleted service still answers discovery: %v", err)
 	}
