@@ -49,7 +49,7 @@ type componentSpec struct {
 	role string // started when --role includes it
 	// build returns the component; nil while the package implementing it
 	// is not part of the build, in which case planned says what will be.
-	build   func(deps serveDeps) (component, error)
+	build   func(ctx context.Context, deps serveDeps) (component, error)
 	planned func(cfg *serveConfig) string
 }
 
@@ -75,7 +75,7 @@ func startComponents(ctx context.Context, deps serveDeps, specs []componentSpec,
 			fmt.Fprintf(deps.Stdout, "%s: %s\n", s.name, s.planned(deps.Config))
 			continue
 		}
-		c, err := s.build(deps)
+		c, err := s.build(ctx, deps)
 		if err != nil {
 			return started, fmt.Errorf("component %s: %w", s.name, err)
 		}

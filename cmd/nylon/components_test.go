@@ -57,7 +57,7 @@ func (f *fakeComponent) Drain(ctx context.Context) error {
 func (f *fakeComponent) Done() <-chan struct{} { return f.done }
 
 func fakeSpec(rec *recorder, name, role string, mut func(*fakeComponent)) componentSpec {
-	return componentSpec{name: name, role: role, build: func(serveDeps) (component, error) {
+	return componentSpec{name: name, role: role, build: func(context.Context, serveDeps) (component, error) {
 		f := &fakeComponent{name: name, rec: rec, done: make(chan struct{})}
 		if mut != nil {
 			mut(f)

@@ -94,9 +94,7 @@ func serveComponents(s *serveShared) []componentSpec {
 	}
 }
 
-func (s *serveShared) buildNode(d serveDeps) (component, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+func (s *serveShared) buildNode(ctx context.Context, d serveDeps) (component, error) {
 	reg, err := s.registry(ctx, d)
 	if err != nil {
 		return nil, err
@@ -119,9 +117,7 @@ func (s *serveShared) buildNode(d serveDeps) (component, error) {
 	return n, nil
 }
 
-func (s *serveShared) buildAdmin(d serveDeps) (component, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+func (s *serveShared) buildAdmin(ctx context.Context, d serveDeps) (component, error) {
 	reg, err := s.registry(ctx, d)
 	if err != nil {
 		return nil, err
@@ -160,7 +156,7 @@ func (a *adminComponent) Start(ctx context.Context) error {
 	return nil
 }
 
-func (s *serveShared) buildGateway(d serveDeps) (component, error) {
+func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component, error) {
 	var gcfg gateway.Config
 	if s.cfg.GatewayConfig != "" {
 		c, err := gateway.LoadConfig(s.cfg.GatewayConfig)
