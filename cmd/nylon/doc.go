@@ -11,7 +11,7 @@
 // (a flag wins over the variable, the variable over the default).
 //
 // serve starts the components of the selected roles (the componentSpec table
-// in components.go) in order after NATS is connected and drains them in
+// in serve_components.go) in order after NATS is connected and drains them in
 // reverse order, then NATS, within --drain-timeout.
 //
 // # Example
@@ -19,5 +19,9 @@
 //	nylon serve                                  # embedded NATS on 127.0.0.1:4222, data in ./data
 //	nylon serve --nats tls://nats:4222 --nats-ca ca.pem --nats-creds nylon.creds --env prod
 //	NYLON_ROLE=gateway NYLON_NATS_URLS=nats://10.0.0.5:4222 nylon serve
+//	nylon deploy hello hello.wasm --route /hello --config greeting=hi
+//	nylon ls; nylon versions hello; nylon rollback hello; nylon rm hello
+//	nylon invoke hello --phase request_filter --path /hello?name=you
+//	nylon dlq ls
 //	nylon version
 package main
