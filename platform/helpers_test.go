@@ -83,7 +83,9 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cfg := wasmhost.Config{}.WithCompilationCacheDir(dir).WithLogger(testLogger())
+	// A generous start-up bound: under -race with every package's tests
+	// sharing two cores, a Go guest's _initialize has taken over 10 s.
+	cfg := wasmhost.Config{}.WithCompilationCacheDir(dir).WithLogger(testLogger()).WithInitTimeout(time.Minute)
 	if sharedHost, err = wasmhost.New(context.Background(), cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "wasm host:", err)
 		return 1
