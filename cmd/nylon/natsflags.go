@@ -22,7 +22,11 @@ type natsFlags struct {
 // register defines the flags; withEmbedded adds --nats-listen, which only
 // commands that may start the embedded server (serve) have.
 func (n *natsFlags) register(f *flagSet, withEmbedded bool) {
-	f.List(&n.URLs, "nats", "url,...", "NYLON_NATS_URLS", nil, "NATS servers to connect to (comma-separated); empty starts an embedded server")
+	usage := "NATS servers to connect to (comma-separated); empty: nats://127.0.0.1:4222 (the local serve)"
+	if withEmbedded {
+		usage = "NATS servers to connect to (comma-separated); empty starts an embedded server"
+	}
+	f.List(&n.URLs, "nats", "url,...", "NYLON_NATS_URLS", nil, usage)
 	if withEmbedded {
 		f.String(&n.Listen, "nats-listen", "addr", "NYLON_NATS_LISTEN", natsconn.DefaultListen, "client listen address of the embedded NATS server (port 0 or -1: random)")
 	}
