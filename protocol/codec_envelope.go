@@ -97,19 +97,26 @@ func DecodeRequest(b []byte, req *PluginRequest) error {
 	r := reader{b: b}
 	*req = PluginRequest{Data: req.Data[:0]}
 	seen, err := decodeRequestFields(&r, req)
+	return finishEnvelope(&r, "request", req.Version, seen, err)
+}
+
+// finishEnvelope turns the outcome of decoding an envelope's fields into
+// DecodeRequest's and DecodeResponse's result: trailing bytes and the
+// version range are checked once the fields decoded.
+func finishEnvelope(r *reader, what string, version uint16, versionSeen bool, err error) error {
 	if err != nil {
 		// A field that fails to decode in a message of an unknown
 		// version is better reported as the version mismatch.
-		if seen && !readableVersion(req.Version) {
-			return versionError(uint64(req.Version))
+		if versionSeen && !readableVersion(version) {
+			return versionError(uint64(version))
 		}
 		return err
 	}
-	if err := r.trailing("request"); err != nil {
+	if err := r.trailing(what); err != nil {
 		return err
 	}
-	if !readableVersion(req.Version) {
-		return versionError(uint64(req.Version))
+	if !readableVersion(version) {
+		return versionError(uint64(version))
 	}
 	return nil
 }
@@ -170,19 +177,7 @@ func DecodeResponse(b []byte, resp *PluginResponse) error {
 	r := reader{b: b}
 	*resp = PluginResponse{Data: resp.Data[:0]}
 	seen, err := decodeResponseFields(&r, resp)
-	if err != nil {
-		if seen && !readableVersion(resp.Version) {
-			return versionError(uint64(resp.Version))
-		}
-		return err
-	}
-	if err := r.trailing("response"); err != nil {
-		return err
-	}
-	if !readableVersion(resp.Version) {
-		return versionError(uint64(resp.Version))
-	}
-	return nil
+	return finishEnvelope(&r, "response", resp.Version, seen, err)
 }
 
 func decodeResponseFields(r *reader, resp *PluginResponse) (versionSeen bool, err error) {
