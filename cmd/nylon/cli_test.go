@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,10 +14,8 @@ import (
 
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/internal/testutil"
-	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
-	"github.com/nylon-functions/nylon/wasmhost"
 )
 
 const cliToken = "cli-test-token"
@@ -30,54 +27,14 @@ type platformEnv struct {
 	natsURL  string
 }
 
-// startPlatform builds the platform from its packages, as `nylon serve`
-// will once its node and admin roles are wired in.
+// startPlatform runs `nylon serve` (embedded NATS, node "cli-node", admin
+// API with the token cliToken; no gateway, so no dead-letter stream until a
+// test makes one) on random ports: what the client commands talk to.
 func startPlatform(t *testing.T) platformEnv {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	log := slog.New(slog.DiscardHandler)
-	s := testutil.RunNATS(t)
-	nc := testutil.Connect(t, s)
-	reg, err := registry.New(ctx, testutil.JetStream(t, nc), registry.WithLogger(log))
-	if err != nil {
-		t.Fatalf("registry: %v", err)
-	}
-	host, err := wasmhost.New(ctx, wasmhost.Config{}.WithCompilationCacheDir(testutil.CompileCacheDir(t)).WithLogger(log))
-	if err != nil {
-		t.Fatalf("wasm host: %v", err)
-	}
-	t.Cleanup(func() { _ = host.Close(context.Background()) })
-
-	node, err := platform.NewNode(platform.Config{NATS: testutil.Connect(t, s), Registry: reg, Host: host, NodeID: "cli-node", Logger: log})
-	if err != nil {
-		t.Fatalf("new node: %v", err)
-	}
-	if err := node.Start(ctx); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = node.Drain(ctx)
-	})
-
-	admin, err := platform.NewAdmin(ctx, platform.AdminConfig{
-		Addr: "127.0.0.1:0", Token: cliToken, Registry: reg, Host: host, NATS: nc, Health: node, Logger: log,
-		DiscoveryTimeout: 500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatalf("new admin: %v", err)
-	}
-	if err := admin.Start(ctx); err != nil {
-		t.Fatalf("start admin: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = admin.Drain(ctx)
-	})
-	return platformEnv{adminURL: "http://" + admin.Addr(), natsURL: s.ClientURL()}
+	b := startCmd(t, serveArgs(t, "--role", "node,admin", "--node-id", "cli-node", "--admin-token", cliToken)...)
+	b.waitLine(t, readyLine)
+	return platformEnv{adminURL: b.waitLine(t, adminLine), natsURL: b.waitLine(t, natsLine)}
 }
 
 // cli runs one admin command against e with its URL and token.

@@ -53,6 +53,7 @@ type serveConfig struct {
 	Role          string
 	GatewayConfig string
 	AdminToken    string
+	NodeID        string
 	Log           logFlags
 	DrainTimeout  time.Duration
 }
@@ -65,6 +66,7 @@ func (c *serveConfig) register(f *flagSet) {
 	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "admin API, /healthz and /metrics listen address (role admin)")
 	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md); empty serves registry routes only")
 	f.String(&c.AdminToken, "admin-token", "token", "NYLON_ADMIN_TOKEN", "", "bearer token the admin API requires on /v1; required outside --env dev")
+	f.String(&c.NodeID, "node-id", "id", "NYLON_NODE_ID", "", "this node's id in micro metadata, /healthz and /v1/nodes (default: host name + random suffix)")
 	f.String(&c.Role, "role", "roles", "NYLON_ROLE", "all", "what this process runs: all, or a comma list of node, gateway, admin")
 	c.Log.register(f)
 	f.Duration(&c.DrainTimeout, "drain-timeout", "NYLON_DRAIN_TIMEOUT", 30*time.Second, "how long shutdown may take to finish in-flight work before it is cut off")

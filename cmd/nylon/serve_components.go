@@ -104,7 +104,7 @@ func (s *serveShared) buildNode(ctx context.Context, d serveDeps) (component, er
 		return nil, err
 	}
 	n, err := platform.NewNode(platform.Config{
-		NATS: d.NATS.NC, Registry: reg, Host: host, Env: s.cfg.Env,
+		NATS: d.NATS.NC, Registry: reg, Host: host, Env: s.cfg.Env, NodeID: s.cfg.NodeID,
 		Logger: d.Log, Metrics: s.Metrics,
 	})
 	if err != nil {
