@@ -47,10 +47,8 @@ type serveDeps struct {
 type componentSpec struct {
 	name string
 	role string // started when --role includes it
-	// build returns the component; nil while the package implementing it
-	// is not part of the build, in which case planned says what will be.
-	build   func(ctx context.Context, deps serveDeps) (component, error)
-	planned func(cfg *serveConfig) string
+	// build returns the component, not yet started.
+	build func(ctx context.Context, deps serveDeps) (component, error)
 }
 
 // startedComponent is a component that started, with its table name.
@@ -69,10 +67,6 @@ func startComponents(ctx context.Context, deps serveDeps, specs []componentSpec,
 	var started []startedComponent
 	for _, s := range specs {
 		if !enabled[s.role] {
-			continue
-		}
-		if s.build == nil {
-			fmt.Fprintf(deps.Stdout, "%s: %s\n", s.name, s.planned(deps.Config))
 			continue
 		}
 		c, err := s.build(ctx, deps)
