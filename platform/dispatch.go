@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -159,10 +160,11 @@ func (f *function) run(v *version, j *job) {
 	}
 	mergeConfig(&j.inv, v.config)
 
-	// The module stops the call at the function's timeout; callCtx only
-	// ends when a drain runs out of time.
+	// The module stops the call at the function's timeout, or when a drain
+	// that ran out of time closes it (forceClose). The context is never
+	// done: a cancellable one would cost every call a watch on it.
 	callStart := time.Now()
-	res, err := v.mod.Call(f.node.callCtx, ep.phase, event, &j.inv, j.req.RequestID)
+	res, err := v.mod.Call(context.Background(), ep.phase, event, &j.inv, j.req.RequestID)
 	ep.m.duration.Observe(time.Since(callStart).Seconds())
 
 	resp := protocol.PluginResponse{
@@ -189,7 +191,7 @@ func (f *function) run(v *version, j *job) {
 			ep.m.outcome[idxError].Inc()
 			ep.m.errors.Inc()
 		}
-	case errors.Is(err, wasmhost.ErrTimeout) && f.node.callCtx.Err() == nil:
+	case errors.Is(err, wasmhost.ErrTimeout):
 		resp.Action, resp.Error = protocol.ActionError, fmt.Sprintf("timeout: %s ran past %v", ep.phase, v.timeout)
 		ep.timeouts.Add(1)
 		ep.handlerErrors.Add(1)
@@ -219,7 +221,7 @@ func (f *function) run(v *version, j *job) {
 		ep.m.outcome[idxInternal].Inc()
 		ep.m.errors.Inc()
 		code := protocol.ServiceErrInternal
-		if f.node.callCtx.Err() != nil || errors.Is(err, wasmhost.ErrPoolClosed) || errors.Is(err, wasmhost.ErrHostClosed) {
+		if errors.Is(err, wasmhost.ErrPoolClosed) || errors.Is(err, wasmhost.ErrHostClosed) {
 			code = protocol.ServiceErrOverloaded
 		}
 		f.log.Error("platform: call failed", "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,

@@ -37,10 +37,6 @@ type Node struct {
 	// ctx bounds loads and the watch; cancelled when Drain begins.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// callCtx is the parent of every handler call; cancelled only when a
-	// drain runs out of time and forces the remaining calls to stop.
-	callCtx    context.Context
-	callCancel context.CancelFunc
 	loaders    sync.WaitGroup
 
 	mu        sync.Mutex
@@ -102,7 +98,6 @@ func NewNode(cfg Config) (*Node, error) {
 		n.promReg = prometheus.NewRegistry()
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.callCtx, n.callCancel = context.WithCancel(context.Background())
 	return n, nil
 }
 
@@ -357,15 +352,13 @@ func (n *Node) drain(ctx context.Context) error {
 	if err := n.awaitVersions(ctx, versions); err != nil {
 		errs = append(errs, err)
 		n.log.Warn("platform: drain timed out; stopping the calls still running", "err", err)
-		n.callCancel()
-		force, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		for _, v := range versions {
-			v.forceClose(force)
+			v.forceClose()
 		}
+		force, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = n.awaitVersions(force, versions)
 		cancel()
 	}
-	n.callCancel()
 
 	flush, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	if err := n.nc.FlushWithContext(flush); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -123,11 +124,14 @@ func (v *version) shutdown() {
 	})
 }
 
-// forceClose closes the module while calls may still run (a drain that ran
-// out of time): they fail, their requests are answered with errors, and the
-// version shuts down when the last reference goes.
-func (v *version) forceClose(ctx context.Context) {
-	if err := v.mod.Close(ctx); err != nil {
+// forceClose closes the module at once while calls may still run (a drain
+// that ran out of time): they fail with wasmhost.ErrPoolClosed, their
+// requests are answered 503 so callers retry elsewhere, and the version
+// shuts down when the last reference goes.
+func (v *version) forceClose() {
+	now, stop := context.WithCancel(context.Background())
+	stop() // Module.Close waits for running calls only until its context ends
+	if err := v.mod.Close(now); err != nil && !errors.Is(err, context.Canceled) {
 		v.fn.log.Warn("platform: force-close module", "function", v.rec.Name, "version", v.rec.Version, "err", err)
 	}
 }

@@ -103,6 +103,38 @@ func TestCallLoopTimesOut(t *testing.T) {
 	}
 }
 
+// The deadline is per call: an instance serving many short calls in a row
+// never hits a timeout shorter than their sum, and after a loop is stopped
+// the next instance gets a full timeout of its own again.
+func TestCallDeadlineIsPerCall(t *testing.T) {
+	h, _ := newHost(t, wasmhost.Config{})
+	const timeout = 30 * time.Millisecond
+	m := compile(t, h, "next", nextModule(), wasmhost.Limits{Timeout: timeout, MaxWorkers: 1})
+	for start := time.Now(); time.Since(start) < 5*timeout; {
+		if _, err := m.Call(context.Background(), protocol.PhaseRequestFilter, 0, nil, protocol.RequestID{}); err != nil {
+			t.Fatalf("short call after %v: %v", time.Since(start), err)
+		}
+	}
+	if st := m.Stats(); st.Created != 1 || st.Discarded != 0 || st.Timeouts != 0 {
+		t.Fatalf("stats %+v, want one instance serving every call", st)
+	}
+
+	loop := compile(t, h, "loop", loopModule(), wasmhost.Limits{Timeout: timeout, MaxWorkers: 1})
+	for i := range 2 {
+		start := time.Now()
+		_, err := loop.Call(context.Background(), protocol.PhaseRequestFilter, 0, nil, protocol.RequestID{})
+		if !errors.Is(err, wasmhost.ErrTimeout) {
+			t.Fatalf("loop %d: Call = %v, want ErrTimeout", i, err)
+		}
+		if d := time.Since(start); d < timeout {
+			t.Fatalf("loop %d stopped after %v, before its %v timeout", i, d, timeout)
+		}
+	}
+	if st := loop.Stats(); st.Timeouts != 2 || st.Discarded != 2 {
+		t.Fatalf("stats %+v, want 2 timeouts, 2 discarded", st)
+	}
+}
+
 // The caller's own context ending stops the call too, with its error.
 func TestCallCanceledByCaller(t *testing.T) {
 	h, _ := newHost(t, wasmhost.Config{})

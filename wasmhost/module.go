@@ -233,12 +233,23 @@ func (m *Module) run(ctx context.Context, inst *instance, phase protocol.Phase, 
 	st.Begin(phase, event, inv, reqID, m.limits.MaxOutput)
 	defer st.Reset()
 
-	cctx, cancel := context.WithTimeout(ctx, m.limits.Timeout)
+	// The instance's own context stops the call (see instance.ctx): the
+	// timer at the deadline, and, for a caller that can give up, an
+	// AfterFunc on its context — the only per-call allocation here, and
+	// none for a context that is never done.
+	inst.timer.Reset(m.limits.Timeout)
+	var stopWatch func() bool
+	if ctx.Done() != nil {
+		stopWatch = context.AfterFunc(ctx, func() { inst.cancel(context.Cause(ctx)) })
+	}
 	inst.stack[0] = uint64(phase)
 	inst.stack[1] = uint64(event)
-	err = inst.handle.CallWithStack(abi.WithState(cctx, st), inst.stack[:])
-	timedOut := errors.Is(cctx.Err(), context.DeadlineExceeded)
-	cancel()
+	err = inst.handle.CallWithStack(inst.ctx, inst.stack[:])
+	// Stop reports false once the timer has fired: the instance's context is
+	// (or is about to be) cancelled, so it cannot serve another call even if
+	// this one finished in time. The same holds for the caller's watch.
+	timedOut := !inst.timer.Stop()
+	abandoned := stopWatch != nil && !stopWatch()
 	inst.stdout.Flush()
 	inst.stderr.Flush()
 
@@ -247,7 +258,7 @@ func (m *Module) run(ctx context.Context, inst *instance, phase protocol.Phase, 
 	}
 	// A guest that coped with a refused memory.grow finished, but is at its
 	// limit: replace it rather than run the next call on it.
-	healthy = !inst.mem.refused.Load()
+	healthy = !inst.mem.refused.Load() && !timedOut && !abandoned
 	action := int32(uint32(inst.stack[0]))
 	if action < int32(protocol.ActionNext) || action > int32(protocol.ActionError) {
 		// Not a trap, but a guest answering garbage may be in any state:
@@ -277,6 +288,10 @@ func (m *Module) callError(ctx context.Context, phase protocol.Phase, inst *inst
 	case timedOut:
 		m.timeouts.Add(1)
 		return fmt.Errorf("function[%s] phase[%s]: %w after %v", m.name, phase, ErrTimeout, m.limits.Timeout)
+	case m.pool.isClosed():
+		// Module.Close stopped the call (a drain that ran out of time): the
+		// node's doing, not the guest's.
+		return fmt.Errorf("function[%s] phase[%s]: %w: call stopped: %w", m.name, phase, ErrPoolClosed, err)
 	}
 	m.traps.Add(1)
 	return &TrapError{Function: m.name, Phase: phase, Err: err}

@@ -61,6 +61,16 @@ func (p *pool) acquire(ctx context.Context) error {
 
 func (p *pool) release() { <-p.tokens }
 
+// isClosed reports whether close has begun.
+func (p *pool) isClosed() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // take pops an idle instance under a token already held. ok is false when
 // there is none (the caller creates one); err is ErrPoolClosed after close.
 func (p *pool) take() (inst *instance, ok bool, err error) {
