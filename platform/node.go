@@ -35,9 +35,9 @@ type Node struct {
 	jobs sync.Pool
 
 	// ctx bounds loads and the watch; cancelled when Drain begins.
-	ctx    context.Context
-	cancel context.CancelFunc
-	loaders    sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	loaders sync.WaitGroup
 
 	mu        sync.Mutex
 	state     nodeState
