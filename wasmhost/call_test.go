@@ -3,6 +3,7 @@ package wasmhost_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,47 @@ func TestCallDeadlineIsPerCall(t *testing.T) {
 	}
 	if st := loop.Stats(); st.Timeouts != 2 || st.Discarded != 2 {
 		t.Fatalf("stats %+v, want 2 timeouts, 2 discarded", st)
+	}
+}
+
+// A spinning guest must not hold up the Go runtime: wazero's machine code
+// cannot be preempted, so without the yield points Compile adds a stop-the-
+// world garbage collection would wait for the loop's whole timeout (here a
+// minute). With them, the guest is back in Go code every budget of
+// instructions and the collection finishes at once.
+func TestSpinningGuestDoesNotStallGC(t *testing.T) {
+	h, _ := newHost(t, wasmhost.Config{})
+	m := compile(t, h, "loop", loopModule(), wasmhost.Limits{Timeout: time.Minute, MaxWorkers: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := m.Call(ctx, protocol.PhaseRequestFilter, 0, nil, protocol.RequestID{})
+		errc <- err
+	}()
+	testutil.Eventually(t, 5*time.Second, time.Millisecond, func() error {
+		if m.Stats().InUse != 1 {
+			return errors.New("loop not running yet")
+		}
+		return nil
+	})
+	gc := make(chan struct{})
+	go func() {
+		for range 3 {
+			runtime.GC()
+		}
+		close(gc)
+	}()
+	select {
+	case <-gc:
+	case <-time.After(20 * time.Second):
+		t.Fatal("runtime.GC did not finish while a guest was spinning")
+	}
+	if len(errc) != 0 {
+		t.Fatalf("the loop ended before it was cancelled: %v", <-errc)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Call = %v, want context.Canceled", err)
 	}
 }
 

@@ -32,15 +32,17 @@ type Host struct {
 	modules map[*Module]struct{}
 }
 
-// New validates cfg and starts a Host: a wazero runtime that closes a module
-// whose call context is done (so an infinite loop ends at its deadline), with
-// the compilation cache in cfg's directory.
+// New validates cfg and starts a Host: a wazero runtime with the host
+// modules guests import (nylon, nylon_sys for stopping calls, WASI) and the
+// compilation cache in cfg's directory.
 func New(ctx context.Context, cfg Config) (*Host, error) {
 	cfg, err := cfg.resolved()
 	if err != nil {
 		return nil, fmt.Errorf("wasmhost: %w", err)
 	}
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	// Not WithCloseOnContextDone: calls are stopped by the yield points
+	// Compile adds (interrupt.go), at a fraction of the cost.
+	rc := wazero.NewRuntimeConfig()
 	var cache wazero.CompilationCache
 	if cfg.cacheDir != "" {
 		cache, err = wazero.NewCompilationCacheWithDir(cfg.cacheDir)
@@ -64,6 +66,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	h.wasi = rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()
 	if err := abi.Register(ctx, rt); err != nil {
+		_ = h.closeRuntime(ctx)
+		return nil, fmt.Errorf("wasmhost: %w", err)
+	}
+	if err := registerYield(ctx, rt); err != nil {
 		_ = h.closeRuntime(ctx)
 		return nil, fmt.Errorf("wasmhost: %w", err)
 	}
@@ -137,7 +143,11 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, limits Limits
 	if err := checkHeader(wasm); err != nil {
 		return nil, wrap(err)
 	}
-	cm, err := h.rt.CompileModule(ctx, wasm)
+	instrumented, err := instrument(wasm)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	cm, err := h.rt.CompileModule(ctx, instrumented)
 	if err != nil {
 		return nil, wrap(fmt.Errorf("%w: %w", ErrCompile, err))
 	}

@@ -117,8 +117,12 @@ func (p *pool) put(inst *instance, healthy bool) (discard bool) {
 }
 
 // close stops handing out instances, waits until ctx is done for the checked
-// out ones to come back, then closes what is left, stopping calls still
-// running. It returns ctx's error if it had to stop calls.
+// out ones to come back, then stops the calls still running and waits for
+// those: an instance is never closed under a running call, whose machine
+// code and memory wazero would free. A stopped call ends at its next yield
+// point (see interrupt.go), within microseconds, or when a host function it
+// is in returns (a guest's sleep is capped at maxGuestSleep). It returns
+// ctx's error if it had to stop calls.
 func (p *pool) close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -131,35 +135,38 @@ func (p *pool) close(ctx context.Context) error {
 
 	// Holding every token proves no call is running.
 	var err error
-	for held := 0; held < p.max && err == nil; held++ {
+	held := 0
+wait:
+	for held < p.max {
 		select {
 		case p.tokens <- struct{}{}:
+			held++
 		case <-ctx.Done():
 			err = fmt.Errorf("%w: in-flight calls stopped: %w", ErrPoolClosed, context.Cause(ctx))
+			break wait
+		}
+	}
+	if err != nil {
+		p.mu.Lock()
+		for inst := range p.live {
+			// Cancelling an idle instance is harmless: it is closed below.
+			inst.cancel(ErrPoolClosed)
+		}
+		p.mu.Unlock()
+		// Each stopped caller puts its instance back, and put closes it
+		// because the pool is closed.
+		for ; held < p.max; held++ {
+			p.tokens <- struct{}{}
 		}
 	}
 
 	p.mu.Lock()
 	idle := p.idle
-	var busy []*instance
-	for inst := range p.live {
-		busy = append(busy, inst)
-	}
 	p.live = map[*instance]struct{}{}
 	p.idle = nil
 	p.mu.Unlock()
 	for _, inst := range idle {
 		inst.close()
-	}
-	for _, inst := range busy {
-		if !inst.busy.Load() {
-			continue // idle, closed above
-		}
-		// Still in a call (only when ctx ended first): closing the wazero
-		// module makes that call fail at its next check. Its caller gets the
-		// instance back as discarded and finishes closing it, so the
-		// instance's output writers are never touched from two goroutines.
-		_ = inst.mod.Close(context.Background())
 	}
 	return err
 }

@@ -115,6 +115,13 @@ func checkABI(cm wazero.CompiledModule, wasi map[string]api.FunctionDefinition) 
 			if got := (signature{def.ParamTypes(), def.ResultTypes()}); !sameSig(got, want) {
 				problems = append(problems, fmt.Sprintf("import %q.%q: signature %s, want %s", mod, name, formatSig(got), formatSig(want)))
 			}
+		case yieldModule:
+			// The one import Compile's rewrite adds (the rewriter refuses a
+			// module that imports it itself); any other name is the guest's.
+			got := signature{def.ParamTypes(), def.ResultTypes()}
+			if name != yieldName || !sameSig(got, signature{nil, []api.ValueType{api.ValueTypeI32}}) {
+				problems = append(problems, fmt.Sprintf("import %q.%q: module %q is reserved for the host", mod, name, yieldModule))
+			}
 		default:
 			problems = append(problems, fmt.Sprintf("import %q.%q: only %q and %q imports are allowed", mod, name, abi.ModuleName, importWASI))
 		}

@@ -62,6 +62,15 @@ func TestValidateRejects(t *testing.T) {
 		{"several problems at once", buildABI(abiSpec{phases: 2, skipExport: "nylon_phases",
 			extraImports: []wasmImport{{module: "env", name: "foo"}}, extraTypes: []wasmType{{}}}), wasmhost.ErrABI,
 			[]string{`missing export "nylon_phases"`, `import "env"."foo"`}},
+		// nylon_sys is the module of the yield import Compile adds: a guest
+		// may not import from it, least of all the yield function itself
+		// (it could then be confused with the rewrite's own).
+		{"reserved import", buildABI(abiSpec{phases: 2,
+			extraImports: []wasmImport{{module: "nylon_sys", name: "exec"}}, extraTypes: []wasmType{{}}}), wasmhost.ErrABI,
+			[]string{`import "nylon_sys"."exec": module "nylon_sys" is reserved for the host`}},
+		{"own yield import", buildABI(abiSpec{phases: 2,
+			extraImports: []wasmImport{{module: "nylon_sys", name: "yield"}}, extraTypes: []wasmType{{nil, []byte{i32}}}}), wasmhost.ErrCompile,
+			[]string{"imports the yield function itself"}},
 		{"no phases", buildABI(abiSpec{phases: 0}), wasmhost.ErrABI, []string{"nylon_phases returned 0"}},
 		{"unknown phase bit", buildABI(abiSpec{phases: 1<<1 | 1<<6}), wasmhost.ErrABI, []string{"nylon_phases returned 0x42"}},
 		{"phase bit 0", buildABI(abiSpec{phases: 1}), wasmhost.ErrABI, []string{"nylon_phases returned 0x1"}},
