@@ -21,7 +21,7 @@ type reply struct {
 
 // attempt makes one request/reply exchange of an encoded PluginRequest.
 // Each attempt is its own NATS request with its own reply token, so a late
-// reply to an earlier attempt is dropped by the client; the request_id
+// reply to an earlier attempt is dropped by the reply mux; the request_id
 // check below catches anything else answering the wrong request. local is
 // true when the failure happened before the request left the gateway.
 func (g *Gateway) attempt(ctx context.Context, t *target, ph protocol.Phase, id protocol.RequestID, payload []byte, meta *callMeta) (rep reply, local bool, err error) {
@@ -36,18 +36,12 @@ func (g *Gateway) attempt(ctx context.Context, t *target, ph protocol.Phase, id 
 		t.msg.limiter.release()
 	}()
 
-	msg := &nats.Msg{
-		Subject: t.subject[ph],
-		Data:    payload,
-		Header: nats.Header{
-			protocol.HeaderTraceparent: []string{meta.trace},
-			protocol.HeaderEnv:         []string{t.msg.env},
-		},
+	hdr := nats.Header{
+		protocol.HeaderTraceparent: []string{meta.trace},
+		protocol.HeaderEnv:         t.msg.envHeader, // shared: nats.go only reads it
 	}
-	actx, cancel := context.WithTimeout(ctx, pol.Timeout)
 	start := time.Now()
-	m, err := t.msg.nc.RequestMsgWithContext(actx, msg)
-	cancel()
+	m, err := t.msg.replies.request(ctx, t.subject[ph], hdr, payload, pol.Timeout)
 	if err != nil {
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
@@ -69,8 +63,14 @@ func (g *Gateway) attempt(ctx context.Context, t *target, ph protocol.Phase, id 
 	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
 		return reply{}, false, serviceError(code, m.Header.Get(micro.ErrorHeader))
 	}
-	var resp protocol.PluginResponse
-	if err := protocol.DecodeResponse(m.Data, &resp); err != nil {
+	// The envelope's data is decoded into a pooled buffer: DecodeOps below
+	// copies what it keeps out of it.
+	bp := g.wire.get()
+	defer g.wire.put(bp)
+	resp := protocol.PluginResponse{Data: *bp}
+	err = protocol.DecodeResponse(m.Data, &resp)
+	*bp = resp.Data
+	if err != nil {
 		return reply{}, false, err // a *DecodeError, wrapping ErrDecode
 	}
 	if resp.RequestID != id {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -24,12 +25,11 @@ type exchange struct {
 	g     *Gateway
 	rt    *route
 	ctx   context.Context // the client's request context
-	rec   *recorder
+	rec   recorder        // a value: one allocation less per request
 	meta  callMeta
 	start time.Time
 
 	inv     protocol.Invocation
-	invBuf  []byte
 	reqOps  []protocol.Op // request-header ops for the upstream, in order
 	respOps []protocol.Op // response-header ops from request_filter Next
 
@@ -64,7 +64,7 @@ func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 		g:     g,
 		rt:    rt,
 		ctx:   r.Context(),
-		rec:   &recorder{ResponseWriter: w, snap: len(rt.loggers) > 0},
+		rec:   recorder{ResponseWriter: w, snap: len(rt.loggers) > 0},
 		start: time.Now(),
 		meta: callMeta{
 			session: g.session.Add(1),
@@ -80,11 +80,11 @@ func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if rt.websocket && isUpgrade(r) && g.opts.ws != nil {
-		g.opts.ws.ServeHTTP(ex.rec, r.WithContext(context.WithValue(r.Context(), routeInfoKey{}, ex.routeInfo(r))))
+		g.opts.ws.ServeHTTP(&ex.rec, r.WithContext(context.WithValue(r.Context(), routeInfoKey{}, ex.routeInfo(r))))
 		return
 	}
 	if rt.origin != nil && !rt.origin.t.phases.Has(protocol.PhaseRequestFilter) {
-		writeProblem(ex.rec, Problem{Type: ProblemUpgradeRequired, Title: "Upgrade Required", Status: http.StatusUpgradeRequired,
+		writeProblem(&ex.rec, Problem{Type: ProblemUpgradeRequired, Title: "Upgrade Required", Status: http.StatusUpgradeRequired,
 			Detail: "this route answers WebSocket connections only", RequestID: protocol.NewRequestID().String()})
 		return
 	}
@@ -124,7 +124,7 @@ func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 	} else if r.Body != nil && r.Body != http.NoBody {
 		out.Body = &limitedBody{rc: r.Body, left: rt.maxBody, ex: ex}
 	}
-	rt.proxy.ServeHTTP(ex.rec, out)
+	rt.proxy.ServeHTTP(&ex.rec, out)
 }
 
 // readRequest fills the invocation's request and returns the buffered body
@@ -212,8 +212,10 @@ func (b *limitedBody) Close() error { return b.rc.Close() }
 // call invokes phase ph of h with the current invocation.
 func (ex *exchange) call(ctx context.Context, h *hop, ph protocol.Phase) (reply, error) {
 	ex.inv.Config = h.config
-	ex.invBuf = protocol.AppendInvocation(ex.invBuf[:0], &ex.inv)
-	return ex.g.invoke(ctx, h.t, ph, ex.invBuf, &ex.meta)
+	bp := ex.g.wire.get()
+	defer ex.g.wire.put(bp)
+	*bp = protocol.AppendInvocation(*bp, &ex.inv)
+	return ex.g.invoke(ctx, h.t, ph, *bp, &ex.meta)
 }
 
 // proceed decides, after a failed call, whether the request goes on without
@@ -250,7 +252,7 @@ func (ex *exchange) fail(err error) {
 		ex.g.log.Warn("gateway: request failed", "route", ex.meta.route, "session_id", ex.meta.session,
 			"request_id", p.RequestID, "traceparent", ex.meta.trace, "status", p.Status, "error", err)
 	}
-	writeProblem(ex.rec, p)
+	writeProblem(&ex.rec, p)
 }
 
 // statusClientClosed records requests whose client left before an answer.
@@ -261,12 +263,19 @@ const statusClientClosed = 499
 func (ex *exchange) respondOps(ops []protocol.Op) {
 	h := ex.rec.Header()
 	applyResponseHeaderOps(h, ex.respOps, ex.g.log)
-	status, body := http.StatusOK, []byte(nil)
+	status, body := applyEndOps(h, ops, ex.g.log)
+	writeBody(&ex.rec, ex.inv.Request.Method, status, body)
+}
+
+// applyEndOps applies the header ops of an End reply to h and returns the
+// status (200 unless an op sets one) and the body the ops set.
+func applyEndOps(h http.Header, ops []protocol.Op, log *slog.Logger) (status int, body []byte) {
+	status = http.StatusOK
 	for i := range ops {
 		op := &ops[i]
 		switch op.Code {
 		case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader:
-			applyResponseHeaderOps(h, ops[i:i+1], ex.g.log)
+			applyResponseHeaderOps(h, ops[i:i+1], log)
 		case protocol.OpSetResponseStatus:
 			if validStatus(op.Num) {
 				status = int(op.Num)
@@ -275,7 +284,7 @@ func (ex *exchange) respondOps(ops []protocol.Op) {
 			body = op.Value
 		}
 	}
-	writeBody(ex.rec, ex.inv.Request.Method, status, body)
+	return status, body
 }
 
 // writeBody writes a complete response with its Content-Length.
@@ -292,6 +301,18 @@ func writeBody(w http.ResponseWriter, method string, status int, body []byte) {
 	if len(body) > 0 && method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// filtersResponse reports whether a response with status goes through a
+// response phase: response_filter always, response_body_filter when the
+// response has a body.
+func (ex *exchange) filtersResponse(status int) bool {
+	return len(ex.rt.respFilters) > 0 || len(ex.rt.bodyFilters) > 0 && ex.hasBody(status)
+}
+
+// hasBody reports whether the response to this request carries a body.
+func (ex *exchange) hasBody(status int) bool {
+	return bodyAllowed(status) && ex.inv.Request.Method != http.MethodHead
 }
 
 // bodyAllowed reports whether a response with status may carry a body.
@@ -315,7 +336,11 @@ func (ex *exchange) collectNextOps(h *hop, ops []protocol.Op) {
 		case op.Code == protocol.OpSetResponseHeader || op.Code == protocol.OpRemoveResponseHeader:
 			ex.respOps = append(ex.respOps, op)
 		default:
-			ex.g.log.Debug("gateway: op ignored on request_filter Next", "plugin", h.t.name, "op", op.Code)
+			// Enabled first: the arguments would be boxed (allocated)
+			// even with debug logging off.
+			if ex.g.log.Enabled(ex.ctx, slog.LevelDebug) {
+				ex.g.log.Debug("gateway: op ignored on request_filter Next", "plugin", h.t.name, "op", op.Code)
+			}
 		}
 	}
 }
@@ -331,7 +356,7 @@ func (ex *exchange) finish(aborted bool) {
 		}
 	}
 	elapsed := time.Since(ex.start)
-	rt.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	rt.requests.inc(status)
 	rt.duration.Observe(elapsed.Seconds())
 	if len(rt.loggers) == 0 {
 		return
@@ -393,11 +418,15 @@ func headerHasToken(h http.Header, name, token string) bool {
 // toHeaders flattens h into dst, names sorted (http.Header keeps no arrival
 // order across names), each name's values in order.
 func toHeaders(h http.Header, dst []protocol.Header) []protocol.Header {
-	names := make([]string, 0, len(h))
-	for k := range h {
+	var arr [32]string // the usual few names sort without an allocation
+	names := arr[:0]
+	n := 0
+	for k, vs := range h {
 		names = append(names, k)
+		n += len(vs)
 	}
 	slices.Sort(names)
+	dst = slices.Grow(dst, n)
 	for _, k := range names {
 		for _, v := range h[k] {
 			dst = append(dst, protocol.Header{Name: k, Value: v})

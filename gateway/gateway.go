@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nylon-functions/nylon/protocol"
 )
@@ -36,21 +35,23 @@ type Gateway struct {
 	static    []*route // from the configuration; they win path conflicts
 
 	mu    sync.Mutex // serializes SetFunctionRoutes
-	table atomic.Pointer[chi.Mux]
+	table atomic.Pointer[routeTable]
 
-	session  atomic.Uint32
-	logs     *logPool
-	payloads sync.Pool // *[]byte envelope buffers
-	bufs     bufferPool
+	session atomic.Uint32
+	logs    *logPool
+	wire    wirePool
+	bufs    bufferPool
 }
 
 // messaging is a resolved MessagingConfig with its connection and limiter.
 type messaging struct {
-	cfg     MessagingConfig
-	nc      *nats.Conn
-	prefix  string
-	env     string
-	limiter *limiter
+	cfg       MessagingConfig
+	nc        *nats.Conn
+	prefix    string
+	env       string
+	envHeader []string // the Nylon-Env header value, built once
+	limiter   *limiter
+	replies   *replyMux // shared by the configs on one connection
 }
 
 // New builds a gateway from cfg (validated here) calling phases over nc,
@@ -132,6 +133,7 @@ func (g *Gateway) setupMessaging(cfg Config, nc *nats.Conn) error {
 		}
 		ms = []MessagingConfig{{Name: defaultMessagingName, SubjectPrefix: protocol.Prefix(env)}}
 	}
+	muxes := map[*nats.Conn]*replyMux{}
 	for _, mc := range ms {
 		m := &messaging{cfg: mc, nc: nc, limiter: newLimiter(mc.MaxInflight, mc.OverflowPolicy)}
 		if c, ok := g.opts.conns[mc.Name]; ok {
@@ -140,6 +142,10 @@ func (g *Gateway) setupMessaging(cfg Config, nc *nats.Conn) error {
 		if m.nc == nil {
 			return fmt.Errorf("gateway: messaging[%s]: no NATS connection (pass one to New or WithMessagingConn)", mc.Name)
 		}
+		if muxes[m.nc] == nil {
+			muxes[m.nc] = newReplyMux(m.nc)
+		}
+		m.replies = muxes[m.nc]
 		m.env = g.opts.env
 		m.prefix = mc.SubjectPrefix
 		if m.prefix == "" {
@@ -152,6 +158,7 @@ func (g *Gateway) setupMessaging(cfg Config, nc *nats.Conn) error {
 		if m.env == "" {
 			m.env = envOfPrefix(m.prefix)
 		}
+		m.envHeader = []string{m.env}
 		g.msgs = append(g.msgs, m)
 	}
 	g.fnMsg = g.msgs[0]
@@ -182,14 +189,26 @@ func (g *Gateway) messaging(name string) *messaging {
 
 // ServeHTTP routes r through the current route table.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g.table.Load().ServeHTTP(w, r)
+	tab := g.table.Load()
+	if rt := tab.match(r); rt != nil {
+		g.serve(rt, w, r)
+		return
+	}
+	tab.mux.ServeHTTP(w, r)
 }
 
 // Close stops accepting logging calls and waits, at most until ctx is done,
 // for those queued and in flight; then it abandons the rest and returns
-// ctx's error. It does not close the NATS connection. Safe to call twice.
+// ctx's error. Then it unsubscribes the gateway's reply inboxes: call it
+// once the HTTP server has stopped, as phase calls still waiting fail as if
+// the connection had closed. It does not close the NATS connection. Safe
+// to call twice.
 func (g *Gateway) Close(ctx context.Context) error {
-	return g.logs.close(ctx)
+	err := g.logs.close(ctx)
+	for _, m := range g.msgs {
+		m.replies.close()
+	}
+	return err
 }
 
 // RouteInfo describes the route a request matched, for the WebSocket edge.

@@ -3,6 +3,10 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/prometheus/client_golang/prometheus"
@@ -138,4 +142,56 @@ func (m *metrics) forPhase(messaging, plugin string, ph protocol.Phase) *phaseMe
 		duration: m.duration.WithLabelValues(plugin, phase),
 		errs:     m.errors.MustCurryWith(prometheus.Labels{"plugin": plugin, "phase": phase}),
 	}
+}
+
+// statusCounters are one route's nylon_http_requests_total children by
+// status code, resolved once per code: WithLabelValues hashes the labels
+// (and strconv.Itoa allocates) on every call, while a route answers with a
+// handful of distinct codes. The list is copied on write, so counting is a
+// load and a short scan.
+type statusCounters struct {
+	vec  *prometheus.CounterVec // curried with the route
+	mu   sync.Mutex             // serializes additions
+	list atomic.Pointer[[]statusCounter]
+}
+
+type statusCounter struct {
+	code int
+	c    prometheus.Counter
+}
+
+func newStatusCounters(vec *prometheus.CounterVec) *statusCounters {
+	return &statusCounters{vec: vec}
+}
+
+// inc counts one response with code.
+func (s *statusCounters) inc(code int) {
+	if l := s.list.Load(); l != nil {
+		for _, e := range *l {
+			if e.code == code {
+				e.c.Inc()
+				return
+			}
+		}
+	}
+	s.add(code).Inc()
+}
+
+// add resolves the child of code, once.
+func (s *statusCounters) add(code int) prometheus.Counter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var l []statusCounter
+	if p := s.list.Load(); p != nil {
+		l = *p
+		for _, e := range l {
+			if e.code == code {
+				return e.c
+			}
+		}
+	}
+	c := s.vec.WithLabelValues(strconv.Itoa(code))
+	l = append(slices.Clip(l), statusCounter{code: code, c: c})
+	s.list.Store(&l)
+	return c
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -78,21 +79,21 @@ func (ex *exchange) serveFunction() {
 		ex.originFailed(err)
 		return
 	}
-	resp := &http.Response{StatusCode: http.StatusOK, Header: make(http.Header, 4)}
-	var body []byte
-	for i := range rep.ops {
-		op := &rep.ops[i]
-		switch op.Code {
-		case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader:
-			applyResponseHeaderOps(resp.Header, rep.ops[i:i+1], ex.g.log)
-		case protocol.OpSetResponseStatus:
-			if validStatus(op.Num) {
-				resp.StatusCode = int(op.Num)
-			}
-		case protocol.OpSetResponseBody:
-			body = op.Value
-		}
+	log := ex.g.log
+	if !ex.filtersResponse(cmp.Or(opStatus(rep.ops), http.StatusOK)) {
+		// No response phase runs (the common case): write the response
+		// straight from the ops, with no http.Response in between. The
+		// chain's response-header ops go over the function's, as they do
+		// over an upstream's response.
+		h := ex.rec.Header()
+		status, body := applyEndOps(h, rep.ops, log)
+		applyResponseHeaderOps(h, ex.respOps, log)
+		writeBody(&ex.rec, ex.inv.Request.Method, status, body)
+		return
 	}
+	resp := &http.Response{Header: make(http.Header, 4)}
+	var body []byte
+	resp.StatusCode, body = applyEndOps(resp.Header, rep.ops, log)
 	setBody(resp, body)
 	ex.originBody = body
 	if err := ex.responsePhases(resp); err != nil {
@@ -116,7 +117,7 @@ func (ex *exchange) serveFunction() {
 	}
 	buf := ex.g.bufs.Get()
 	defer ex.g.bufs.Put(buf)
-	if _, err := io.CopyBuffer(ex.rec, resp.Body, buf); err != nil {
+	if _, err := io.CopyBuffer(&ex.rec, resp.Body, buf); err != nil {
 		// Headers are out: all that is left is to abort, as the proxy does.
 		panic(http.ErrAbortHandler)
 	}
@@ -142,8 +143,7 @@ func (ex *exchange) responsePhases(resp *http.Response) error {
 	rt := ex.rt
 	log := ex.g.log
 	applyResponseHeaderOps(resp.Header, ex.respOps, log)
-	hasBody := bodyAllowed(resp.StatusCode) && ex.inv.Request.Method != http.MethodHead
-	if len(rt.respFilters) == 0 && (len(rt.bodyFilters) == 0 || !hasBody) {
+	if !ex.filtersResponse(resp.StatusCode) {
 		return nil
 	}
 	r := &protocol.HTTPResponse{
@@ -189,8 +189,7 @@ func (ex *exchange) responsePhases(resp *http.Response) error {
 			r.Headers = toHeaders(resp.Header, r.Headers[:0])
 		}
 	}
-	hasBody = bodyAllowed(resp.StatusCode) && ex.inv.Request.Method != http.MethodHead
-	if len(rt.bodyFilters) > 0 && hasBody {
+	if len(rt.bodyFilters) > 0 && ex.hasBody(resp.StatusCode) {
 		// The filters may change the body's length: stream it chunked.
 		resp.Body = &bodyFilter{ex: ex, src: resp.Body, chunk: ex.g.opts.chunk,
 			resp: protocol.HTTPResponse{Status: resp.StatusCode, Headers: r.Headers, DurationMs: r.DurationMs}}

@@ -29,20 +29,10 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 		Data:      inv,
 		Timestamp: uint64(time.Now().UnixMilli()),
 	}
-	// nats.go copies a message into its write buffer before
-	// RequestMsgWithContext and PublishMsg return, so the buffer is free
-	// again when invoke returns.
-	bp, _ := g.payloads.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	payload := req.AppendMsgpack((*bp)[:0])
-	defer func() {
-		if cap(payload) <= 4<<20 { // do not pin huge buffers
-			*bp = payload[:0]
-			g.payloads.Put(bp)
-		}
-	}()
+	bp := g.wire.get()
+	defer g.wire.put(bp)
+	*bp = req.AppendMsgpack(*bp)
+	payload := *bp
 	fail := func(err error, n int) error {
 		return &CallError{Plugin: t.name, Function: t.function, Phase: ph, Subject: t.subject[ph],
 			RequestID: req.RequestID, Attempts: n, Kind: kindOf(err), Status: pluginStatus(err), Err: err}

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -40,7 +39,7 @@ type route struct {
 	needBody    bool // something reads the request body: buffer it
 
 	proxy    *httputil.ReverseProxy
-	requests *prometheus.CounterVec // curried with route
+	requests *statusCounters
 	duration prometheus.Observer
 }
 
@@ -136,7 +135,7 @@ func (g *Gateway) finishRoute(rt *route, chain []*hop) {
 		}
 	}
 	rt.needBody = len(rt.reqFilters) > 0 || (rt.origin != nil && rt.origin.t.phases.Has(protocol.PhaseRequestFilter))
-	rt.requests = g.met.httpRequests.MustCurryWith(prometheus.Labels{"route": rt.pattern})
+	rt.requests = newStatusCounters(g.met.httpRequests.MustCurryWith(prometheus.Labels{"route": rt.pattern}))
 	rt.duration = g.met.httpDuration.WithLabelValues(rt.pattern)
 	rt.proxy = g.newProxy(rt)
 }
@@ -160,14 +159,13 @@ func mergeConfig(base, over map[string]string) []protocol.KV {
 
 // buildMux builds a route table: configured routes first, then dyn. A route
 // chi refuses (a pattern conflicting with another) is skipped and reported.
-func (g *Gateway) buildMux(dyn []*route) (*chi.Mux, []error) {
-	mux := chi.NewMux()
-	mux.NotFound(g.notFound)
-	mux.MethodNotAllowed(g.methodNotAllowed)
+func (g *Gateway) buildMux(dyn []*route) (*routeTable, []error) {
+	tab := newRouteTable(g.notFound, g.methodNotAllowed)
 	var errs []error
 	for _, rts := range [][]*route{g.static, dyn} {
 		for _, rt := range rts {
-			if err := g.mount(mux, rt); err != nil {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(rt, w, r) })
+			if err := tab.add(rt, h); err != nil {
 				if rt.dynamic {
 					g.log.Error("gateway: function route skipped", "route", rt.pattern, "function", rt.origin.t.function, "error", err)
 				}
@@ -175,24 +173,7 @@ func (g *Gateway) buildMux(dyn []*route) (*chi.Mux, []error) {
 			}
 		}
 	}
-	return mux, errs
-}
-
-func (g *Gateway) mount(mux *chi.Mux, rt *route) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("route %q: %v", rt.pattern, v)
-		}
-	}()
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(rt, w, r) })
-	if len(rt.methods) == 0 {
-		mux.Handle(rt.pattern, h)
-		return nil
-	}
-	for _, m := range rt.methods {
-		mux.Method(m, rt.pattern, h)
-	}
-	return nil
+	return tab, errs
 }
 
 func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request) {

@@ -1,10 +1,8 @@
 package e2ebench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -33,25 +31,29 @@ const (
 	wantBody = `{"message":"hello, x"}`
 )
 
-// concurrencies are the numbers of client goroutines of the HTTP
-// benchmarks: 1 for latency, 32 for throughput.
+// concurrencies are the numbers of persistent connections of the HTTP
+// benchmarks, each with one request in flight: 1 for latency, 32 for
+// throughput.
 var concurrencies = []int{1, 32}
 
+// target is the request line's target of every benchmark request.
+const target = "/hello?" + query
+
 // BenchmarkGatewayHello measures HTTP GET /hello?name=x through the whole
-// stack: HTTP client -> httptest server -> gateway -> NATS request ->
+// stack: load generator -> httptest server -> gateway -> NATS request ->
 // embedded nats-server -> platform node -> hello wasm guest, and back. Every
 // response is checked (status 200, the function's JSON), so a broken hop
 // fails the benchmark instead of measuring fast errors.
 func BenchmarkGatewayHello(b *testing.B) {
-	url := startStack(b) + "/hello?" + query
+	addr := startStack(b)
 	for _, conc := range concurrencies {
-		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchGet(b, url, conc) })
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchLoad(b, addr, conc) })
 	}
 }
 
 // BenchmarkPlainHTTPHello is the baseline of BenchmarkGatewayHello: the
-// same client and server writing the same JSON from a net/http handler,
-// measured in the same run under the same machine load.
+// same load generator and server writing the same JSON from a net/http
+// handler, measured in the same run under the same machine load.
 func BenchmarkPlainHTTPHello(b *testing.B) {
 	body := []byte(wantBody)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,16 +66,16 @@ func BenchmarkPlainHTTPHello(b *testing.B) {
 		_, _ = w.Write(body)
 	}))
 	b.Cleanup(srv.Close)
-	url := srv.URL + "/hello?" + query
+	addr := srv.Listener.Addr().String()
 	for _, conc := range concurrencies {
-		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchGet(b, url, conc) })
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchLoad(b, addr, conc) })
 	}
 }
 
 // startStack starts NATS, a registry, a node serving the hello function and
-// a gateway routing /hello to it, and returns the gateway's base URL. It
-// returns once an HTTP request answers with the function's body, so no
-// benchmark iteration pays for loading the module.
+// a gateway routing /hello to it, and returns the gateway's address
+// (host:port). It returns once a request answers with the function's body,
+// so no benchmark iteration pays for loading the module.
 func startStack(b *testing.B) string {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -147,46 +149,37 @@ func startStack(b *testing.B) string {
 	srv := httptest.NewServer(gw)
 	b.Cleanup(srv.Close)
 
-	client := &http.Client{Timeout: 5 * time.Second}
+	addr := srv.Listener.Addr().String()
 	testutil.Eventually(b, 60*time.Second, 50*time.Millisecond, func() error {
-		return get(client, srv.URL+"/hello?"+query)
+		c, err := dialLoad(addr, target, []byte(wantBody))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.do()
 	})
-	return srv.URL
+	return addr
 }
 
-// get sends one GET and checks the answer is the hello function's.
-func get(client *http.Client, url string) error {
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
+// benchLoad sends b.N requests over conc persistent connections to addr,
+// each connection with one request in flight (a closed loop, like wrk or
+// hey), checks every response, and reports req/s, latency percentiles and
+// the process's CPU time per request.
+func benchLoad(b *testing.B, addr string, conc int) {
+	conns := make([]*loadConn, conc)
+	for i := range conns {
+		c, err := dialLoad(addr, target, []byte(wantBody))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.Close() })
+		// One exchange before the clock starts: the server has accepted
+		// the connection and set up its goroutine and buffers.
+		if err := c.do(); err != nil {
+			b.Fatalf("warm-up request: %v", err)
+		}
+		conns[i] = c
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("read body: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
-	}
-	if !bytes.Equal(body, []byte(wantBody)) {
-		return fmt.Errorf("body %q, want %q", body, wantBody)
-	}
-	return nil
-}
-
-// benchGet issues b.N GETs of url from conc goroutines sharing one client
-// with kept-alive connections, checks every answer, and reports req/s and
-// latency percentiles from per-request timings.
-func benchGet(b *testing.B, url string, conc int) {
-	tr := &http.Transport{MaxIdleConns: 2 * conc, MaxIdleConnsPerHost: 2 * conc}
-	b.Cleanup(tr.CloseIdleConnections)
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	// Open the connections before the clock starts.
-	var warm sync.WaitGroup
-	for range conc {
-		warm.Go(func() { _ = get(client, url) })
-	}
-	warm.Wait()
 
 	lats := make([]time.Duration, b.N)
 	var next, failed atomic.Int64
@@ -196,7 +189,7 @@ func benchGet(b *testing.B, url string, conc int) {
 	b.ResetTimer()
 	cpu0 := processCPU()
 	start := time.Now()
-	for range conc {
+	for _, c := range conns {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
@@ -204,11 +197,14 @@ func benchGet(b *testing.B, url string, conc int) {
 					return
 				}
 				t0 := time.Now()
-				err := get(client, url)
+				err := c.do()
 				lats[i] = time.Since(t0)
 				if err != nil {
+					// The connection's state is unknown after an
+					// error: count the rest of its share as failed.
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err)
+					return
 				}
 			}
 		})
@@ -218,13 +214,13 @@ func benchGet(b *testing.B, url string, conc int) {
 	cpu := processCPU() - cpu0
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
-		b.Fatalf("%d of %d requests failed, first: %v", n, b.N, firstErr.Load())
+		b.Fatalf("%d connection(s) failed, first error: %v", n, firstErr.Load())
 	}
 	report(b, lats, elapsed)
-	// CPU time of the whole process (client, server, gateway, NATS server
-	// and node share it) per request: unlike req/s it hardly depends on
-	// what else the shared machine runs, and cores / cpu-µs/req bounds the
-	// throughput of an otherwise idle machine.
+	// CPU time of the whole process (load generator, server, gateway, NATS
+	// server and node share it) per request: unlike req/s it hardly
+	// depends on what else the shared machine runs, and cores /
+	// cpu-µs/req bounds the throughput of an otherwise idle machine.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
 }
 
