@@ -15,9 +15,14 @@ const (
 )
 
 // nextTraceparent continues the trace of an incoming traceparent header with
-// a new span id for this hop, or starts a fresh sampled trace when the
-// header is absent or malformed (per the spec, a malformed header is
-// ignored, not repaired).
+// a new span id for this hop, keeping its flags, or starts a fresh trace
+// when the header is absent or malformed (per the spec, a malformed header
+// is ignored, not repaired).
+//
+// A fresh trace is not sampled (flags 00): the gateway records no spans, and
+// the sampled flag says the caller may have. It also keeps NATS cheap:
+// nats-server builds a header map for every message whose traceparent is
+// sampled, to check the account's message-tracing settings.
 //
 // The ids come from math/rand/v2's global source: ChaCha8 per thread,
 // seeded from the OS, lock-free and ~5x cheaper than crypto/rand on every
@@ -42,7 +47,7 @@ func nextTraceparent(in string) string {
 	hex.Encode(b[3:35], rnd[:16])
 	b[35] = '-'
 	hex.Encode(b[36:52], rnd[16:24])
-	copy(b[52:], "-01")
+	copy(b[52:], "-00")
 	return string(b[:])
 }
 

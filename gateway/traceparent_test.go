@@ -36,8 +36,8 @@ func TestTraceparentRestartsInvalidTraces(t *testing.T) {
 		"00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
 	} {
 		out := nextTraceparent(in)
-		if !validTraceparent(out) || strings.Contains(out, "4bf92f3577b34da6a3ce929d0e0e4736") || !strings.HasSuffix(out, "-01") {
-			t.Errorf("%q -> %q: want a fresh sampled trace", in, out)
+		if !validTraceparent(out) || strings.Contains(out, "4bf92f3577b34da6a3ce929d0e0e4736") || !strings.HasSuffix(out, "-00") {
+			t.Errorf("%q -> %q: want a fresh unsampled trace", in, out)
 		}
 	}
 	if nextTraceparent("") == nextTraceparent("") {

@@ -101,7 +101,7 @@ func traceFrom(parent string) traceContext {
 			}
 		}
 		hex.Encode(t.buf[3:35], id[:])
-		copy(t.buf[53:55], "01")
+		copy(t.buf[53:55], "00") // not sampled: the edge records no spans (see gateway/traceparent.go)
 	}
 	return t
 }

@@ -23,7 +23,7 @@ func TestTraceContext(t *testing.T) {
 		}
 		fresh := traceFrom(bad)
 		got := fresh.next()
-		if !validTraceparent(got) || got[53:] != "01" {
+		if !validTraceparent(got) || got[53:] != "00" { // fresh traces are not sampled
 			t.Errorf("fresh trace from %q: %q", bad, got)
 		}
 	}
