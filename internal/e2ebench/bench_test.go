@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nylon-functions/nylon/gateway"
@@ -44,12 +45,30 @@ const target = "/hello?" + query
 // embedded nats-server -> platform node -> hello wasm guest, and back. Every
 // response is checked (status 200, the function's JSON), so a broken hop
 // fails the benchmark instead of measuring fast errors.
+//
+// Two wirings of the same parts: nats=inprocess is `nylon serve` on one
+// machine (the embedded server, and one in-process connection shared by the
+// registry, node and gateway, as serve connects them); nats=tcp gives each
+// component its own loopback TCP connection, as separate processes against
+// a NATS deployment would have.
 func BenchmarkGatewayHello(b *testing.B) {
-	addr := startStack(b)
-	for _, conc := range concurrencies {
-		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchLoad(b, addr, conc) })
+	for _, w := range []wiring{wiringInProcess, wiringTCP} {
+		b.Run("nats="+string(w), func(b *testing.B) {
+			addr := startStack(b, w)
+			for _, conc := range concurrencies {
+				b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchLoad(b, addr, conc) })
+			}
+		})
 	}
 }
+
+// wiring is how the benchmark's components reach the NATS server.
+type wiring string
+
+const (
+	wiringInProcess wiring = "inprocess"
+	wiringTCP       wiring = "tcp"
+)
 
 // BenchmarkPlainHTTPHello is the baseline of BenchmarkGatewayHello: the
 // same load generator and server writing the same JSON from a net/http
@@ -76,15 +95,19 @@ func BenchmarkPlainHTTPHello(b *testing.B) {
 // a gateway routing /hello to it, and returns the gateway's address
 // (host:port). It returns once a request answers with the function's body,
 // so no benchmark iteration pays for loading the module.
-func startStack(b *testing.B) string {
+func startStack(b *testing.B, w wiring) string {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	logger := slog.New(slog.DiscardHandler)
 
 	s := testutil.RunNATS(b)
-	adminConn := testutil.Connect(b, s)
-	reg, err := registry.New(ctx, testutil.JetStream(b, adminConn), registry.WithLogger(logger))
+	connect := func() *nats.Conn { return testutil.Connect(b, s) }
+	if w == wiringInProcess {
+		shared := testutil.Connect(b, s, nats.InProcessServer(s))
+		connect = func() *nats.Conn { return shared }
+	}
+	reg, err := registry.New(ctx, testutil.JetStream(b, connect()), registry.WithLogger(logger))
 	if err != nil {
 		b.Fatalf("registry: %v", err)
 	}
@@ -106,10 +129,8 @@ func startStack(b *testing.B) string {
 		b.Fatalf("deploy hello: %v", err)
 	}
 
-	// The node and the gateway each have their own connection, as separate
-	// processes would.
 	node, err := platform.NewNode(platform.Config{
-		NATS:                testutil.Connect(b, s),
+		NATS:                connect(),
 		Registry:            reg,
 		Host:                host,
 		CompilationCacheDir: testutil.CompileCacheDir(b),
@@ -131,8 +152,7 @@ func startStack(b *testing.B) string {
 		_ = node.Drain(ctx)
 	})
 
-	gwConn := testutil.Connect(b, s)
-	gw, err := gateway.New(gateway.Config{}, gwConn, gateway.WithEnv("dev"),
+	gw, err := gateway.New(gateway.Config{}, connect(), gateway.WithEnv("dev"),
 		gateway.WithRegisterer(prometheus.NewRegistry()), gateway.WithLogger(logger))
 	if err != nil {
 		b.Fatalf("new gateway: %v", err)
