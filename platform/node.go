@@ -32,7 +32,8 @@ type Node struct {
 	promReg prometheus.Registerer
 	metrics *metrics
 
-	jobs sync.Pool
+	jobs    sync.Pool // *job
+	replies sync.Pool // *replyMsg
 
 	// ctx bounds loads and the watch; cancelled when Drain begins.
 	ctx     context.Context
