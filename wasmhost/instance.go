@@ -19,24 +19,21 @@ import (
 
 // maxGuestSleep caps one sleep of a guest (WASI poll_oneoff on a clock). A
 // guest's runtime re-checks its timers after waking, so a longer sleep
-// becomes several; between them the guest runs again, which is where wazero
-// notices a call's deadline. A sleeping guest therefore overruns its timeout
-// by at most this much instead of sleeping on past it.
+// becomes several. A call's sleep also ends the moment the call is stopped
+// (instance.sleep); the cap bounds the sleeps of _initialize, whose deadline
+// only its yield points check.
 const maxGuestSleep = 10 * time.Millisecond
 
 // baseModuleConfig is the sandbox every instance gets: no filesystem,
 // environment or arguments (wazero's defaults), real clocks, crypto-random,
-// and _initialize as the start function of a WASI reactor. Stdout and
-// stderr are set per instance.
+// and _initialize as the start function of a WASI reactor. Stdout, stderr
+// and sleep are set per instance.
 func baseModuleConfig() wazero.ModuleConfig {
 	return wazero.NewModuleConfig().
 		WithName(""). // anonymous: a module can have many instances in one runtime
 		WithStartFunctions(exportInit).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithNanosleep(func(ns int64) {
-			time.Sleep(min(time.Duration(ns), maxGuestSleep))
-		}).
 		WithRandSource(rand.Reader)
 }
 
@@ -75,6 +72,20 @@ func (inst *instance) newCallContext() {
 	inst.cancel = cancel
 	inst.timer = time.AfterFunc(time.Hour, func() { cancel(errCallDeadline) })
 	inst.timer.Stop()
+}
+
+// sleep is the instance's WASI sleep, at most maxGuestSleep at a time. A
+// sleeping guest runs no yield points, so the sleep itself watches the call:
+// once the call is stopped it stops the call, as a yield point would,
+// instead of letting the guest sleep past its deadline.
+func (inst *instance) sleep(ns int64) {
+	t := time.NewTimer(min(time.Duration(ns), maxGuestSleep))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-inst.ctx.Done():
+		stopCall(inst.ctx)
+	}
 }
 
 // close frees the instance. wazero's Close is idempotent and safe while a
@@ -132,7 +143,14 @@ func (m *Module) newInstance(ctx context.Context) (inst *instance, err error) {
 	mem := &linearMemory{limit: uint64(m.limits.MemoryMB) << 20}
 	stdout := abi.NewOutput(st, "stdout", slog.LevelInfo)
 	stderr := abi.NewOutput(st, "stderr", slog.LevelWarn)
-	cfg := m.host.modCfg.WithStdout(stdout).WithStderr(stderr)
+	inst = &instance{state: st, mem: mem, stdout: stdout, stderr: stderr}
+	inst.newCallContext()
+	defer func() {
+		if err != nil {
+			inst.cancel(err)
+		}
+	}()
+	cfg := m.host.modCfg.WithStdout(stdout).WithStderr(stderr).WithNanosleep(inst.sleep)
 
 	ictx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
 		func(_, _ uint64) experimental.LinearMemory { return mem }))
@@ -158,8 +176,7 @@ func (m *Module) newInstance(ctx context.Context) (inst *instance, err error) {
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf("%w: missing export %q", ErrABI, exportHandle)
 	}
-	inst = &instance{mod: mod, handle: handle, state: st, mem: mem, stdout: stdout, stderr: stderr}
-	inst.newCallContext()
+	inst.mod, inst.handle = mod, handle
 	return inst, nil
 }
 

@@ -66,9 +66,16 @@ func hostYield(ctx context.Context, _ api.Module, stack []uint64) {
 	if done := ctx.Done(); done != nil {
 		select {
 		case <-done:
-			panic(fmt.Errorf("wasmhost: call stopped: %w", context.Cause(ctx)))
+			stopCall(ctx)
 		default:
 		}
 	}
 	stack[0] = api.EncodeI32(yieldBudget)
+}
+
+// stopCall ends the running guest call whose context, ctx, is done: wazero
+// turns a panic in a host function into that call's error. The caller
+// discards the instance.
+func stopCall(ctx context.Context) {
+	panic(fmt.Errorf("wasmhost: call stopped: %w", context.Cause(ctx)))
 }
