@@ -143,14 +143,16 @@ func (m *Module) newInstance(ctx context.Context) (inst *instance, err error) {
 	mem := &linearMemory{limit: uint64(m.limits.MemoryMB) << 20}
 	stdout := abi.NewOutput(st, "stdout", slog.LevelInfo)
 	stderr := abi.NewOutput(st, "stderr", slog.LevelWarn)
-	inst = &instance{state: st, mem: mem, stdout: stdout, stderr: stderr}
-	inst.newCallContext()
+	// Built before instantiation: the instance's sleep watches its context.
+	// Returned only once instantiated; on failure its context is released.
+	built := &instance{state: st, mem: mem, stdout: stdout, stderr: stderr}
+	built.newCallContext()
 	defer func() {
 		if err != nil {
-			inst.cancel(err)
+			built.cancel(err)
 		}
 	}()
-	cfg := m.host.modCfg.WithStdout(stdout).WithStderr(stderr).WithNanosleep(inst.sleep)
+	cfg := m.host.modCfg.WithStdout(stdout).WithStderr(stderr).WithNanosleep(built.sleep)
 
 	ictx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
 		func(_, _ uint64) experimental.LinearMemory { return mem }))
@@ -176,8 +178,8 @@ func (m *Module) newInstance(ctx context.Context) (inst *instance, err error) {
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf("%w: missing export %q", ErrABI, exportHandle)
 	}
-	inst.mod, inst.handle = mod, handle
-	return inst, nil
+	built.mod, built.handle = mod, handle
+	return built, nil
 }
 
 // phases calls nylon_phases on a fresh instance.
