@@ -120,9 +120,9 @@ func (p *pool) put(inst *instance, healthy bool) (discard bool) {
 // out ones to come back, then stops the calls still running and waits for
 // those: an instance is never closed under a running call, whose machine
 // code and memory wazero would free. A stopped call ends at its next yield
-// point (see interrupt.go), within microseconds, or when a host function it
-// is in returns (a guest's sleep is capped at maxGuestSleep). It returns
-// ctx's error if it had to stop calls.
+// point (see interrupt.go), within about a millisecond of work, or in its
+// sleep, which ends at once (instance.sleep). It returns ctx's error if it
+// had to stop calls.
 func (p *pool) close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
