@@ -58,6 +58,7 @@ func BenchmarkGatewayHello(b *testing.B) {
 			for _, conc := range concurrencies {
 				b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchLoad(b, addr, conc) })
 			}
+			b.Run("conc=32-loadgen-process", func(b *testing.B) { benchLoadProcess(b, addr, 32) })
 		})
 	}
 }
@@ -89,6 +90,7 @@ func BenchmarkPlainHTTPHello(b *testing.B) {
 	for _, conc := range concurrencies {
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchLoad(b, addr, conc) })
 	}
+	b.Run("conc=32-loadgen-process", func(b *testing.B) { benchLoadProcess(b, addr, 32) })
 }
 
 // startStack starts NATS, a registry, a node serving the hello function and
@@ -186,34 +188,67 @@ func startStack(b *testing.B, w wiring) string {
 // hey), checks every response, and reports req/s, latency percentiles and
 // the process's CPU time per request.
 func benchLoad(b *testing.B, addr string, conc int) {
-	conns := make([]*loadConn, conc)
-	for i := range conns {
-		c, err := dialLoad(addr, target, []byte(wantBody))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = c.Close() })
-		// One exchange before the clock starts: the server has accepted
-		// the connection and set up its goroutine and buffers.
-		if err := c.do(); err != nil {
-			b.Fatalf("warm-up request: %v", err)
-		}
-		conns[i] = c
+	conns, err := dialLoadConns(addr, conc)
+	if err != nil {
+		b.Fatal(err)
 	}
-
-	lats := make([]time.Duration, b.N)
-	var next, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
+	b.Cleanup(func() { closeLoadConns(conns) })
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := processCPU()
+	lats, elapsed, err := runLoad(conns, b.N)
+	cpu := processCPU() - cpu0
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	report(b, lats, elapsed)
+	// CPU time of the whole process (load generator, server, gateway, NATS
+	// server and node share it) per request: unlike req/s it hardly
+	// depends on what else the shared machine runs, and cores /
+	// cpu-µs/req bounds the throughput of an otherwise idle machine.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
+}
+
+// dialLoadConns opens conc connections to addr and makes one exchange on
+// each, so the server has accepted them and set up their goroutines and
+// buffers before any clock starts.
+func dialLoadConns(addr string, conc int) ([]*loadConn, error) {
+	conns := make([]*loadConn, 0, conc)
+	for range conc {
+		c, err := dialLoad(addr, target, []byte(wantBody))
+		if err != nil {
+			closeLoadConns(conns)
+			return nil, err
+		}
+		conns = append(conns, c)
+		if err := c.do(); err != nil {
+			closeLoadConns(conns)
+			return nil, fmt.Errorf("warm-up request: %w", err)
+		}
+	}
+	return conns, nil
+}
+
+func closeLoadConns(conns []*loadConn) {
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// runLoad makes n requests over conns, each connection with one request in
+// flight, and returns every request's latency and the wall time taken.
+func runLoad(conns []*loadConn, n int) ([]time.Duration, time.Duration, error) {
+	lats := make([]time.Duration, n)
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
 	start := time.Now()
 	for _, c := range conns {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= b.N {
+				if i >= n {
 					return
 				}
 				t0 := time.Now()
@@ -231,29 +266,31 @@ func benchLoad(b *testing.B, addr string, conc int) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
-	b.StopTimer()
-	if n := failed.Load(); n > 0 {
-		b.Fatalf("%d connection(s) failed, first error: %v", n, firstErr.Load())
+	if k := failed.Load(); k > 0 {
+		return nil, 0, fmt.Errorf("%d connection(s) failed, first error: %v", k, firstErr.Load())
 	}
-	report(b, lats, elapsed)
-	// CPU time of the whole process (load generator, server, gateway, NATS
-	// server and node share it) per request: unlike req/s it hardly
-	// depends on what else the shared machine runs, and cores /
-	// cpu-µs/req bounds the throughput of an otherwise idle machine.
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
+	return lats, elapsed, nil
 }
 
-// report adds req/s and p50/p90/p99 latency (ms) to b's results.
 func report(b *testing.B, lats []time.Duration, elapsed time.Duration) {
+	reportLoad(b, len(lats), elapsed, percentiles(lats))
+}
+
+// percentiles returns the p50, p90 and p99 of lats, which it sorts.
+func percentiles(lats []time.Duration) [3]time.Duration {
 	slices.Sort(lats)
-	pct := func(p float64) float64 {
-		return float64(lats[min(len(lats)-1, int(float64(len(lats))*p))].Microseconds()) / 1000
-	}
-	b.ReportMetric(float64(len(lats))/elapsed.Seconds(), "req/s")
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.90), "p90-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
+	pct := func(p float64) time.Duration { return lats[min(len(lats)-1, int(float64(len(lats))*p))] }
+	return [3]time.Duration{pct(0.50), pct(0.90), pct(0.99)}
+}
+
+// reportLoad reports the throughput of n requests in elapsed and their
+// latency percentiles.
+func reportLoad(b *testing.B, n int, elapsed time.Duration, pcts [3]time.Duration) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(ms(pcts[0]), "p50-ms")
+	b.ReportMetric(ms(pcts[1]), "p90-ms")
+	b.ReportMetric(ms(pcts[2]), "p99-ms")
 }
 
 // processCPU returns the user plus system CPU time of this process.
