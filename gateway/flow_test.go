@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -106,10 +107,10 @@ routes:
 	if calls[0].Req.RequestID == calls[1].Req.RequestID || calls[0].Req.SessionID == calls[1].Req.SessionID {
 		t.Fatalf("two requests share a request_id or session_id: %+v %+v", calls[0].Req, calls[1].Req)
 	}
-	if v := metric(t, e.reg, "nylon_http_requests_total", map[string]string{"route": "/api/{kind}/*", "code": "401"}); v != 1 {
+	if v := testutil.MetricSum(t, e.reg, "nylon_http_requests_total", map[string]string{"route": "/api/{kind}/*", "code": "401"}); v != 1 {
 		t.Fatalf("nylon_http_requests_total 401 = %v", v)
 	}
-	if v := metric(t, e.reg, "plugins_messaging_duration_seconds", map[string]string{"plugin": "auth", "phase": "request_filter"}); v != 2 {
+	if v := testutil.MetricSum(t, e.reg, "plugins_messaging_duration_seconds", map[string]string{"plugin": "auth", "phase": "request_filter"}); v != 2 {
 		t.Fatalf("duration histogram count = %v, want 2", v)
 	}
 }
@@ -337,7 +338,7 @@ routes:
 		// Every request is answered while no logging call can finish.
 		wantStatus(t, get(t, srv.URL+"/l"), 200)
 	}
-	dropped := metric(t, e.reg, "nylon_gateway_logging_dropped_total", nil)
+	dropped := testutil.MetricSum(t, e.reg, "nylon_gateway_logging_dropped_total", nil)
 	if dropped < n-2 {
 		t.Fatalf("dropped %v logging calls, want at least %d (1 worker busy, 1 queued)", dropped, n-2)
 	}
@@ -348,7 +349,7 @@ routes:
 		t.Fatalf("close: %v", err)
 	}
 	// Close returned only after the accepted calls got their replies.
-	done := metric(t, e.reg, "plugins_messaging_duration_seconds", map[string]string{"plugin": "slowlog", "phase": "logging"})
+	done := testutil.MetricSum(t, e.reg, "plugins_messaging_duration_seconds", map[string]string{"plugin": "slowlog", "phase": "logging"})
 	if done != n-dropped {
 		t.Fatalf("%v logging calls completed at Close, want %v", done, n-dropped)
 	}

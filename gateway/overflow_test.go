@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -144,10 +145,10 @@ func TestOverflowReject(t *testing.T) {
 			t.Fatalf("admitted request got %d", r.Status)
 		}
 	}
-	if got := metric(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "guard", "kind": gateway.KindOverloaded}); got != n-2 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "guard", "kind": gateway.KindOverloaded}); got != n-2 {
 		t.Fatalf("errors_total{kind=Overloaded} = %v, want %d", got, n-2)
 	}
-	if got := metric(t, e.reg, "plugins_messaging_dlq_total", nil); got != 0 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_dlq_total", nil); got != 0 {
 		t.Fatalf("local rejections dead-lettered: %v", got)
 	}
 }
@@ -183,7 +184,7 @@ func TestOverflowShed(t *testing.T) {
 			t.Fatalf("admitted request got %d", r.Status)
 		}
 	}
-	if got := metric(t, e.reg, "plugins_messaging_shed_total", map[string]string{"plugin": "guard"}); got != n-2 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_shed_total", map[string]string{"plugin": "guard"}); got != n-2 {
 		t.Fatalf("shed_total = %v, want %d", got, n-2)
 	}
 	if g.received.Load() != 2 {

@@ -89,14 +89,14 @@ routes:
 		"plugins_messaging_timeouts_total": 3,
 		"plugins_messaging_dlq_total":      1,
 	} {
-		if got := metric(t, e.reg, name, labels); got != want {
+		if got := testutil.MetricSum(t, e.reg, name, labels); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if got := metric(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "slow", "kind": "Timeout"}); got != 3 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "slow", "kind": "Timeout"}); got != 3 {
 		t.Errorf("errors_total{kind=Timeout} = %v, want 3", got)
 	}
-	if got := metric(t, e.reg, "plugins_messaging_inflight", map[string]string{"plugin": "slow"}); got != 0 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_inflight", map[string]string{"plugin": "slow"}); got != 0 {
 		t.Errorf("inflight = %v after the request", got)
 	}
 	logs := e.log.String()
@@ -167,10 +167,10 @@ routes:
 	if r.Elapsed > 500*time.Millisecond {
 		t.Fatalf("no-responder answer took %v", r.Elapsed)
 	}
-	if got := metric(t, e.reg, "plugins_messaging_retries_total", map[string]string{"plugin": "ghost"}); got != 0 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_retries_total", map[string]string{"plugin": "ghost"}); got != 0 {
 		t.Fatalf("retried a NoResponder %v times", got)
 	}
-	if got := metric(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "ghost", "kind": "NoResponder"}); got != 1 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "ghost", "kind": "NoResponder"}); got != 1 {
 		t.Fatalf("errors_total{kind=NoResponder} = %v", got)
 	}
 }
@@ -194,10 +194,10 @@ routes:
 		t.Fatalf("request_filter calls %d, upstream header %q", rf.count(), up.last.Load().Header.Get("X-Tagged"))
 	}
 	// The unserved phases are neither errors nor dead letters.
-	if got := metric(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "tagger"}); got != 0 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "tagger"}); got != 0 {
 		t.Fatalf("errors_total = %v for phases the plugin does not serve", got)
 	}
-	if got := metric(t, e.reg, "plugins_messaging_dlq_total", map[string]string{"plugin": "tagger"}); got != 0 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_dlq_total", map[string]string{"plugin": "tagger"}); got != 0 {
 		t.Fatalf("dlq_total = %v", got)
 	}
 }
@@ -303,7 +303,7 @@ routes:
 	if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "kind=Decode") {
 		t.Fatalf("no error log for the undecodable reply:\n%s", logs)
 	}
-	if got := metric(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "flaky", "kind": "Decode"}); got != 1 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "flaky", "kind": "Decode"}); got != 1 {
 		t.Fatalf("errors_total{kind=Decode} = %v", got)
 	}
 	wantStatus(t, get(t, srv.URL+"/f"), 200) // and the gateway keeps serving
@@ -348,7 +348,7 @@ routes:
 	}
 	r = get(t, srv.URL+"/big")
 	wantStatus(t, r, 413)
-	if got := metric(t, e.reg, "plugins_messaging_retries_total", map[string]string{"plugin": "big"}); got != 0 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_retries_total", map[string]string{"plugin": "big"}); got != 0 {
 		t.Fatalf("too large retried %v times", got)
 	}
 	r = get(t, srv.URL+"/picky")
@@ -385,10 +385,10 @@ routes:
 	if p := r.problem(t); p.Type != gateway.ProblemPluginError || strings.Contains(r.Body, "password") {
 		t.Fatalf("plugin error %+v leaks the handler's message", p)
 	}
-	if got := metric(t, e.reg, "plugins_messaging_retries_total", map[string]string{"plugin": "boom"}); got != 0 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_retries_total", map[string]string{"plugin": "boom"}); got != 0 {
 		t.Fatalf("plugin error retried %v times", got)
 	}
-	if got := metric(t, e.reg, "plugins_messaging_dlq_total", map[string]string{"plugin": "boom"}); got != 0 {
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_dlq_total", map[string]string{"plugin": "boom"}); got != 0 {
 		t.Fatalf("plugin error dead-lettered")
 	}
 	r = get(t, srv.URL+"/gate")

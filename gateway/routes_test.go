@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -226,7 +227,7 @@ routes:
 	_ = c.Close(websocket.StatusNormalClosure, "")
 	// The request ends with the connection; then it is counted as a 101.
 	eventually(t, func() error {
-		if v := metric(t, e.reg, "nylon_http_requests_total", map[string]string{"route": "/ws", "code": "101"}); v != 1 {
+		if v := testutil.MetricSum(t, e.reg, "nylon_http_requests_total", map[string]string{"route": "/ws", "code": "101"}); v != 1 {
 			return fmt.Errorf("requests_total{code=101} = %v", v)
 		}
 		return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
@@ -92,11 +93,11 @@ func TestDuplicateRequestRunsOnce(t *testing.T) {
 	if count(t, after) != c+3 {
 		t.Fatalf("count after %d concurrent duplicates = %d, want %d (the handler ran once)", dups, count(t, after), c+3)
 	}
-	hits := metricValue(t, metrics, "nylon_function_dedup_hits_total", map[string]string{"function": "counter"})
+	hits := testutil.MetricSum(t, metrics, "nylon_function_dedup_hits_total", map[string]string{"function": "counter"})
 	if hits != 3+dups-1 {
 		t.Errorf("dedup hits = %v, want %d", hits, 3+dups-1)
 	}
-	execs := metricValue(t, metrics, "nylon_function_executions_total", map[string]string{"function": "counter", "outcome": "end"})
+	execs := testutil.MetricSum(t, metrics, "nylon_function_executions_total", map[string]string{"function": "counter", "outcome": "end"})
 	if execs != 4 {
 		t.Errorf("executions = %v, want 4", execs)
 	}
@@ -109,7 +110,7 @@ func TestDuplicateRequestRunsOnce(t *testing.T) {
 			t.Fatalf("fail=boom: %v %+v", err, resp)
 		}
 	}
-	if n := metricValue(t, metrics, "nylon_function_executions_total", map[string]string{"function": "counter", "outcome": "error"}); n != 1 {
+	if n := testutil.MetricSum(t, metrics, "nylon_function_executions_total", map[string]string{"function": "counter", "outcome": "error"}); n != 1 {
 		t.Errorf("error executions = %v, want 1", n)
 	}
 }
@@ -190,7 +191,7 @@ func TestOverloadAnswers503Quickly(t *testing.T) {
 	if ok < 1 || over < flood/2 || ok+over != flood {
 		t.Fatalf("ok %d, overloaded %d of %d", ok, over, flood)
 	}
-	if got := metricValue(t, metrics, "nylon_function_overloaded_total", map[string]string{"function": "slow"}); got != float64(over) {
+	if got := testutil.MetricSum(t, metrics, "nylon_function_overloaded_total", map[string]string{"function": "slow"}); got != float64(over) {
 		t.Errorf("overloaded_total = %v, want %d", got, over)
 	}
 	// A refusal is not remembered: the retry runs.
@@ -276,7 +277,7 @@ func TestTrapsAndTimeouts(t *testing.T) {
 		"nylon_function_errors_total":     2,
 		"nylon_function_duration_seconds": 3,
 	} {
-		if got := metricValue(t, metrics, name, fn); got != want {
+		if got := testutil.MetricSum(t, metrics, name, fn); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}

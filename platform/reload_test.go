@@ -166,10 +166,10 @@ func TestLoadErrorKeepsPreviousVersion(t *testing.T) {
 		}
 		return nil
 	})
-	if got := metricValue(t, metrics, "nylon_function_load_errors_total", map[string]string{"function": "counter"}); got != 1 {
+	if got := testutil.MetricSum(t, metrics, "nylon_function_load_errors_total", map[string]string{"function": "counter"}); got != 1 {
 		t.Errorf("load errors = %v, want 1", got)
 	}
-	if got := metricValue(t, metrics, "nylon_function_degraded", map[string]string{"function": "counter"}); got != 1 {
+	if got := testutil.MetricSum(t, metrics, "nylon_function_degraded", map[string]string{"function": "counter"}); got != 1 {
 		t.Errorf("degraded gauge = %v, want 1", got)
 	}
 	resp, _, err := call(e.nc, "counter", request(protocol.PhaseRequestFilter, ""), 5*time.Second)
@@ -202,10 +202,10 @@ func TestLoadErrorKeepsPreviousVersion(t *testing.T) {
 	if h := n.Health(); h.Status != platform.HealthOK || h.Functions[0].Error != "" {
 		t.Errorf("health after a good version: %+v", h)
 	}
-	if got := metricValue(t, metrics, "nylon_function_loaded_version", map[string]string{"function": "counter"}); got != 3 {
+	if got := testutil.MetricSum(t, metrics, "nylon_function_loaded_version", map[string]string{"function": "counter"}); got != 3 {
 		t.Errorf("loaded version gauge = %v, want 3", got)
 	}
-	if got := metricValue(t, metrics, "nylon_function_load_errors_total", map[string]string{"function": "counter"}); got != 2 {
+	if got := testutil.MetricSum(t, metrics, "nylon_function_load_errors_total", map[string]string{"function": "counter"}); got != 2 {
 		t.Errorf("load errors = %v, want 2 (version 2 was tried twice)", got)
 	}
 }

@@ -48,6 +48,13 @@ func (id RequestID) IsZero() bool { return id == RequestID{} }
 // String formats id as a UUID: 8-4-4-4-12 lowercase hex.
 func (id RequestID) String() string {
 	var b [36]byte
+	return string(id.AppendTo(b[:0]))
+}
+
+// AppendTo appends id's String form to dst, for callers that format into a
+// buffer of their own.
+func (id RequestID) AppendTo(dst []byte) []byte {
+	var b [36]byte
 	hex.Encode(b[0:8], id[0:4])
 	b[8] = '-'
 	hex.Encode(b[9:13], id[4:6])
@@ -57,7 +64,7 @@ func (id RequestID) String() string {
 	hex.Encode(b[19:23], id[8:10])
 	b[23] = '-'
 	hex.Encode(b[24:], id[10:])
-	return string(b[:])
+	return append(dst, b[:]...)
 }
 
 // ParseRequestID parses the UUID form String writes (hyphens optional).

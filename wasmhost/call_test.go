@@ -145,16 +145,9 @@ func TestSpinningGuestDoesNotStallGC(t *testing.T) {
 	h, _ := newHost(t, wasmhost.Config{})
 	m := compile(t, h, "loop", loopModule(), wasmhost.Limits{Timeout: time.Minute, MaxWorkers: 1})
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() {
+	errc := startCall(t, m, func() error {
 		_, err := m.Call(ctx, protocol.PhaseRequestFilter, 0, nil, protocol.RequestID{})
-		errc <- err
-	}()
-	testutil.Eventually(t, 5*time.Second, time.Millisecond, func() error {
-		if m.Stats().InUse != 1 {
-			return errors.New("loop not running yet")
-		}
-		return nil
+		return err
 	})
 	gc := make(chan struct{})
 	go func() {
@@ -182,16 +175,9 @@ func TestCallCanceledByCaller(t *testing.T) {
 	h, _ := newHost(t, wasmhost.Config{})
 	m := compile(t, h, "loop", loopModule(), wasmhost.Limits{Timeout: time.Minute, MaxWorkers: 1})
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() {
+	errc := startCall(t, m, func() error {
 		_, err := m.Call(ctx, protocol.PhaseRequestFilter, 0, nil, protocol.RequestID{})
-		errc <- err
-	}()
-	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if st := m.Stats(); st.InUse != 1 {
-			return errors.New("call not running yet")
-		}
-		return nil
+		return err
 	})
 	cancel()
 	select {

@@ -83,14 +83,22 @@ func TestPoolConcurrentCallers(t *testing.T) {
 // holds an instance.
 func runLoop(t *testing.T, m *wasmhost.Module) <-chan error {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
+	return startCall(t, m, func() error {
 		_, err := callMode(context.Background(), m, "loop")
-		errc <- err
-	}()
+		return err
+	})
+}
+
+// startCall runs call, a call of m, on a goroutine of its own and waits
+// until it holds an instance; the channel gets its error.
+func startCall(t *testing.T, m *wasmhost.Module, call func() error) <-chan error {
+	t.Helper()
+	before := m.Stats().InUse
+	errc := make(chan error, 1)
+	go func() { errc <- call() }()
 	testutil.Eventually(t, 10*time.Second, 2*time.Millisecond, func() error {
-		if m.Stats().InUse == 0 {
-			return errors.New("loop not running yet")
+		if m.Stats().InUse <= before {
+			return errors.New("call not running yet")
 		}
 		return nil
 	})

@@ -1,7 +1,6 @@
 package abi
 
 import (
-	"encoding/hex"
 	"net/url"
 	"strconv"
 	"strings"
@@ -186,7 +185,7 @@ func (s *State) lookup(method uint32, key []byte) value {
 		if s.reqID.IsZero() {
 			return value{}
 		}
-		return binValue(formatUUID(s.scratch[:0], s.reqID))
+		return binValue(s.reqID.AppendTo(s.scratch[:0]))
 
 	case protocol.ReadResponseFullBody:
 		if resp != nil {
@@ -254,21 +253,6 @@ func (s *State) number(n int64) value {
 
 func (s *State) unsigned(n uint64) value {
 	return binValue(strconv.AppendUint(s.scratch[:0], n, 10))
-}
-
-// formatUUID appends id in the 8-4-4-4-12 form of protocol.RequestID.String.
-func formatUUID(dst []byte, id protocol.RequestID) []byte {
-	var b [36]byte
-	hex.Encode(b[0:8], id[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], id[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], id[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], id[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], id[10:])
-	return append(dst, b[:]...)
 }
 
 // headerValue is protocol.HeaderValue for a key in guest memory, without
