@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
+
+	"github.com/nylon-functions/nylon/protocol"
 )
 
 // W3C Trace Context: "00-{trace-id:32 hex}-{parent-id:16 hex}-{flags:2 hex}".
@@ -34,7 +36,7 @@ func nextTraceparent(in string) string {
 	binary.LittleEndian.PutUint64(rnd[0:], rand.Uint64())
 	binary.LittleEndian.PutUint64(rnd[8:], rand.Uint64())
 	binary.LittleEndian.PutUint64(rnd[16:], rand.Uint64())
-	if validTraceparent(in) {
+	if protocol.ValidTraceparent(in) {
 		copy(b[:], "00-")
 		copy(b[3:35], in[3:35])
 		b[35] = '-'
@@ -49,41 +51,4 @@ func nextTraceparent(in string) string {
 	hex.Encode(b[36:52], rnd[16:24])
 	copy(b[52:], "-00")
 	return string(b[:])
-}
-
-// validTraceparent checks the version-00 layout (and the prefix of a future
-// version's), lowercase hex, and non-zero trace and parent ids.
-func validTraceparent(s string) bool {
-	if len(s) < traceparentLen {
-		return false
-	}
-	if len(s) > traceparentLen && (s[:2] == "00" || s[traceparentLen] != '-') {
-		return false
-	}
-	if s[2] != '-' || s[35] != '-' || s[52] != '-' {
-		return false
-	}
-	if !lowerHex(s[0:2]) || s[0:2] == "ff" || !lowerHex(s[3:35]) || !lowerHex(s[36:52]) || !lowerHex(s[53:55]) {
-		return false
-	}
-	return !allZero(s[3:35]) && !allZero(s[36:52])
-}
-
-func lowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func allZero(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '0' {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,8 @@ package gateway
 import (
 	"strings"
 	"testing"
+
+	"github.com/nylon-functions/nylon/protocol"
 )
 
 func TestTraceparentContinuesValidTraces(t *testing.T) {
@@ -12,7 +14,7 @@ func TestTraceparentContinuesValidTraces(t *testing.T) {
 		"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future", // a newer version may append fields
 	} {
 		out := nextTraceparent(in)
-		if !validTraceparent(out) || !strings.HasPrefix(out, "00-4bf92f3577b34da6a3ce929d0e0e4736-") {
+		if !protocol.ValidTraceparent(out) || !strings.HasPrefix(out, "00-4bf92f3577b34da6a3ce929d0e0e4736-") {
 			t.Errorf("%q -> %q: want the same trace", in, out)
 		}
 		if out[36:52] == in[36:52] {
@@ -36,7 +38,7 @@ func TestTraceparentRestartsInvalidTraces(t *testing.T) {
 		"00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
 	} {
 		out := nextTraceparent(in)
-		if !validTraceparent(out) || strings.Contains(out, "4bf92f3577b34da6a3ce929d0e0e4736") || !strings.HasSuffix(out, "-00") {
+		if !protocol.ValidTraceparent(out) || strings.Contains(out, "4bf92f3577b34da6a3ce929d0e0e4736") || !strings.HasSuffix(out, "-00") {
 			t.Errorf("%q -> %q: want a fresh unsampled trace", in, out)
 		}
 	}

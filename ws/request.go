@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -89,7 +88,7 @@ func traceFrom(parent string) traceContext {
 	var t traceContext
 	copy(t.buf[:], "00-")
 	t.buf[35], t.buf[52] = '-', '-'
-	if validTraceparent(parent) {
+	if protocol.ValidTraceparent(parent) {
 		copy(t.buf[3:35], parent[3:35])
 		copy(t.buf[53:55], parent[53:55])
 	} else {
@@ -116,20 +115,4 @@ func (t *traceContext) next() string {
 	}
 	hex.Encode(t.buf[36:52], span[:])
 	return string(t.buf[:])
-}
-
-// validTraceparent accepts version 00 traceparents with a non-zero trace id.
-func validTraceparent(s string) bool {
-	if len(s) != 55 || s[:3] != "00-" || s[35] != '-' || s[52] != '-' {
-		return false
-	}
-	for _, part := range []string{s[3:35], s[36:52], s[53:55]} {
-		for i := 0; i < len(part); i++ {
-			c := part[i]
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return strings.Trim(s[3:35], "0") != ""
 }
