@@ -78,6 +78,10 @@ test-deps: ## install what the tests need beyond Go: Debian's chromium (chat pag
 
 .PHONY: test
 test: test-deps functions vet ## vet, race tests on the concurrent packages, plain tests on the rest
+	@# Builds every guest and compiles it into build/wazero-cache without
+	@# -race, which slows wazero's compiler several times: the race tests
+	@# then load machine code (see internal/testutil/guests_test.go).
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^TestGuestsCompile$$' ./internal/testutil
 	@if [ -n "$(strip $(RACE_PKGS))" ]; then \
 		echo "$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)"; \
 		$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS); \

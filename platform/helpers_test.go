@@ -124,7 +124,9 @@ func guest(t testing.TB, dir string) []byte {
 func (e *env) deploy(spec registry.Spec, dir string) registry.Record {
 	e.t.Helper()
 	wasm := guest(e.t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Validate compiles (a cache miss under -race takes tens of seconds)
+	// and starts an instance: as generous as the host's init timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	info, err := e.host.Validate(ctx, wasm)
 	if err != nil {
