@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/natsconn"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
@@ -103,11 +104,18 @@ func startStack(b *testing.B, w wiring) string {
 	defer cancel()
 	logger := slog.New(slog.DiscardHandler)
 
-	s := testutil.RunNATS(b)
-	connect := func() *nats.Conn { return testutil.Connect(b, s) }
-	if w == wiringInProcess {
-		shared := testutil.Connect(b, s, nats.InProcessServer(s))
-		connect = func() *nats.Conn { return shared }
+	// The server and in-process connection `nylon serve` starts.
+	embedded, err := natsconn.Connect(ctx, natsconn.Config{
+		Env:      "dev",
+		Embedded: natsconn.Embedded{Listen: "127.0.0.1:-1", DataDir: b.TempDir()},
+	}, logger)
+	if err != nil {
+		b.Fatalf("embedded nats: %v", err)
+	}
+	b.Cleanup(func() { _ = embedded.Close(context.Background()) })
+	connect := func() *nats.Conn { return embedded.NC }
+	if w == wiringTCP {
+		connect = func() *nats.Conn { return testutil.Connect(b, embedded.Server) }
 	}
 	reg, err := registry.New(ctx, testutil.JetStream(b, connect()), registry.WithLogger(logger))
 	if err != nil {

@@ -96,8 +96,14 @@ func waitReady(ctx context.Context, s *server.Server, sl *serverLogger) error {
 
 // connectInProcess connects to s without a socket: the embedded server is in
 // this process, so loopback TCP would only add latency.
+//
+// The connection has no write timeout (nats.go's FlusherTimeout, 1 minute by
+// default): on the in-process pipe each timed write arms and stops a timer
+// twice, a cost on every flush, to guard against a peer that cannot stall
+// short of the whole process; a server shutdown closes the pipe and fails
+// the write at once.
 func connectInProcess(s *server.Server, opts []nats.Option) (*nats.Conn, error) {
-	nc, err := nats.Connect(s.ClientURL(), append(opts, nats.InProcessServer(s))...)
+	nc, err := nats.Connect(s.ClientURL(), append(opts, nats.InProcessServer(s), nats.FlusherTimeout(0))...)
 	if err != nil {
 		return nil, fmt.Errorf("nats connect in-process to embedded server: %w", err)
 	}

@@ -39,6 +39,12 @@ func TestEmbeddedStartsWithJetStream(t *testing.T) {
 	if got := c.NC.MaxPayload(); got != DefaultMaxPayload {
 		t.Errorf("MaxPayload = %d, want %d", got, DefaultMaxPayload)
 	}
+	// In process, over a pipe rather than a socket, and without a write
+	// timeout (connectInProcess says why).
+	if c.NC.Opts.InProcessServer == nil || c.NC.Opts.FlusherTimeout != 0 {
+		t.Errorf("in-process = %v, flusher timeout = %v; want in-process without a timeout",
+			c.NC.Opts.InProcessServer != nil, c.NC.Opts.FlusherTimeout)
+	}
 
 	// The in-process client and a TCP client on ClientURL see each other.
 	nc2, err := nats.Connect(url)
