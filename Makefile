@@ -1,7 +1,7 @@
 # Nylon Functions. Needs only Go (and git for version stamping).
 #
 #   make run        build the example functions, then run `nylon serve`
-#   make test       vet, then race tests on the concurrent packages and the rest
+#   make test       vet, compile the wasm guests, then race tests on the concurrent packages and the rest
 #   make help       list every target
 
 SHELL := bash
@@ -77,7 +77,7 @@ test-deps: ## install what the tests need beyond Go: Debian's chromium (chat pag
 	fi
 
 .PHONY: test
-test: test-deps functions vet ## vet, race tests on the concurrent packages, plain tests on the rest
+test: test-deps functions vet ## vet, compile every wasm guest once, race tests on the concurrent packages, plain tests on the rest
 	@# Builds every guest and compiles it into build/wazero-cache without
 	@# -race, which slows wazero's compiler several times: the race tests
 	@# then load machine code (see internal/testutil/guests_test.go).
