@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,13 +31,13 @@ type env struct {
 	nc  *nats.Conn
 	url string
 	reg *prometheus.Registry
-	log *logBuffer
+	log *testutil.SyncBuffer
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	s := testutil.RunNATS(t)
-	return &env{t: t, nc: testutil.Connect(t, s), url: s.ClientURL(), reg: prometheus.NewRegistry(), log: &logBuffer{}}
+	return &env{t: t, nc: testutil.Connect(t, s), url: s.ClientURL(), reg: prometheus.NewRegistry(), log: &testutil.SyncBuffer{}}
 }
 
 // call is what a stand-in node received: the envelope, the decoded
@@ -288,24 +287,6 @@ func wantStatus(t testing.TB, r result, want int) {
 	if r.Status != want {
 		t.Fatalf("status %d, want %d; body %q", r.Status, want, r.Body)
 	}
-}
-
-// logBuffer collects slog output for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // eventually polls fn (testutil.Eventually with test-sized defaults).

@@ -14,19 +14,9 @@ import (
 )
 
 func TestReplyMuxRoutesEachReplyToItsCall(t *testing.T) {
-	s := testutil.RunNATS(t)
-	nc := testutil.Connect(t, s)
-	echo := testutil.Connect(t, s)
-	if _, err := echo.Subscribe("echo", func(m *nats.Msg) {
+	_, x := newMuxWithResponder(t, "echo", func(m *nats.Msg) {
 		_ = m.RespondMsg(&nats.Msg{Data: m.Data, Header: nats.Header{"Got-Env": m.Header["Nylon-Env"]}})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := echo.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	x := newReplyMux(nc)
-	defer x.close()
+	})
 
 	// Many calls at once, many times: channels and timers are reused, and
 	// a mixed-up reply would show as someone else's data.
@@ -54,23 +44,13 @@ func TestReplyMuxRoutesEachReplyToItsCall(t *testing.T) {
 }
 
 func TestReplyMuxDropsLateReplies(t *testing.T) {
-	s := testutil.RunNATS(t)
-	nc := testutil.Connect(t, s)
-	slow := testutil.Connect(t, s)
 	release := make(chan struct{})
-	if _, err := slow.Subscribe("slow", func(m *nats.Msg) {
+	_, x := newMuxWithResponder(t, "slow", func(m *nats.Msg) {
 		if string(m.Data) == "first" {
 			<-release // answer only after the caller gave up
 		}
 		_ = m.Respond(m.Data)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := slow.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	x := newReplyMux(nc)
-	defer x.close()
+	})
 
 	start := time.Now()
 	_, err := x.request(t.Context(), "slow", nil, []byte("first"), 50*time.Millisecond)
@@ -93,17 +73,7 @@ func TestReplyMuxDropsLateReplies(t *testing.T) {
 }
 
 func TestReplyMuxFailures(t *testing.T) {
-	s := testutil.RunNATS(t)
-	nc := testutil.Connect(t, s)
-	silent := testutil.Connect(t, s)
-	if _, err := silent.Subscribe("silent", func(*nats.Msg) {}); err != nil {
-		t.Fatal(err)
-	}
-	if err := silent.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	x := newReplyMux(nc)
-	defer x.close()
+	_, x := newMuxWithResponder(t, "silent", func(*nats.Msg) {})
 
 	t.Run("no responders", func(t *testing.T) {
 		if _, err := x.request(t.Context(), "nobody.here", nil, []byte("x"), 5*time.Second); !errors.Is(err, nats.ErrNoResponders) {
@@ -133,17 +103,7 @@ func TestReplyMuxFailures(t *testing.T) {
 }
 
 func TestReplyMuxEndsCallsWhenTheConnectionCloses(t *testing.T) {
-	s := testutil.RunNATS(t)
-	nc := testutil.Connect(t, s)
-	silent := testutil.Connect(t, s)
-	if _, err := silent.Subscribe("silent", func(*nats.Msg) {}); err != nil {
-		t.Fatal(err)
-	}
-	if err := silent.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	x := newReplyMux(nc)
-	defer x.close()
+	nc, x := newMuxWithResponder(t, "silent", func(*nats.Msg) {})
 
 	errc := make(chan error, 1)
 	go func() {
@@ -174,4 +134,23 @@ func pendingCalls(x *replyMux) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return len(x.calls)
+}
+
+// newMuxWithResponder starts NATS, subscribes handle to subject on a
+// connection of its own, and returns the caller's connection and a reply mux
+// on it, closed when the test ends.
+func newMuxWithResponder(t *testing.T, subject string, handle nats.MsgHandler) (*nats.Conn, *replyMux) {
+	t.Helper()
+	s := testutil.RunNATS(t)
+	nc := testutil.Connect(t, s)
+	responder := testutil.Connect(t, s)
+	if _, err := responder.Subscribe(subject, handle); err != nil {
+		t.Fatal(err)
+	}
+	if err := responder.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	x := newReplyMux(nc)
+	t.Cleanup(x.close)
+	return nc, x
 }

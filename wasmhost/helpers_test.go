@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,25 +23,13 @@ const (
 
 // logBuffer collects a JSON slog handler's output, safe for concurrent
 // writers.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuffer struct{ testutil.SyncBuffer }
 
 // records returns every record logged so far, decoded.
 func (b *logBuffer) records(t testing.TB) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	data := bytes.Clone(b.buf.Bytes())
-	b.mu.Unlock()
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc := bufio.NewScanner(bytes.NewReader(b.Bytes()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var rec map[string]any

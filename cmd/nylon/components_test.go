@@ -81,7 +81,7 @@ func serveConfigForTest(t *testing.T, role string) *serveConfig {
 
 // runServeWith runs serve with specs; safe to call from a goroutine.
 func runServeWith(ctx context.Context, cfg *serveConfig, specs []componentSpec) (string, error) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	a := &app{stdout: &out, stderr: io.Discard, getenv: func(string) string { return "" }}
 	err := serve(ctx, a, cfg, slog.New(slog.DiscardHandler), specs)
 	return out.String(), err

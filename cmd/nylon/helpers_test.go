@@ -1,40 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nylon-functions/nylon/internal/testutil"
 )
 
-// syncBuffer is an io.Writer that the command writes to from its goroutine
-// while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // runCmd runs the command line to completion.
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	code = run(ctx, args, &out, &errOut)
@@ -43,7 +22,7 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 // background is a command running in a goroutine until stop is called.
 type background struct {
-	stdout, stderr syncBuffer
+	stdout, stderr testutil.SyncBuffer
 	cancel         context.CancelFunc
 	code           chan int
 }

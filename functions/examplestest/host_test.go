@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/nylon-functions/nylon/internal/testutil"
@@ -268,28 +267,6 @@ func (c *call) params(pairs ...string) *call {
 	return c
 }
 
-// logBuffer receives the host's JSON log lines; the host may log from any
-// goroutine, so writes are locked.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// take returns and clears what was logged so far.
-func (b *logBuffer) take() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := bytes.Clone(b.buf.Bytes())
-	b.buf.Reset()
-	return out
-}
-
 // guest is one example function compiled by a wasmhost.Host with a single
 // worker, so every call of a test runs on the same instance, as a warm node
 // would (unless a failed call makes the host replace it).
@@ -298,7 +275,7 @@ type guest struct {
 	name   string
 	mod    *wasmhost.Module
 	phases uint32
-	out    *logBuffer
+	out    *testutil.SyncBuffer
 
 	// logs are the guest's log records so far, in order: run moves them
 	// out of the host's log after each call.
@@ -313,7 +290,7 @@ type guest struct {
 func load(t testing.TB, dir string) *guest {
 	t.Helper()
 	ctx := context.Background()
-	out := &logBuffer{}
+	out := &testutil.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{
 		Level: slog.Level(math.MinInt32),
 		// Guest levels are arbitrary i32s: keep them as numbers, not
@@ -343,7 +320,7 @@ func load(t testing.TB, dir string) *guest {
 	name := testutil.WasmName(dir)
 	mod, err := host.Compile(ctx, name, testutil.Wasm(t, dir), wasmhost.Limits{MaxWorkers: 1})
 	if err != nil {
-		t.Fatalf("compile %s: %v (log: %s)", dir, err, out.take())
+		t.Fatalf("compile %s: %v (log: %s)", dir, err, out.Take())
 	}
 	g := &guest{t: t, name: name, mod: mod, phases: uint32(mod.Phases()), out: out}
 	g.collect()
@@ -383,7 +360,7 @@ func (g *guest) run(c *call) protocol.Action {
 // logs, the rest to output.
 func (g *guest) collect() {
 	g.t.Helper()
-	sc := bufio.NewScanner(bytes.NewReader(g.out.take()))
+	sc := bufio.NewScanner(bytes.NewReader(g.out.Take()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var rec struct {

@@ -1,36 +1,18 @@
 package natsconn
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/nylon-functions/nylon/internal/testutil"
 )
 
-// logBuffer collects slog output from concurrent handlers.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTestLogger(level slog.Level) (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+func newTestLogger(level slog.Level) (*slog.Logger, *testutil.SyncBuffer) {
+	b := &testutil.SyncBuffer{}
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: level})), b
 }
 
