@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -73,6 +74,12 @@ type AdminConfig struct {
 	// DiscoveryTimeout is how long /v1/nodes collects answers from the
 	// services (default DefaultDiscoveryTimeout).
 	DiscoveryTimeout time.Duration
+
+	// Profiling serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/, behind the same bearer token as /v1: a profile names
+	// the process's command line and costs CPU while it is taken, so it is
+	// off unless asked for.
+	Profiling bool
 }
 
 // Admin is the admin API: deploy, list, inspect, roll back and delete
@@ -193,6 +200,18 @@ func (a *Admin) routes() http.Handler {
 		r.Post("/functions/{name}/rollback", a.rollback)
 		r.Get("/nodes", a.nodes)
 	})
+	if a.cfg.Profiling {
+		r.Route("/debug/pprof", func(r chi.Router) {
+			r.Use(bearerAuth(a.cfg.Token))
+			r.Get("/", pprof.Index)
+			r.Get("/cmdline", pprof.Cmdline)
+			r.Get("/profile", pprof.Profile)
+			r.Get("/symbol", pprof.Symbol)
+			r.Post("/symbol", pprof.Symbol)
+			r.Get("/trace", pprof.Trace)
+			r.Get("/{profile}", pprof.Index) // heap, goroutine, mutex, block, allocs, threadcreate
+		})
+	}
 	return r
 }
 

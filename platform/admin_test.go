@@ -423,3 +423,61 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+func TestAdminProfiling(t *testing.T) {
+	e := newEnv(t)
+	newHandler := func(profiling bool) string {
+		a, err := platform.NewAdmin(context.Background(), platform.AdminConfig{
+			Token: testToken, Registry: e.reg, Host: e.host, Logger: testLogger(), Profiling: profiling,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return httptestServer(t, a.Handler())
+	}
+	get := func(url, token string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+
+	off := newHandler(false)
+	if code, _ := get(off+"/debug/pprof/", testToken); code != http.StatusNotFound {
+		t.Errorf("profiling off: GET /debug/pprof/ = %d, want 404", code)
+	}
+
+	on := newHandler(true)
+	if code, _ := get(on+"/debug/pprof/goroutine?debug=1", ""); code != http.StatusUnauthorized {
+		t.Errorf("profiling on, no token: %d, want 401", code)
+	}
+	if code, _ := get(on+"/debug/pprof/cmdline", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("profiling on, wrong token: %d, want 401", code)
+	}
+	code, body := get(on+"/debug/pprof/goroutine?debug=1", testToken)
+	if code != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("goroutine profile: %d %.200q", code, body)
+	}
+	code, body = get(on+"/debug/pprof/", testToken)
+	if code != http.StatusOK || !strings.Contains(body, "heap") {
+		t.Errorf("index: %d %.200q", code, body)
+	}
+	code, body = get(on+"/debug/pprof/heap", testToken)
+	if code != http.StatusOK || len(body) == 0 {
+		t.Errorf("heap profile: %d, %d bytes", code, len(body))
+	}
+}

@@ -56,6 +56,7 @@ type serveConfig struct {
 	NodeID        string
 	Log           logFlags
 	DrainTimeout  time.Duration
+	Profiling     bool
 }
 
 func (c *serveConfig) register(f *flagSet) {
@@ -70,6 +71,7 @@ func (c *serveConfig) register(f *flagSet) {
 	f.String(&c.Role, "role", "roles", "NYLON_ROLE", "all", "what this process runs: all, or a comma list of node, gateway, admin")
 	c.Log.register(f)
 	f.Duration(&c.DrainTimeout, "drain-timeout", "NYLON_DRAIN_TIMEOUT", 30*time.Second, "how long shutdown may take to finish in-flight work before it is cut off")
+	f.Bool(&c.Profiling, "pprof", "NYLON_PPROF", false, "serve Go runtime profiles on the admin address under /debug/pprof/ (behind --admin-token)")
 }
 
 // Validate checks the whole configuration, NATS security rule included.

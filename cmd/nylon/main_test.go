@@ -55,6 +55,7 @@ func TestServeHelpListsEveryFlagAndVariable(t *testing.T) {
 		"--log-level", "NYLON_LOG_LEVEL, default info",
 		"--log-format", "NYLON_LOG_FORMAT, default text",
 		"--drain-timeout duration", "NYLON_DRAIN_TIMEOUT, default 30s",
+		"--pprof", "NYLON_PPROF",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)

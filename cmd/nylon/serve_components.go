@@ -129,6 +129,7 @@ func (s *serveShared) buildAdmin(ctx context.Context, d serveDeps) (component, e
 	cfg := platform.AdminConfig{
 		Addr: s.cfg.Admin, Env: s.cfg.Env, Token: s.cfg.AdminToken,
 		Registry: reg, Host: host, NATS: d.NATS.NC, Metrics: s.Metrics, Logger: d.Log,
+		Profiling: s.cfg.Profiling,
 	}
 	s.mu.Lock()
 	if s.node != nil {

@@ -2,7 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/nylon-functions/nylon/platform"
+	"io"
 	"net"
 	"net/http"
 	"regexp"
@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/platform"
 )
 
 var (
@@ -62,6 +63,9 @@ func TestServeStartsAnswersAndDrains(t *testing.T) {
 	if code != http.StatusOK || body.Status != "ok" || !body.NATS.Connected {
 		t.Errorf("/healthz = %d %+v", code, body)
 	}
+	if code, _ := httpGet(t, admin+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without --pprof = %d, want 404", code)
+	}
 
 	// Other processes reach the embedded server on the printed URL.
 	nc, err := nats.Connect(natsURL)
@@ -92,6 +96,21 @@ func TestServeStartsAnswersAndDrains(t *testing.T) {
 	})
 }
 
+// httpGet returns the status and body of GET url.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
 type errString string
 
 func (e errString) Error() string { return string(e) }
@@ -103,6 +122,7 @@ func TestServeEnvOverridesDefault(t *testing.T) {
 	t.Setenv("NYLON_ROLE", "admin")
 	t.Setenv("NYLON_LOG_FORMAT", "json")
 	t.Setenv("NYLON_LOG_LEVEL", "loud") // overridden by the flag below
+	t.Setenv("NYLON_PPROF", "true")
 	b := startCmd(t, "serve", "--log-level", "info")
 	b.waitLine(t, readyLine)
 	admin := b.waitLine(t, adminLine)
@@ -115,6 +135,10 @@ func TestServeEnvOverridesDefault(t *testing.T) {
 	out := b.stdout.String()
 	if strings.Contains(out, "gateway:") || strings.Contains(out, "node:") {
 		t.Errorf("NYLON_ROLE=admin still set up other roles:\n%s", out)
+	}
+	// dev without --admin-token: the profiles need no token.
+	if code, index := httpGet(t, admin+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(index, "goroutine") {
+		t.Errorf("NYLON_PPROF=true: /debug/pprof/ = %d %.300q", code, index)
 	}
 	if code := b.stop(t); code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, b.stderr.String())
