@@ -3,6 +3,7 @@ package platform_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,5 +287,52 @@ func TestTrapsAndTimeouts(t *testing.T) {
 	_ = json.Unmarshal(st.Data, &data)
 	if st.NumErrors != 2 || data["traps"] != 1 || data["timeouts"] != 1 {
 		t.Errorf("stats errors %d data %s", st.NumErrors, st.Data)
+	}
+}
+
+// Calls run on the version's workers, not on the subscription goroutine
+// that admits them, so a long call neither holds up a short one behind it
+// nor keeps max_workers calls from running side by side.
+func TestLongCallDoesNotHoldUpOthers(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "counter", Limits: registry.Limits{MaxWorkers: 3}}, counterDir)
+	e.startNode("n1")
+
+	type result struct {
+		latency time.Duration
+		err     error
+	}
+	start := func(query string) chan result {
+		out := make(chan result, 1)
+		go func() {
+			t0 := time.Now()
+			resp, _, err := call(e.nc, "counter", request(protocol.PhaseRequestFilter, query), 10*time.Second)
+			if err == nil && resp.Action != protocol.ActionEnd {
+				err = fmt.Errorf("action %v, want End", resp.Action)
+			}
+			out <- result{time.Since(t0), err}
+		}()
+		return out
+	}
+
+	// Two slow calls and, once they run, a fast one.
+	slow1, slow2 := start("sleep=600ms"), start("sleep=600ms")
+	time.Sleep(50 * time.Millisecond)
+	fast := <-start("")
+	if fast.err != nil {
+		t.Fatal(fast.err)
+	}
+	if fast.latency > 300*time.Millisecond {
+		t.Errorf("short call answered after %v behind two 600ms calls, want well under their duration", fast.latency)
+	}
+	for _, ch := range []chan result{slow1, slow2} {
+		r := <-ch
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		// Side by side: each is done in about 600ms, not one after the other.
+		if r.latency > 1100*time.Millisecond {
+			t.Errorf("slow call took %v: the two did not run side by side", r.latency)
+		}
 	}
 }
