@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -76,9 +76,9 @@ type AdminConfig struct {
 	DiscoveryTimeout time.Duration
 
 	// Profiling serves Go's runtime profiles (net/http/pprof) under
-	// /debug/pprof/, behind the same bearer token as /v1: a profile names
-	// the process's command line and costs CPU while it is taken, so it is
-	// off unless asked for.
+	// /debug/pprof/ and expvar under /debug/vars, behind the same bearer
+	// token as /v1: they show the process's command line, and a profile
+	// costs CPU while it is taken, so they are off unless asked for.
 	Profiling bool
 }
 
@@ -201,16 +201,8 @@ func (a *Admin) routes() http.Handler {
 		r.Get("/nodes", a.nodes)
 	})
 	if a.cfg.Profiling {
-		r.Route("/debug/pprof", func(r chi.Router) {
-			r.Use(bearerAuth(a.cfg.Token))
-			r.Get("/", pprof.Index)
-			r.Get("/cmdline", pprof.Cmdline)
-			r.Get("/profile", pprof.Profile)
-			r.Get("/symbol", pprof.Symbol)
-			r.Post("/symbol", pprof.Symbol)
-			r.Get("/trace", pprof.Trace)
-			r.Get("/{profile}", pprof.Index) // heap, goroutine, mutex, block, allocs, threadcreate
-		})
+		// /debug/pprof/ and /debug/vars (expvar), chi's mounting of them.
+		r.With(bearerAuth(a.cfg.Token)).Mount("/debug", chimw.Profiler())
 	}
 	return r
 }

@@ -480,4 +480,11 @@ func TestAdminProfiling(t *testing.T) {
 	if code != http.StatusOK || len(body) == 0 {
 		t.Errorf("heap profile: %d, %d bytes", code, len(body))
 	}
+	if code, _ := get(on+"/debug/vars", ""); code != http.StatusUnauthorized {
+		t.Errorf("expvar without a token: %d, want 401", code)
+	}
+	code, body = get(on+"/debug/vars", testToken)
+	if code != http.StatusOK || !strings.Contains(body, `"memstats"`) {
+		t.Errorf("expvar: %d %.200q", code, body)
+	}
 }
