@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -54,7 +55,9 @@ func (id RequestID) String() string {
 // AppendTo appends id's String form to dst, for callers that format into a
 // buffer of their own.
 func (id RequestID) AppendTo(dst []byte) []byte {
-	var b [36]byte
+	n := len(dst)
+	dst = slices.Grow(dst, 36)[:n+36]
+	b := dst[n:]
 	hex.Encode(b[0:8], id[0:4])
 	b[8] = '-'
 	hex.Encode(b[9:13], id[4:6])
@@ -64,7 +67,7 @@ func (id RequestID) AppendTo(dst []byte) []byte {
 	hex.Encode(b[19:23], id[8:10])
 	b[23] = '-'
 	hex.Encode(b[24:], id[10:])
-	return append(dst, b[:]...)
+	return dst
 }
 
 // ParseRequestID parses the UUID form String writes (hyphens optional).

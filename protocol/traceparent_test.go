@@ -1,6 +1,9 @@
 package protocol
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestValidTraceparent(t *testing.T) {
 	valid := []string{
@@ -28,5 +31,31 @@ func TestValidTraceparent(t *testing.T) {
 		if ValidTraceparent(s) {
 			t.Errorf("ValidTraceparent(%q) = true", s)
 		}
+	}
+}
+
+func TestTrace(t *testing.T) {
+	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	tc := ContinueTrace(parent)
+	a, b := tc.Next(), tc.Next()
+	if !ValidTraceparent(a) || !ValidTraceparent(b) {
+		t.Fatalf("invalid traceparents %q %q", a, b)
+	}
+	if a[:36] != parent[:36] || a[52:] != parent[52:] || a == b {
+		t.Fatalf("want the parent's trace id and flags with new span ids: %q %q", a, b)
+	}
+	for _, bad := range []string{"", "garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-01", strings.ToUpper(parent), "01" + parent[2:] + "x"} {
+		if ValidTraceparent(bad) {
+			t.Errorf("ValidTraceparent(%q) = true", bad)
+		}
+		fresh := ContinueTrace(bad)
+		got := fresh.Next()
+		if !ValidTraceparent(got) || got[53:] != "00" { // fresh traces are not sampled
+			t.Errorf("fresh trace from %q: %q", bad, got)
+		}
+	}
+	x, y := ContinueTrace(""), ContinueTrace("")
+	if x.Next()[3:35] == y.Next()[3:35] {
+		t.Errorf("fresh trace ids repeat")
 	}
 }

@@ -25,7 +25,7 @@ const headerServiceError = "Nats-Service-Error"
 type eventState struct {
 	inv     protocol.Invocation
 	wsEvent protocol.WSEvent
-	trace   traceContext
+	trace   protocol.Trace // one trace per connection, a span per event
 	header  nats.Header
 	invBuf  []byte
 	reqBuf  []byte
@@ -44,7 +44,7 @@ type eventState struct {
 func (s *eventState) init(c *conn, r *http.Request, config []protocol.KV) {
 	s.inv = protocol.Invocation{Request: upgradeRequest(r), WS: &s.wsEvent, Config: config}
 	s.wsEvent.ConnectionID = c.id
-	s.trace = traceFrom(r.Header.Get(protocol.HeaderTraceparent))
+	s.trace = protocol.ContinueTrace(r.Header.Get(protocol.HeaderTraceparent))
 	s.rooms = make(map[string]struct{})
 }
 
@@ -149,7 +149,7 @@ func (c *conn) request(ev inEvent) ([]protocol.Op, error) {
 		Timestamp: uint64(time.Now().UnixMilli()),
 	}
 	s.reqBuf = req.AppendMsgpack(s.reqBuf[:0])
-	s.requestID, s.traceparent = req.RequestID, s.trace.next()
+	s.requestID, s.traceparent = req.RequestID, s.trace.Next()
 	s.header = c.eventHeader(s.header, s.traceparent)
 	msg := &nats.Msg{Subject: c.subject, Data: s.reqBuf, Header: s.header}
 

@@ -2,8 +2,6 @@ package ws
 
 import (
 	"context"
-	"encoding/hex"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -75,44 +73,4 @@ func clientIP(remoteAddr string) string {
 		return remoteAddr
 	}
 	return host
-}
-
-// traceContext is a connection's W3C trace: one trace id for the whole
-// connection (the upgrade request's, when it carried a traceparent), a new
-// span id per event.
-type traceContext struct {
-	buf [55]byte // "00-" trace(32) "-" span(16) "-" flags(2)
-}
-
-func traceFrom(parent string) traceContext {
-	var t traceContext
-	copy(t.buf[:], "00-")
-	t.buf[35], t.buf[52] = '-', '-'
-	if protocol.ValidTraceparent(parent) {
-		copy(t.buf[3:35], parent[3:35])
-		copy(t.buf[53:55], parent[53:55])
-	} else {
-		var id [16]byte
-		for i := 0; i < 16; i += 8 {
-			v := rand.Uint64()
-			for j := range 8 {
-				id[i+j] = byte(v >> (8 * j))
-			}
-		}
-		hex.Encode(t.buf[3:35], id[:])
-		copy(t.buf[53:55], "00") // not sampled: the edge records no spans (see gateway/traceparent.go)
-	}
-	return t
-}
-
-// next returns the traceparent of the next event: the connection's trace id
-// with a fresh span id.
-func (t *traceContext) next() string {
-	var span [8]byte
-	v := rand.Uint64() | 1 // an all-zero span id is invalid
-	for j := range 8 {
-		span[j] = byte(v >> (8 * j))
-	}
-	hex.Encode(t.buf[36:52], span[:])
-	return string(t.buf[:])
 }

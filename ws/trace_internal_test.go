@@ -5,35 +5,7 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
-
-	"github.com/nylon-functions/nylon/protocol"
 )
-
-func TestTraceContext(t *testing.T) {
-	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	tc := traceFrom(parent)
-	a, b := tc.next(), tc.next()
-	if !protocol.ValidTraceparent(a) || !protocol.ValidTraceparent(b) {
-		t.Fatalf("invalid traceparents %q %q", a, b)
-	}
-	if a[:36] != parent[:36] || a[52:] != parent[52:] || a == b {
-		t.Fatalf("want the parent's trace id and flags with new span ids: %q %q", a, b)
-	}
-	for _, bad := range []string{"", "garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-01", strings.ToUpper(parent), "01" + parent[2:] + "x"} {
-		if protocol.ValidTraceparent(bad) {
-			t.Errorf("protocol.ValidTraceparent(%q) = true", bad)
-		}
-		fresh := traceFrom(bad)
-		got := fresh.next()
-		if !protocol.ValidTraceparent(got) || got[53:] != "00" { // fresh traces are not sampled
-			t.Errorf("fresh trace from %q: %q", bad, got)
-		}
-	}
-	x, y := traceFrom(""), traceFrom("")
-	if x.next()[3:35] == y.next()[3:35] {
-		t.Errorf("fresh trace ids repeat")
-	}
-}
 
 func TestTruncateReasonAndCodes(t *testing.T) {
 	long := strings.Repeat("é", 100) // 200 bytes
