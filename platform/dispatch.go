@@ -99,8 +99,8 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 			n.putJob(j)
 			ep.dedupHits.Add(1)
 			ep.m.dedupHits.Inc()
-			f.publish(msg.Reply, trace, reply)
 			ep.record(start, errText)
+			f.publish(msg.Reply, trace, reply)
 			return
 		case dedupJoined:
 			n.putJob(j)
@@ -251,13 +251,13 @@ func (f *function) answer(j *job, resp *protocol.PluginResponse) {
 		j.out = resp.AppendMsgpack(slices.Grow(j.out[:0], replySize(resp)))
 		b = j.out
 	}
-	f.publish(j.reply, j.trace, b)
 	ep := j.ep
 	ep.record(j.start, resp.Error)
+	f.publish(j.reply, j.trace, b)
 	if j.dedup != nil {
 		for _, w := range f.dedup.finish(j.dedup, b, resp.Error, true) {
-			f.publish(w.reply, w.traceparent, b)
 			ep.record(w.start, resp.Error)
+			f.publish(w.reply, w.traceparent, b)
 		}
 	}
 	f.node.putJob(j)
@@ -285,6 +285,7 @@ func (f *function) fail(j *job, code int, desc string) {
 // headers) and accounts it.
 func (f *function) replyError(ep *endpoint, reply, trace string, start time.Time, code int, desc string) {
 	desc = headerSafe(desc)
+	ep.record(start, strconv.Itoa(code)+":"+desc)
 	if reply != "" {
 		h := nats.Header{
 			micro.ErrorHeader:     []string{desc},
@@ -297,7 +298,6 @@ func (f *function) replyError(ep *endpoint, reply, trace string, start time.Time
 			f.log.Debug("platform: reply failed", "function", f.name, "subject", reply, "err", err)
 		}
 	}
-	ep.record(start, strconv.Itoa(code)+":"+desc)
 }
 
 // publish sends a reply, echoing the caller's traceparent. Requests without

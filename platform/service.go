@@ -97,6 +97,8 @@ type endpoint struct {
 }
 
 // record accounts one answered request. errText is empty for a success.
+// Callers record before they publish the reply, so that a caller holding
+// its reply finds it counted in STATS.
 func (e *endpoint) record(start time.Time, errText string) {
 	e.procNanos.Add(int64(time.Since(start)))
 	if errText != "" {
