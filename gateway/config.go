@@ -16,6 +16,7 @@ const (
 	DefaultMaxBodyBytes     = protocol.DefaultMaxPayload
 	DefaultDLQMaxMsgs       = 100_000
 	DefaultDLQMaxAge        = 7 * 24 * time.Hour
+	MaxReplicas             = 5 // JetStream's own limit
 	DefaultMessagingType    = "nats"
 	DefaultPluginType       = "messaging"
 	DefaultOverflowPolicy   = OverflowQueue
@@ -116,6 +117,11 @@ type DLQConfig struct {
 	MaxMsgs int64 `yaml:"max_msgs"`
 	// MaxAgeHours bounds the age of dead letters; 0 = 168 (7 days).
 	MaxAgeHours int `yaml:"max_age_hours"`
+	// Replicas is the stream's JetStream replicas, 1 to 5. 0: a new stream
+	// gets the gateway's (WithReplicas, `nylon serve --replicas`) and an
+	// existing one keeps its own; set, it is applied to an existing stream
+	// too.
+	Replicas int `yaml:"replicas"`
 }
 
 // PluginConfig is one plugin: a function whose phase subjects the gateway

@@ -143,6 +143,7 @@ plugins:
 		{"bad overflow", "messaging:\n  - name: m\n    overflow_policy: drop\n", `c.yaml:3: messaging[0].overflow_policy: "drop" is not one of queue|reject|shed`},
 		{"negative timeout", "messaging:\n  - name: m\n    request_timeout_ms: -5\n", `c.yaml:3: messaging[0].request_timeout_ms: -5 is negative`},
 		{"negative backoff", "messaging:\n  - name: m\n    retry: {backoff_ms_initial: -1}\n", `messaging[0].retry.backoff_ms_initial: -1 is negative`},
+		{"dlq replicas", "messaging:\n  - name: m\n    dlq:\n      replicas: 7\n", `c.yaml:4: messaging[0].dlq.replicas: 7 is out of range 1..5`},
 		{"upstream and function", "messaging: [{name: m}]\nroutes:\n  - {path: /x, upstream: 'http://a', function: f}\n",
 			`c.yaml:3: routes[0]: set upstream or function, not both`},
 		{"neither origin", "routes:\n  - {path: /x}\n", `routes[0]: set upstream or function`},

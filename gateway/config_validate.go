@@ -129,6 +129,9 @@ func (m *MessagingConfig) validate(path string, ps *problems) {
 	if m.DLQ.MaxAgeHours < 0 {
 		ps.add(path+".dlq.max_age_hours", "%d is negative", m.DLQ.MaxAgeHours)
 	}
+	if m.DLQ.Replicas < 0 || m.DLQ.Replicas > MaxReplicas {
+		ps.add(path+".dlq.replicas", "%d is out of range 1..%d", m.DLQ.Replicas, MaxReplicas)
+	}
 }
 
 // validateServerURL accepts what nats.go dials: nats, tls, ws and wss URLs,

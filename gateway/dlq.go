@@ -39,10 +39,14 @@ func DLQStreamName(prefix string) string {
 	return "NYLON_DLQ_" + string(b)
 }
 
-// EnsureDLQ creates or updates the dead-letter stream of prefix: subjects
-// {prefix}.dlq.>, limits retention, oldest dropped past MaxMsgs, messages
-// expire after MaxAgeHours (default 7 days).
-func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg DLQConfig) (jetstream.Stream, error) {
+// EnsureDLQ creates the dead-letter stream of prefix, or updates the one
+// that exists: subjects {prefix}.dlq.>, limits retention, oldest dropped
+// past MaxMsgs, messages expire after MaxAgeHours (default 7 days). Its
+// replicas are cfg.Replicas when set; otherwise a new stream gets replicas
+// and an existing one keeps its own, so that a gateway started without
+// the cluster's setting cannot shrink a replicated stream (an operator may
+// also have scaled it with `nats stream edit`).
+func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg DLQConfig, replicas int) (jetstream.Stream, error) {
 	maxMsgs := cfg.MaxMsgs
 	if maxMsgs == 0 {
 		maxMsgs = DefaultDLQMaxMsgs
@@ -52,6 +56,17 @@ func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg D
 		maxAge = time.Duration(cfg.MaxAgeHours) * time.Hour
 	}
 	name := DLQStreamName(prefix)
+	if cfg.Replicas > 0 {
+		replicas = cfg.Replicas
+	} else {
+		s, err := js.Stream(ctx, name)
+		switch {
+		case err == nil:
+			replicas = s.CachedInfo().Config.Replicas
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
+		}
+	}
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        name,
 		Description: "Nylon gateway dead letters: phase requests that failed their last attempt",
@@ -61,6 +76,7 @@ func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg D
 		MaxMsgs:     maxMsgs,
 		MaxAge:      maxAge,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 		AllowDirect: true,
 	})
 	if err != nil {
@@ -88,7 +104,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("gateway: messaging[%s]: %w", m.cfg.Name, err)
 		}
-		if _, err := EnsureDLQ(ctx, js, m.prefix, m.cfg.DLQ); err != nil {
+		if _, err := EnsureDLQ(ctx, js, m.prefix, m.cfg.DLQ, g.opts.replicas); err != nil {
 			return fmt.Errorf("gateway: messaging[%s]: %w", m.cfg.Name, err)
 		}
 	}

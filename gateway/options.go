@@ -27,6 +27,7 @@ type options struct {
 	ws          http.Handler
 	chunk       int
 	fnMessaging string
+	replicas    int
 }
 
 func defaultOptions() options {
@@ -35,6 +36,7 @@ func defaultOptions() options {
 		logWorkers: defaultLoggingWorkers,
 		logQueue:   defaultLoggingQueue,
 		chunk:      defaultBodyChunk,
+		replicas:   1,
 	}
 }
 
@@ -45,6 +47,20 @@ func WithLogger(l *slog.Logger) Option {
 			return errors.New("logger: nil")
 		}
 		o.logger = l
+		return nil
+	}
+}
+
+// WithReplicas sets the JetStream replicas of the dead-letter streams Start
+// creates, 1 (the default) to MaxReplicas: 3 on a three-server cluster. A
+// stream that exists keeps its replicas unless its messaging config sets
+// dlq.replicas.
+func WithReplicas(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > MaxReplicas {
+			return fmt.Errorf("replicas: %d out of range 1..%d", n, MaxReplicas)
+		}
+		o.replicas = n
 		return nil
 	}
 }

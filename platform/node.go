@@ -166,65 +166,22 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// watch applies registry events until the watch ends. If it ends while the
-// node is not draining (the KV watcher failed), it is restarted with
-// backoff; the restarted watch's initial state is reconciled with what is
-// loaded, so nothing is reloaded needlessly and functions deleted meanwhile
-// are stopped.
+// watch applies registry events until the watch ends, which it does only
+// when the node's context ends (the registry's Watcher reopens a KV watch
+// that failed underneath it and sends what was missed).
 func (n *Node) watch(w *registry.Watcher) {
 	defer close(n.watchDone)
-	var readyOnce sync.Once
-	failures := 0
-	for {
-		if n.consume(w, &readyOnce) {
-			failures = 0
-		}
-		_ = w.Stop()
-		for {
-			if n.ctx.Err() != nil {
-				return
-			}
-			failures++
-			delay := min(time.Duration(1<<min(failures-1, 5))*time.Second, 30*time.Second)
-			n.log.Error("platform: registry watch ended; restarting", "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-n.ctx.Done():
-				return
-			}
-			var err error
-			if w, err = n.reg.Watch(n.ctx); err == nil {
-				break
-			}
-			n.log.Error("platform: restart registry watch", "err", err)
-		}
-	}
-}
-
-// consume applies the events of one watch until it ends, and reports
-// whether it got as far as the initial state.
-func (n *Node) consume(w *registry.Watcher, readyOnce *sync.Once) (ready bool) {
-	seen := map[string]bool{}
+	defer w.Stop()
 	for ev := range w.Updates() {
 		switch ev.Type {
 		case registry.EventPut:
-			if !ready {
-				seen[ev.Name] = true
-			}
 			n.apply(ev.Name, change{rec: ev.Record})
 		case registry.EventDelete:
 			n.apply(ev.Name, change{delete: true})
 		case registry.EventReady:
-			ready = true
-			for _, f := range n.functionList() {
-				if !seen[f.name] {
-					n.apply(f.name, change{delete: true})
-				}
-			}
-			readyOnce.Do(func() { go n.awaitInitial() })
+			go n.awaitInitial()
 		}
 	}
-	return ready
 }
 
 // awaitInitial closes ready once every function known at EventReady has

@@ -80,6 +80,10 @@ type Registry struct {
 	retain    int
 	log       *slog.Logger
 	purgeOpts []jetstream.KVDeleteOpt
+
+	// watchWait waits before a Watcher reopens its KV watch; tests
+	// replace it to hold the watch closed while they change the state.
+	watchWait func(ctx context.Context, stop <-chan struct{}, d time.Duration) bool
 }
 
 // New creates the env's buckets, or binds them if they exist (an existing
@@ -118,7 +122,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Registry
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{kv: kv, obs: obs, env: o.env, retain: o.retain, log: o.logger}
+	r := &Registry{kv: kv, obs: obs, env: o.env, retain: o.retain, log: o.logger, watchWait: waitOrStop}
 
 	// Purge markers of trimmed versions would pile up forever (one per
 	// deploy) and slow every scan; a bucket with marker TTLs lets them expire.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -42,37 +44,55 @@ type Event struct {
 	// Record is the now active record, Active set (EventPut only).
 	Record Record
 	// Revision is the KV revision of the change; it increases along the
-	// stream of events (zero for EventReady).
+	// stream of events (zero for EventReady). The one exception: a delete
+	// the Watcher finds after reopening its KV watch (see Watcher) whose
+	// marker is gone carries the latest revision sent before it.
 	Revision uint64
 }
 
 // Watcher delivers the active functions and then every change to them, in
 // the order they were made. Create one with Registry.Watch.
+//
+// It outlives the KV watch it reads: nats.go recreates the watch's consumer
+// when its server goes away, but gives up (and ends the watch) on errors it
+// does not expect. The Watcher then opens a new KV watch, with backoff, and
+// turns that watch's initial values into the changes the reader missed, so
+// the reader sees one uninterrupted stream of events and one EventReady.
 type Watcher struct {
+	reg      *Registry
+	kwMu     sync.Mutex // kw is replaced by run, read by tests
 	kw       jetstream.KeyWatcher
 	updates  chan Event
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
 	log      *slog.Logger
+
+	// delivered is the state the reader has been sent: each active
+	// function's revision. A restarted watch is compared with it.
+	delivered map[string]uint64
+	// lastRev is the revision of the latest event sent.
+	lastRev uint64
 }
 
 // Watch starts watching the active functions. The Watcher first sends an
 // EventPut for every active function, then one EventReady, then an EventPut
 // or EventDelete for every deploy, rollback and delete, in order. Updates is
-// closed when ctx ends or Stop is called. Read Updates promptly: a slow
-// reader holds back delivery (nothing is dropped).
+// closed when ctx ends or Stop is called, and only then. Read Updates
+// promptly: a slow reader holds back delivery (nothing is dropped).
 func (r *Registry) Watch(ctx context.Context) (*Watcher, error) {
 	kw, err := r.kv.Watch(ctx, allActive)
 	if err != nil {
 		return nil, fmt.Errorf("watch functions: %w", err)
 	}
 	w := &Watcher{
-		kw:      kw,
-		updates: make(chan Event, 64),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		log:     r.log,
+		reg:       r,
+		kw:        kw,
+		updates:   make(chan Event, 64),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		log:       r.log,
+		delivered: map[string]uint64{},
 	}
 	go w.run(ctx)
 	return w, nil
@@ -92,25 +112,50 @@ func (w *Watcher) Stop() error {
 func (w *Watcher) run(ctx context.Context) {
 	defer close(w.done)
 	defer close(w.updates)
-	defer stopWatcher(w.kw)
+	resync := false
+	for {
+		ok := w.follow(ctx, w.current(), resync)
+		stopWatcher(w.current())
+		if !ok || !w.reopen(ctx) {
+			return
+		}
+		resync = true
+	}
+}
 
+func (w *Watcher) current() jetstream.KeyWatcher {
+	w.kwMu.Lock()
+	defer w.kwMu.Unlock()
+	return w.kw
+}
+
+// follow sends the events of the current KV watch until it ends. It
+// reports false when the Watcher is done (stopped, ctx ended) and true when
+// the KV watch ended underneath it. With resync, the watch's initial values
+// are a fresh copy of the state: only their difference from what was
+// delivered is sent, and no second EventReady.
+func (w *Watcher) follow(ctx context.Context, kw jetstream.KeyWatcher, resync bool) bool {
 	// Functions put during the initial values: a delete of one of them
-	// before EventReady is a real change, not a stale marker.
+	// before the end of the initial values is a real change, not a stale
+	// marker.
 	initial, seen := true, make(map[string]bool)
+	var fresh []Event // resync: the initial state, in revision order
 	for {
 		var e jetstream.KeyValueEntry
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-w.stop:
-			return
-		case entry, ok := <-w.kw.Updates():
+			return false
+		case entry, ok := <-kw.Updates():
 			if !ok {
-				return
+				return ctx.Err() == nil
 			}
 			e = entry
 		}
-		ev, ok := w.event(e, initial && !seen[nameOf(e)])
+		// A restarted watch keeps the delete markers of its initial values:
+		// they are deletes the reader may have missed.
+		ev, ok := w.event(e, initial && !resync && !seen[nameOf(e)])
 		switch {
 		case e == nil:
 			initial, seen = false, nil
@@ -120,13 +165,118 @@ func (w *Watcher) run(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		select {
-		case w.updates <- ev:
-		case <-ctx.Done():
-			return
-		case <-w.stop:
-			return
+		if resync && initial {
+			fresh = append(fresh, ev)
+			continue
 		}
+		if resync && ev.Type == EventReady {
+			for _, missed := range w.missed(fresh) {
+				if !w.send(ctx, missed) {
+					return false
+				}
+			}
+			resync, fresh = false, nil
+			continue
+		}
+		if !w.send(ctx, ev) {
+			return false
+		}
+	}
+}
+
+// missed returns the events that turn what was delivered into the state
+// fresh describes (the initial values of a restarted watch, delete markers
+// included, in revision order): the latest put or delete of each function
+// that differs from what the reader has, in revision order, then a delete
+// for each delivered function that has no entry left at all.
+func (w *Watcher) missed(fresh []Event) []Event {
+	latest := make(map[string]uint64, len(fresh))
+	for _, ev := range fresh {
+		latest[ev.Name] = ev.Revision
+	}
+	var out []Event
+	for _, ev := range fresh {
+		rev, known := w.delivered[ev.Name]
+		switch {
+		case latest[ev.Name] != ev.Revision: // superseded within fresh
+		case ev.Type == EventPut && (!known || rev != ev.Revision):
+			out = append(out, ev)
+		case ev.Type == EventDelete && known:
+			out = append(out, ev)
+		}
+	}
+	var gone []string
+	for name := range w.delivered {
+		if _, ok := latest[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	slices.Sort(gone)
+	for _, name := range gone {
+		// No marker to take a revision from: the latest one sent keeps
+		// Revision from going back.
+		out = append(out, Event{Type: EventDelete, Name: name, Revision: max(w.lastRev, lastRevision(out))})
+	}
+	return out
+}
+
+func lastRevision(evs []Event) uint64 {
+	if len(evs) == 0 {
+		return 0
+	}
+	return evs[len(evs)-1].Revision
+}
+
+// send delivers ev and records it in the delivered state.
+func (w *Watcher) send(ctx context.Context, ev Event) bool {
+	select {
+	case w.updates <- ev:
+	case <-ctx.Done():
+		return false
+	case <-w.stop:
+		return false
+	}
+	switch ev.Type {
+	case EventPut:
+		w.delivered[ev.Name] = ev.Revision
+	case EventDelete:
+		delete(w.delivered, ev.Name)
+	}
+	w.lastRev = max(w.lastRev, ev.Revision)
+	return true
+}
+
+// reopen opens a new KV watch after the previous one ended, retrying with
+// backoff (1 s doubling to 30 s) until it succeeds or the Watcher is done.
+func (w *Watcher) reopen(ctx context.Context) bool {
+	for failures := 0; ; failures++ {
+		delay := min(time.Second<<min(failures, 5), 30*time.Second)
+		w.log.Warn("registry: watch ended; reopening", "retry_in", delay)
+		if !w.reg.watchWait(ctx, w.stop, delay) {
+			return false
+		}
+		kw, err := w.reg.kv.Watch(ctx, allActive)
+		if err == nil {
+			w.kwMu.Lock()
+			w.kw = kw
+			w.kwMu.Unlock()
+			return true
+		}
+		w.log.Error("registry: reopen watch", "err", err)
+	}
+}
+
+// waitOrStop waits d, or until ctx ends or stop is closed (false).
+func waitOrStop(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-stop:
+		return false
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nylon-functions/nylon/registry"
 )
@@ -102,5 +103,92 @@ func TestWatchEmptyAndCancel(t *testing.T) {
 	// Closed: the range above ended. Stop after the context ended is fine.
 	if err := w.Stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// When the KV watch underneath ends (nats.go gave up on its consumer), the
+// Watcher reopens it and sends what changed meanwhile as ordinary events:
+// the reader sees one stream, with no second EventReady.
+func TestWatchReopensAndSendsWhatItMissed(t *testing.T) {
+	reg, _ := newRegistry(t)
+	release := make(chan struct{})
+	registry.HoldWatchReopen(reg, release)
+	ctx := t.Context()
+	for _, name := range []string{"a", "b", "c"} {
+		deploy(t, reg, spec(name), wasm(name+"1"))
+	}
+	w, err := reg.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var lastRev uint64
+	expect := func(want ...string) {
+		t.Helper()
+		for _, w1 := range want {
+			ev := nextEvent(t, w)
+			got := ev.Type.String() + " " + ev.Name
+			if ev.Type == registry.EventPut {
+				got += fmt.Sprintf(" v%d", ev.Record.Version)
+			}
+			if got != w1 {
+				t.Fatalf("event = %q, want %q", got, w1)
+			}
+			if ev.Type != registry.EventReady {
+				if ev.Revision <= lastRev {
+					t.Fatalf("%s: revision %d after %d", got, ev.Revision, lastRev)
+				}
+				lastRev = ev.Revision
+			}
+		}
+	}
+	expect("put a v1", "put b v1", "put c v1", "ready ")
+
+	registry.EndKVWatch(w)
+	// While no watch is open: a changes, b goes, d comes, e comes and goes
+	// (the reader never knew it), c stays as it was.
+	deploy(t, reg, spec("a"), wasm("a2"))
+	if err := reg.Delete(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	deploy(t, reg, spec("d"), wasm("d1"))
+	deploy(t, reg, spec("e"), wasm("e1"))
+	if err := reg.Delete(ctx, "e"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.Updates():
+		t.Fatalf("event %+v while no KV watch is open", ev)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	expect("put a v2", "delete b", "put d v1")
+
+	// Then changes arrive live again.
+	deploy(t, reg, spec("c"), wasm("c2"))
+	expect("put c v2")
+}
+
+// Stop ends a Watcher that is waiting to reopen its KV watch.
+func TestWatchStopWhileReopening(t *testing.T) {
+	reg, _ := newRegistry(t)
+	registry.HoldWatchReopen(reg, make(chan struct{}))
+	w, err := reg.Watch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, w); ev.Type != registry.EventReady {
+		t.Fatalf("first event %+v, want ready", ev)
+	}
+	registry.EndKVWatch(w)
+	done := make(chan struct{})
+	go func() { _ = w.Stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not return while the watcher waited to reopen")
+	}
+	if _, ok := <-w.Updates(); ok {
+		t.Fatal("Updates still open after Stop")
 	}
 }

@@ -240,7 +240,7 @@ func TestCLIDLQList(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	prefix := protocol.Prefix(protocol.DefaultEnv)
-	if _, err := gateway.EnsureDLQ(ctx, testutil.JetStream(t, nc), prefix, gateway.DLQConfig{}); err != nil {
+	if _, err := gateway.EnsureDLQ(ctx, testutil.JetStream(t, nc), prefix, gateway.DLQConfig{}, 1); err != nil {
 		t.Fatal(err)
 	}
 	if out := mustRun(t, "dlq", "ls", "--nats", e.natsURL); out != "no dead letters\n" {

@@ -63,9 +63,7 @@ func runDLQLs(ctx context.Context, a *app, cmd command, args []string) error {
 	f := newFlagSet(a, cmd, "ls [flags]")
 	conn.register(f)
 	registerOutput(f, &output)
-	limit = 100
-	f.fs.Var((*intValue)(&limit), "limit", "")
-	f.doc("limit", "n", "", "100", "how many of the newest dead letters to show (at most 1000)")
+	f.Int(&limit, "limit", "n", "", 100, "how many of the newest dead letters to show (at most 1000)")
 	pos, err := parseArgs(f, args)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/internal/natsconn"
 )
 
@@ -57,12 +58,14 @@ type serveConfig struct {
 	Log           logFlags
 	DrainTimeout  time.Duration
 	Profiling     bool
+	Replicas      int
 }
 
 func (c *serveConfig) register(f *flagSet) {
 	f.String(&c.Env, "env", "name", "NYLON_ENV", "dev", "environment: the subject prefix nylon.<env>; anything but dev requires TLS and NATS credentials")
 	f.String(&c.Data, "data", "dir", "NYLON_DATA", "./data", "data directory: JetStream store (embedded NATS), compile cache")
 	c.NATS.register(f, true)
+	f.Int(&c.Replicas, "replicas", "n", "NYLON_REPLICAS", 1, "JetStream replicas of the registry buckets and dead-letter streams this process creates: 1 on one server, 3 on a three-server cluster")
 	f.String(&c.HTTP, "http", "addr", "NYLON_HTTP", "127.0.0.1:8080", "gateway and WebSocket edge listen address (role gateway)")
 	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "admin API, /healthz and /metrics listen address (role admin)")
 	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md); empty serves registry routes only")
@@ -96,6 +99,12 @@ func (c *serveConfig) Validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		return fmt.Errorf("--drain-timeout: %v must be positive", c.DrainTimeout)
+	}
+	if c.Replicas < 1 || c.Replicas > gateway.MaxReplicas {
+		return fmt.Errorf("--replicas: %d: want 1 to %d", c.Replicas, gateway.MaxReplicas)
+	}
+	if c.Replicas > 1 && len(c.NATS.URLs) == 0 {
+		return fmt.Errorf("--replicas: %d needs a NATS cluster (--nats); the embedded server is a single server", c.Replicas)
 	}
 	if err := c.natsConfig().Validate(); err != nil {
 		if errors.Is(err, natsconn.ErrInsecure) {

@@ -69,7 +69,7 @@ func fakeSpec(rec *recorder, name, role string, mut func(*fakeComponent)) compon
 func serveConfigForTest(t *testing.T, role string) *serveConfig {
 	t.Helper()
 	cfg := &serveConfig{
-		Env: "dev", Data: t.TempDir(), Role: role, DrainTimeout: 5 * time.Second,
+		Env: "dev", Data: t.TempDir(), Role: role, DrainTimeout: 5 * time.Second, Replicas: 1,
 		NATS: natsFlags{Listen: "127.0.0.1:-1"}, HTTP: "127.0.0.1:0", Admin: "127.0.0.1:0",
 		Log: logFlags{Level: "info", Format: "text"},
 	}

@@ -114,6 +114,21 @@ func (f *flagSet) Bool(p *bool, name, env string, def bool, usage string) {
 	f.doc(name, "", env, def2, usage)
 }
 
+// Int defines an integer flag stored in p, falling back to env.
+func (f *flagSet) Int(p *int, name, arg, env string, def int, usage string) {
+	*p = def
+	if e, ok := f.lookup(env); ok {
+		n, err := strconv.Atoi(e)
+		if err != nil {
+			f.envErrs = append(f.envErrs, fmt.Errorf("%s=%q: not an integer", env, e))
+		} else {
+			*p = n
+		}
+	}
+	f.fs.Var((*intValue)(p), name, usage)
+	f.doc(name, arg, env, strconv.Itoa(def), usage)
+}
+
 // List defines a comma-separated list flag stored in p, falling back to env.
 // Empty items are dropped, so "a,,b" and "a, b" mean a and b.
 func (f *flagSet) List(p *[]string, name, arg, env string, def []string, usage string) {

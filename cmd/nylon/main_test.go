@@ -56,6 +56,7 @@ func TestServeHelpListsEveryFlagAndVariable(t *testing.T) {
 		"--log-format", "NYLON_LOG_FORMAT, default text",
 		"--drain-timeout duration", "NYLON_DRAIN_TIMEOUT, default 30s",
 		"--pprof", "NYLON_PPROF",
+		"--replicas n", "NYLON_REPLICAS, default 1",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)
@@ -90,6 +91,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--drain-timeout", "soon"}, "invalid value"},
 		{[]string{"serve", "--drain-timeout", "0s"}, "--drain-timeout"},
 		{[]string{"serve", "--role", "node,web"}, `unknown role "web"`},
+		{[]string{"serve", "--replicas", "two"}, "invalid value"},
+		{[]string{"serve", "--replicas", "0"}, "--replicas: 0: want 1 to 5"},
+		{[]string{"serve", "--replicas", "3"}, "needs a NATS cluster (--nats)"},
 		{[]string{"serve", "--log-level", "loud"}, "--log-level"},
 		{[]string{"serve", "--log-format", "xml"}, "--log-format"},
 		{[]string{"serve", "--http", "8080"}, "--http"},

@@ -49,7 +49,7 @@ func (s *serveShared) registry(ctx context.Context, d serveDeps) (*registry.Regi
 	if s.reg != nil {
 		return s.reg, nil
 	}
-	reg, err := registry.New(ctx, d.NATS.JetStream(), registry.WithEnv(s.cfg.Env), registry.WithLogger(d.Log))
+	reg, err := registry.New(ctx, d.NATS.JetStream(), registry.WithEnv(s.cfg.Env), registry.WithReplicas(s.cfg.Replicas), registry.WithLogger(d.Log))
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
@@ -181,7 +181,7 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 			nc.Close()
 		}
 	}
-	opts := []gateway.Option{gateway.WithLogger(d.Log), gateway.WithRegisterer(s.Metrics), gateway.WithEnv(s.cfg.Env)}
+	opts := []gateway.Option{gateway.WithLogger(d.Log), gateway.WithRegisterer(s.Metrics), gateway.WithEnv(s.cfg.Env), gateway.WithReplicas(s.cfg.Replicas)}
 	for i := range gcfg.Messaging {
 		mc := &gcfg.Messaging[i]
 		if len(mc.Servers) == 0 {

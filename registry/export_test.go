@@ -1,0 +1,25 @@
+package registry
+
+import (
+	"context"
+	"time"
+)
+
+// EndKVWatch ends w's current KV watch the way nats.go does when it gives
+// up recreating the watch's consumer.
+func EndKVWatch(w *Watcher) { _ = w.current().Stop() }
+
+// HoldWatchReopen makes r's watchers wait for release (instead of their
+// backoff) before they reopen an ended KV watch.
+func HoldWatchReopen(r *Registry, release <-chan struct{}) {
+	r.watchWait = func(ctx context.Context, stop <-chan struct{}, _ time.Duration) bool {
+		select {
+		case <-release:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-stop:
+			return false
+		}
+	}
+}
