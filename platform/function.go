@@ -48,7 +48,8 @@ type function struct {
 	firstDone chan struct{} // closed after the first change is applied
 	firstOnce sync.Once
 	loadErr   loadError
-	desired   uint64 // the newest version the registry made active
+	desired   uint64        // the newest version the registry made active
+	wake      chan struct{} // a change is pending: ends a wait to retry a load
 }
 
 // route is a function's serving table. During a hot reload prev is the
@@ -77,6 +78,7 @@ func newFunction(n *Node, name string) *function {
 		name:      name,
 		log:       n.log.With("function", name),
 		firstDone: make(chan struct{}),
+		wake:      make(chan struct{}, 1),
 	}
 	if n.cfg.DedupWindow > 0 {
 		f.dedup = newDedupCache(n.cfg.DedupWindow, n.cfg.DedupMaxEntries, n.cfg.DedupMaxBytes)
@@ -131,6 +133,10 @@ func (f *function) enqueue(ch change) bool {
 		f.desired = ch.rec.Version
 	}
 	f.pending = &ch
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
 	if !f.loading {
 		f.loading = true
 		f.node.loaders.Add(1)
@@ -146,6 +152,10 @@ func (f *function) loadLoop() {
 		f.mu.Lock()
 		ch := f.pending
 		f.pending = nil
+		select {
+		case <-f.wake: // taken with the change
+		default:
+		}
 		if ch == nil {
 			f.loading = false
 			f.mu.Unlock()
@@ -160,20 +170,48 @@ func (f *function) loadLoop() {
 				return // removeIfIdle ended the loop's bookkeeping
 			}
 		} else {
-			f.load(f.node.ctx, ch.rec)
+			f.loadRetrying(ch.rec)
 		}
 		f.firstOnce.Do(func() { close(f.firstDone) })
 	}
 }
 
+// loadRetrying loads rec, and loads it again, with backoff, while it fails
+// for a reason that can pass (the registry could not be read: NATS or
+// JetStream trouble, an object a lagging replica does not have yet), until
+// a newer change arrives or the node drains. A module that does not
+// compile or validate fails the same way every time and is not retried.
+func (f *function) loadRetrying(rec registry.Record) {
+	for failures := 1; ; failures++ {
+		var transient *transientLoadError
+		if err := f.load(f.node.ctx, rec); !errors.As(err, &transient) {
+			return
+		}
+		// The node is ready once each function has had a first go.
+		f.firstOnce.Do(func() { close(f.firstDone) })
+		delay := min(time.Second<<min(failures-1, 5), 30*time.Second)
+		f.log.Warn("platform: retrying the load", "version", rec.Version, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-f.wake:
+		case <-f.node.ctx.Done():
+		}
+		t.Stop()
+		if f.node.ctx.Err() != nil || f.superseded(rec) {
+			return
+		}
+	}
+}
+
 // load fetches, verifies and compiles rec's module and swaps it in. On
 // failure the serving version (if any) keeps serving and the error is
-// reported in the log, the metrics and /healthz.
-func (f *function) load(ctx context.Context, rec registry.Record) {
+// reported in the log, the metrics and /healthz, and returned.
+func (f *function) load(ctx context.Context, rec registry.Record) error {
 	f.opMu.Lock()
 	defer f.opMu.Unlock()
 	if ctx.Err() != nil {
-		return
+		return ctx.Err()
 	}
 	if rt := f.route.Load(); rt != nil && rt.cur.rec.Version == rec.Version && rt.cur.rec.SHA256 == rec.SHA256 {
 		// Already serving it (a restarted watch, or a rollback to the
@@ -181,7 +219,7 @@ func (f *function) load(ctx context.Context, rec registry.Record) {
 		f.mu.Lock()
 		f.loadErr = loadError{}
 		f.mu.Unlock()
-		return
+		return nil
 	}
 	start := time.Now()
 	v, err := f.prepare(ctx, rec)
@@ -193,7 +231,7 @@ func (f *function) load(ctx context.Context, rec registry.Record) {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return // draining: not the module's fault
+			return ctx.Err() // draining: not the module's fault
 		}
 		f.node.metrics.loadErrors.WithLabelValues(f.name).Inc()
 		f.log.Error("platform: load failed; the previous version keeps serving",
@@ -201,13 +239,14 @@ func (f *function) load(ctx context.Context, rec registry.Record) {
 		f.mu.Lock()
 		f.loadErr = loadError{version: rec.Version, text: err.Error(), at: time.Now()}
 		f.mu.Unlock()
-		return
+		return err
 	}
 	f.mu.Lock()
 	f.loadErr = loadError{}
 	f.mu.Unlock()
 	f.log.Info("platform: serving version", "version", rec.Version, "sha256", rec.SHA256,
 		"phases", v.phases.Names(), "workers", v.workers, "load_time", time.Since(start))
+	return nil
 }
 
 // prepare fetches and compiles rec into a ready, not yet serving version.
@@ -257,31 +296,26 @@ func (f *function) prepare(ctx context.Context, rec registry.Record) (*version, 
 	return newVersion(f, rec, mod, timeout, workers, n.cfg.QueueLength), nil
 }
 
-// fetch reads rec's module from the registry, retrying transient failures
-// a few times. A module that fails its sha256 check is not retried.
+// fetch reads rec's module from the registry. A failure other than
+// corrupt bytes is a *transientLoadError: NATS or JetStream trouble, or an
+// object that a lagging replica answering the read does not have yet.
 func (f *function) fetch(ctx context.Context, rec registry.Record) ([]byte, error) {
-	var err error
-	for attempt := range 4 {
-		if attempt > 0 {
-			select {
-			case <-time.After(time.Duration(250<<attempt) * time.Millisecond):
-			case <-ctx.Done():
-				return nil, fmt.Errorf("fetch version %d: %w (last error: %w)", rec.Version, ctx.Err(), err)
-			}
-			if f.superseded(rec) {
-				return nil, fmt.Errorf("fetch version %d: superseded while retrying: %w", rec.Version, err)
-			}
-		}
-		var wasm []byte
-		if wasm, err = f.node.reg.Module(ctx, rec); err == nil {
-			return wasm, nil
-		}
-		if errors.Is(err, registry.ErrCorruptModule) || errors.Is(err, registry.ErrNotFound) || ctx.Err() != nil {
-			break
-		}
+	wasm, err := f.node.reg.Module(ctx, rec)
+	switch {
+	case err == nil:
+		return wasm, nil
+	case errors.Is(err, registry.ErrCorruptModule), ctx.Err() != nil:
+		return nil, fmt.Errorf("fetch version %d: %w", rec.Version, err)
+	default:
+		return nil, &transientLoadError{fmt.Errorf("fetch version %d: %w", rec.Version, err)}
 	}
-	return nil, fmt.Errorf("fetch version %d: %w", rec.Version, err)
 }
+
+// transientLoadError is a load that failed for a reason that can pass.
+type transientLoadError struct{ err error }
+
+func (e *transientLoadError) Error() string { return e.err.Error() }
+func (e *transientLoadError) Unwrap() error { return e.err }
 
 // superseded reports whether a newer change waits behind rec.
 func (f *function) superseded(rec registry.Record) bool {

@@ -210,6 +210,38 @@ func TestLoadErrorKeepsPreviousVersion(t *testing.T) {
 	}
 }
 
+// A module the registry cannot hand out yet (a replica that lags behind
+// the record, JetStream unavailable for a while) is fetched again, with
+// backoff, until it can be: the node does not wait for the next deploy.
+func TestLoadRetriesWhileTheModuleCannotBeRead(t *testing.T) {
+	e := newEnv(t)
+	rec := e.deploy(registry.Spec{Name: "counter"}, counterDir)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	obs, err := testutil.JetStream(t, e.nc).ObjectStore(ctx, registry.ModulesBucket(e.reg.Env()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.Delete(ctx, rec.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	metrics := prometheus.NewRegistry()
+	n := e.startNode("n1", withMetrics(metrics))
+	testutil.Eventually(t, 30*time.Second, 5*time.Millisecond, func() error {
+		if h := n.Health(); len(h.Functions) != 1 || h.Functions[0].State != platform.FunctionFailed || !strings.Contains(h.Functions[0].Error, "not found") {
+			return fmt.Errorf("health %+v, want counter failed: not found", h)
+		}
+		return nil
+	})
+	if _, err := obs.PutBytes(ctx, rec.SHA256, guest(t, counterDir)); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, n, "counter", rec.Version)
+	if got := testutil.MetricSum(t, metrics, "nylon_function_load_errors_total", map[string]string{"function": "counter"}); got < 1 {
+		t.Errorf("load errors = %v, want the failed attempts counted", got)
+	}
+}
+
 func TestDeleteStopsServing(t *testing.T) {
 	e := newEnv(t)
 	e.deploy(registry.Spec{Name: "hello"}, helloDir)

@@ -23,3 +23,11 @@ func HoldWatchReopen(r *Registry, release <-chan struct{}) {
 		}
 	}
 }
+
+// CheckWatchesEvery sets how often r's watchers check they are not behind
+// the bucket.
+func CheckWatchesEvery(r *Registry, d time.Duration) { r.watchCheck = d }
+
+// GiveUpStalledReadsAfter sets how long r waits for the next bytes of a
+// module read.
+func GiveUpStalledReadsAfter(r *Registry, d time.Duration) { r.objectStall = d }

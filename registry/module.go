@@ -1,12 +1,16 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,7 +23,7 @@ func (r *Registry) Module(ctx context.Context, rec Record) ([]byte, error) {
 	if !validSHA256(rec.SHA256) {
 		return nil, fmt.Errorf("%s: %w: not a lowercase hex sha256", what, ErrCorruptModule)
 	}
-	data, err := r.obs.GetBytes(ctx, rec.SHA256)
+	data, err := r.readObject(ctx, rec.SHA256)
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):
 		return nil, fmt.Errorf("%s: %w: %w", what, ErrNotFound, err)
@@ -36,6 +40,70 @@ func (r *Registry) Module(ctx context.Context, rec Record) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w: stored bytes hash to %s", what, ErrCorruptModule, got)
 	}
 	return data, nil
+}
+
+// readObject reads object name, giving up when no bytes have come for
+// objectStall (or after objectRead in all), and returns as soon as ctx
+// ends. nats.go's object reader notices an ended context only when a chunk
+// arrives or its deadline passes, and the chunks come through an ordered
+// consumer that can be lost with a server, or stall, so that no chunk ever
+// arrives. A read given up on is abandoned, not waited for: it ends at its
+// own deadline.
+func (r *Registry) readObject(ctx context.Context, name string) ([]byte, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.objectRead)
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	var progress atomic.Int64 // bytes read so far
+	go func() {
+		defer cancel()
+		data, err := readAllObject(rctx, r.obs, name, &progress)
+		done <- result{data, err}
+	}()
+	check := time.NewTicker(r.objectStall / 4)
+	defer check.Stop()
+	seen, seenAt := int64(0), time.Now()
+	for {
+		select {
+		case res := <-done:
+			return res.data, res.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case now := <-check.C:
+			if n := progress.Load(); n != seen {
+				seen, seenAt = n, now
+			} else if now.Sub(seenAt) >= r.objectStall {
+				return nil, fmt.Errorf("read stalled: no bytes for %v after %d", r.objectStall, n)
+			}
+		}
+	}
+}
+
+// readAllObject reads object name whole, counting the bytes in progress.
+func readAllObject(ctx context.Context, obs jetstream.ObjectStore, name string, progress *atomic.Int64) ([]byte, error) {
+	res, err := obs.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	var buf bytes.Buffer
+	if info, err := res.Info(); err == nil {
+		buf.Grow(int(min(info.Size, 1<<30)))
+	}
+	chunk := make([]byte, 128<<10)
+	for {
+		n, err := res.Read(chunk)
+		buf.Write(chunk[:n])
+		progress.Add(int64(n))
+		switch {
+		case errors.Is(err, io.EOF):
+			return buf.Bytes(), nil
+		case err != nil:
+			return nil, err
+		}
+	}
 }
 
 // ensureModule makes sure the object named sha holds module, uploading it

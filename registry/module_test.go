@@ -2,7 +2,11 @@ package registry_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nylon-functions/nylon/registry"
@@ -52,4 +56,35 @@ func TestModuleRefusesTamperedBytes(t *testing.T) {
 	bad.SHA256 = "../etc/passwd"
 	_, err = reg.Module(ctx, bad)
 	requireErrorIs(t, err, registry.ErrCorruptModule)
+}
+
+// A module whose chunks never come (the consumer that carries them was
+// lost with its server; here they are purged) fails the read once no bytes
+// have come for the registry's bound, and a caller that gives up is
+// answered at once.
+func TestModuleReadIsBounded(t *testing.T) {
+	reg, js := newRegistry(t)
+	ctx := t.Context()
+	rec := deploy(t, reg, spec("fn"), wasm("chunks"))
+	stream, err := js.Stream(ctx, "OBJ_"+registry.ModulesBucket(reg.Env()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject("$O."+registry.ModulesBucket(reg.Env())+".C.>")); err != nil {
+		t.Fatal(err)
+	}
+
+	registry.GiveUpStalledReadsAfter(reg, 300*time.Millisecond)
+	start := time.Now()
+	if _, err := reg.Module(ctx, rec); err == nil || !strings.Contains(err.Error(), "read stalled") || time.Since(start) > 3*time.Second {
+		t.Fatalf("Module = %v after %v, want a stalled read after 300ms", err, time.Since(start))
+	}
+
+	registry.GiveUpStalledReadsAfter(reg, time.Minute)
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start = time.Now()
+	if _, err := reg.Module(cctx, rec); !errors.Is(err, context.Canceled) || time.Since(start) > 3*time.Second {
+		t.Fatalf("Module = %v after %v, want context.Canceled soon after the cancel", err, time.Since(start))
+	}
 }

@@ -32,6 +32,14 @@ const (
 	kvHistory     = 64               // per key; the active pointer's history is its audit log
 	markerTTL     = 15 * time.Minute // how long purge markers of trimmed versions live
 	casMaxAttempt = 1000
+	// watchCheckInterval is how often a Watcher compares its position with
+	// the bucket's (see Watcher).
+	watchCheckInterval = 2 * time.Second
+	// objectReadTimeout bounds reading one module: 32 MiB (the upload cap)
+	// takes seconds on a healthy cluster. objectStallTimeout gives up sooner
+	// on a read that gets no bytes at all (its chunks are 128 KiB).
+	objectReadTimeout  = 2 * time.Minute
+	objectStallTimeout = 10 * time.Second
 )
 
 func seqKey(name string) string    { return keyPrefix + name + ".seq" }
@@ -81,6 +89,14 @@ type Registry struct {
 	log       *slog.Logger
 	purgeOpts []jetstream.KVDeleteOpt
 
+	// kvStream is the functions bucket's stream, asked for its latest
+	// active-pointer revision by watchers checking they are not behind.
+	kvStream jetstream.Stream
+	// watchCheck is how often a Watcher makes that check.
+	watchCheck time.Duration
+	// objectRead and objectStall bound one read of a module, in all and
+	// without progress (see readObject).
+	objectRead, objectStall time.Duration
 	// watchWait waits before a Watcher reopens its KV watch; tests
 	// replace it to hold the watch closed while they change the state.
 	watchWait func(ctx context.Context, stop <-chan struct{}, d time.Duration) bool
@@ -122,7 +138,13 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Registry
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{kv: kv, obs: obs, env: o.env, retain: o.retain, log: o.logger, watchWait: waitOrStop}
+	stream, err := js.Stream(ctx, "KV_"+kv.Bucket())
+	if err != nil {
+		return nil, fmt.Errorf("registry: bucket[%s]: stream: %w", kv.Bucket(), err)
+	}
+	r := &Registry{kv: kv, obs: obs, env: o.env, retain: o.retain, log: o.logger,
+		kvStream: stream, watchCheck: watchCheckInterval, watchWait: waitOrStop,
+		objectRead: objectReadTimeout, objectStall: objectStallTimeout}
 
 	// Purge markers of trimmed versions would pile up forever (one per
 	// deploy) and slow every scan; a bucket with marker TTLs lets them expire.

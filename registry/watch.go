@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -53,11 +54,16 @@ type Event struct {
 // Watcher delivers the active functions and then every change to them, in
 // the order they were made. Create one with Registry.Watch.
 //
-// It outlives the KV watch it reads: nats.go recreates the watch's consumer
-// when its server goes away, but gives up (and ends the watch) on errors it
-// does not expect. The Watcher then opens a new KV watch, with backoff, and
-// turns that watch's initial values into the changes the reader missed, so
-// the reader sees one uninterrupted stream of events and one EventReady.
+// It outlives the KV watch it reads. The watch is an ephemeral consumer on
+// one NATS server: when that server goes away, nats.go notices only after
+// two missed heartbeats (10 to 20 s) and then recreates it, and on errors
+// it does not expect it gives up and ends the watch. So every two seconds
+// the Watcher asks the bucket for its latest active-pointer revision; a
+// watch that was behind it at one check and received nothing by the next,
+// or that ends, is replaced by a new one (at once, then with backoff while
+// that fails), whose initial values the Watcher turns into the changes the
+// reader missed. The reader sees one uninterrupted stream of events and
+// one EventReady.
 type Watcher struct {
 	reg      *Registry
 	kwMu     sync.Mutex // kw is replaced by run, read by tests
@@ -73,6 +79,9 @@ type Watcher struct {
 	delivered map[string]uint64
 	// lastRev is the revision of the latest event sent.
 	lastRev uint64
+	// seenRev is the revision of the latest KV entry received, event or
+	// not (a skipped marker, an undecodable record).
+	seenRev uint64
 }
 
 // Watch starts watching the active functions. The Watcher first sends an
@@ -140,6 +149,13 @@ func (w *Watcher) follow(ctx context.Context, kw jetstream.KeyWatcher, resync bo
 	// marker.
 	initial, seen := true, make(map[string]bool)
 	var fresh []Event // resync: the initial state, in revision order
+	check := time.NewTicker(w.reg.watchCheck)
+	defer check.Stop()
+	// A watch is stuck when the bucket had a revision it has not
+	// delivered at the last check and nothing arrived since; one that is
+	// merely slow (a reader holding back delivery) keeps receiving.
+	var behind uint64 // the bucket's revision at the last check, if ahead
+	received := false
 	for {
 		var e jetstream.KeyValueEntry
 		select {
@@ -147,11 +163,32 @@ func (w *Watcher) follow(ctx context.Context, kw jetstream.KeyWatcher, resync bo
 			return false
 		case <-w.stop:
 			return false
+		case <-check.C:
+			if initial {
+				continue
+			}
+			if behind > w.seenRev && !received {
+				w.log.Warn("registry: watch is stuck behind its bucket; reopening", "watch_revision", w.seenRev, "bucket_revision", behind)
+				return true
+			}
+			behind, received = 0, false
+			if rev := w.bucketRevision(ctx); rev > w.seenRev {
+				behind = rev
+			}
+			continue
 		case entry, ok := <-kw.Updates():
 			if !ok {
-				return ctx.Err() == nil
+				if ctx.Err() != nil {
+					return false
+				}
+				w.log.Warn("registry: watch ended; reopening")
+				return true
 			}
 			e = entry
+		}
+		received = true
+		if e != nil {
+			w.seenRev = max(w.seenRev, e.Revision())
 		}
 		// A restarted watch keeps the delete markers of its initial values:
 		// they are deletes the reader may have missed.
@@ -182,6 +219,21 @@ func (w *Watcher) follow(ctx context.Context, kw jetstream.KeyWatcher, resync bo
 			return false
 		}
 	}
+}
+
+// bucketRevision returns the bucket's latest active-pointer revision, or 0
+// when there is none or the server cannot say (the next check asks again).
+func (w *Watcher) bucketRevision(ctx context.Context) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, w.reg.watchCheck)
+	defer cancel()
+	m, err := w.reg.kvStream.GetLastMsgForSubject(ctx, "$KV."+w.reg.kv.Bucket()+"."+allActive)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			w.log.Debug("registry: watch check", "err", err)
+		}
+		return 0
+	}
+	return m.Sequence
 }
 
 // missed returns the events that turn what was delivered into the state
@@ -246,12 +298,15 @@ func (w *Watcher) send(ctx context.Context, ev Event) bool {
 	return true
 }
 
-// reopen opens a new KV watch after the previous one ended, retrying with
-// backoff (1 s doubling to 30 s) until it succeeds or the Watcher is done.
+// reopen opens a new KV watch after the previous one ended or fell behind:
+// at once, then with backoff (1 s doubling to 30 s) while it fails, until
+// it succeeds or the Watcher is done.
 func (w *Watcher) reopen(ctx context.Context) bool {
 	for failures := 0; ; failures++ {
-		delay := min(time.Second<<min(failures, 5), 30*time.Second)
-		w.log.Warn("registry: watch ended; reopening", "retry_in", delay)
+		var delay time.Duration
+		if failures > 0 {
+			delay = min(time.Second<<min(failures-1, 5), 30*time.Second)
+		}
 		if !w.reg.watchWait(ctx, w.stop, delay) {
 			return false
 		}
@@ -262,7 +317,7 @@ func (w *Watcher) reopen(ctx context.Context) bool {
 			w.kwMu.Unlock()
 			return true
 		}
-		w.log.Error("registry: reopen watch", "err", err)
+		w.log.Error("registry: reopen watch", "err", err, "retry_in", min(time.Second<<min(failures, 5), 30*time.Second))
 	}
 }
 

@@ -192,3 +192,49 @@ func TestWatchStopWhileReopening(t *testing.T) {
 		t.Fatal("Updates still open after Stop")
 	}
 }
+
+// A watch whose consumer is gone (its server went away) delivers nothing
+// and nats.go notices only after 10 to 20 s of missing heartbeats. The
+// Watcher sees the bucket move past it and reopens the watch sooner.
+func TestWatchBehindItsBucketIsReopened(t *testing.T) {
+	reg, js := newRegistry(t)
+	registry.CheckWatchesEvery(reg, 50*time.Millisecond)
+	ctx := t.Context()
+	deploy(t, reg, spec("a"), wasm("a1"))
+	w, err := reg.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for _, want := range []registry.EventType{registry.EventPut, registry.EventReady} {
+		if ev := nextEvent(t, w); ev.Type != want {
+			t.Fatalf("event %+v, want %v", ev, want)
+		}
+	}
+
+	stream, err := js.Stream(ctx, "KV_"+registry.FunctionsBucket(reg.Env()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := stream.ConsumerNames(ctx)
+	deleted := 0
+	for name := range names.Name() {
+		if err := stream.DeleteConsumer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		deleted++
+	}
+	if names.Err() != nil || deleted == 0 {
+		t.Fatalf("deleted %d consumers (%v), want the watch's", deleted, names.Err())
+	}
+	deploy(t, reg, spec("a"), wasm("a2"))
+	if ev := nextEvent(t, w); ev.Type != registry.EventPut || ev.Record.Version != 2 {
+		t.Fatalf("event %+v, want put a v2", ev)
+	}
+	// The reopened watch sends only that change.
+	select {
+	case ev := <-w.Updates():
+		t.Fatalf("event %+v after the missed change", ev)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

@@ -24,12 +24,17 @@ import (
 func TestServeOnNATSCluster(t *testing.T) {
 	c := testutil.RunNATSCluster(t, 3)
 	start := func(server int, role, nodeID string) *background {
-		args := []string{"serve", "--nats", c.Servers[server].ClientURL(), "--role", role,
+		args := []string{"serve", "--nats", c.Servers[server].ClientURL(), "--role", role, "--log-level", "debug",
 			"--replicas", "3", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}
 		if nodeID != "" {
 			args = append(args, "--node-id", nodeID)
 		}
 		b := startCmd(t, args...)
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("serve on server %d, role %s, stderr:\n%s", server+1, role, b.stderr.String())
+			}
+		})
 		b.waitLine(t, readyLine)
 		return b
 	}

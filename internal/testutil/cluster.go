@@ -18,7 +18,8 @@ type Cluster struct {
 
 // RunNATSCluster starts n embedded nats-servers with JetStream, routed to
 // each other as one cluster on 127.0.0.1, and returns once the JetStream
-// meta group has a leader that every server follows. Each has a random
+// meta group has a leader that every server follows and that can place
+// replicas on all of them. Each has a random
 // client port and its own store in a fresh t.TempDir(); all are shut down
 // when the test ends.
 //
@@ -62,7 +63,8 @@ func (c *Cluster) ClientURLs() string {
 }
 
 // jetStreamReady reports an error until the running servers are fully
-// routed and agree on a JetStream meta leader.
+// routed, agree on a JetStream meta leader, and that leader can place
+// replicas on every one of them.
 func (c *Cluster) jetStreamReady() error {
 	var running []*server.Server
 	for _, s := range c.Servers {
@@ -77,6 +79,11 @@ func (c *Cluster) jetStreamReady() error {
 		}
 		if s.JetStreamIsLeader() {
 			leaders++
+			// Peers the leader has stats from: only those take replicas
+			// ("no suitable peers for placement" otherwise).
+			if peers := s.JetStreamClusterPeers(); len(peers) != len(running) {
+				return fmt.Errorf("JetStream meta leader %s sees %d peers online, want %d", s.Name(), len(peers), len(running))
+			}
 		}
 		if !s.JetStreamIsCurrent() {
 			return fmt.Errorf("server %s: JetStream meta group not current", s.Name())
