@@ -4,28 +4,36 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/platform"
+	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
 )
 
 // TestServeOnNATSCluster runs the platform as it runs on several machines:
-// a three-server NATS cluster, two nodes and a gateway in processes of
-// their own, each connected to a different server, with --replicas 3. The
-// registry and the dead-letter stream are replicated; losing a server
-// loses no function, no deploy and no node: the node on it reconnects to
-// another server and serves again.
+// a three-server NATS cluster, two nodes and two edges in processes of
+// their own, each process connected to a different server, with
+// --replicas 3. The registry and the dead-letter stream are replicated;
+// losing a server loses no function, no deploy and no node: the node on it
+// reconnects to another server and serves again, and a chat room still
+// spans the edges on the other two.
 func TestServeOnNATSCluster(t *testing.T) {
 	c := testutil.RunNATSCluster(t, 3)
+	// With external NATS the data directory holds only the compile cache:
+	// processes on one machine can share it, and these do, so that each
+	// module is compiled once.
+	data := t.TempDir()
 	start := func(server int, role, nodeID string) *background {
 		args := []string{"serve", "--nats", c.Servers[server].ClientURL(), "--role", role, "--log-level", "debug",
-			"--replicas", "3", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}
+			"--replicas", "3", "--data", data, "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}
 		if nodeID != "" {
 			args = append(args, "--node-id", nodeID)
 		}
@@ -39,18 +47,25 @@ func TestServeOnNATSCluster(t *testing.T) {
 		return b
 	}
 	nodeA := start(0, "node,admin", "node-a")
-	nodeB := start(1, "node,admin", "node-b")
+	nodeB := start(1, "node,gateway,admin", "node-b")
 	edge := start(2, "gateway,admin", "")
 	adminA, adminB := nodeA.waitLine(t, adminLine), nodeB.waitLine(t, adminLine)
 	admin, gw := edge.waitLine(t, adminLine), edge.waitLine(t, gatewayLine)
+	gwB := nodeB.waitLine(t, gatewayLine)
 
 	hello := testutil.Wasm(t, "functions/examples/hello")
 	deployModule(t, admin, "hello", hello, url.Values{"route": {"/hello"}})
+	deployModule(t, admin, "chat", testutil.Wasm(t, "functions/examples/chat"), url.Values{"route": {"/chat/ws"}})
 	serving := func(base string, version uint64) func() error {
 		return func() error {
 			_, h := getHealthz(t, base)
-			if !h.NATS.Connected || len(h.Functions) != 1 || h.Functions[0].State != platform.FunctionServing || h.Functions[0].Version != version {
+			if !h.NATS.Connected || len(h.Functions) != 2 {
 				return fmt.Errorf("%s health: %+v", base, h)
+			}
+			for _, f := range h.Functions {
+				if f.State != platform.FunctionServing || f.Name == "hello" && f.Version != version {
+					return fmt.Errorf("%s health: %+v", base, h)
+				}
 			}
 			return nil
 		}
@@ -80,7 +95,8 @@ func TestServeOnNATSCluster(t *testing.T) {
 	js := testutil.JetStream(t, nc)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, stream := range []string{"KV_" + registry.FunctionsBucket("dev"), "OBJ_" + registry.ModulesBucket("dev"), gateway.DLQStreamName("nylon.dev")} {
+	streams := []string{"KV_" + registry.FunctionsBucket("dev"), "OBJ_" + registry.ModulesBucket("dev"), gateway.DLQStreamName("nylon.dev")}
+	for _, stream := range streams {
 		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			t.Fatalf("stream %s: %v", stream, err)
@@ -94,6 +110,22 @@ func TestServeOnNATSCluster(t *testing.T) {
 	// the cluster, the registry keeps its quorum.
 	c.Stop(t, 0)
 	testutil.Eventually(t, 30*time.Second, 50*time.Millisecond, answers("/hello", 20))
+	// A stream the lost server led elects another leader within seconds;
+	// until then the registry answers 503 (OPERATIONS.md).
+	testutil.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		for _, name := range streams {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			s, err := js.Stream(sctx, name)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("stream %s: %w", name, err)
+			}
+			if cl := s.CachedInfo().Cluster; cl == nil || cl.Leader == "" || cl.Leader == c.Servers[0].Name() {
+				return fmt.Errorf("stream %s: cluster %+v, want a leader among the servers left", name, cl)
+			}
+		}
+		return nil
+	})
 	testutil.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
 		_, h := getHealthz(t, adminA)
 		if !h.NATS.Connected || h.NATS.Server == c.Servers[0].ClientURL() {
@@ -108,6 +140,36 @@ func TestServeOnNATSCluster(t *testing.T) {
 		testutil.Eventually(t, 60*time.Second, 50*time.Millisecond, serving(base, 2))
 	}
 	testutil.Eventually(t, 60*time.Second, 20*time.Millisecond, answers("/hi", 1))
+
+	// A chat room spans the edges on servers 2 and 3.
+	dial := func(base, name string) *websocket.Conn {
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/chat/ws?room=cluster&name="+name, nil)
+		if err != nil {
+			t.Fatalf("dial %s: %v", name, err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		readUntil(ctx, t, c, name) // its own join notice: a member now
+		return c
+	}
+	alice, bob := dial(gw, "alice"), dial(gwB, "bob")
+	// Bob's edge subscribed to the room on server 2; server 3, where
+	// alice's edge publishes, learns of it through the route a moment
+	// later, and a broadcast published before then misses bob
+	// (WEBSOCKET.md): both edges' subscriptions must count there.
+	room := protocol.RoomSubject("nylon.dev", "cluster")
+	testutil.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := c.Servers[2].GlobalAccount().Interest(room); n < 2 {
+			return fmt.Errorf("server 3 knows %d subscriptions to %s, want 2", n, room)
+		}
+		return nil
+	})
+	if err := alice.Write(ctx, websocket.MessageText, []byte("hi across the cluster")); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(ctx, t, bob, "hi across the cluster")
+	readUntil(ctx, t, alice, "hi across the cluster")
+	alice.Close(websocket.StatusNormalClosure, "")
+	bob.Close(websocket.StatusNormalClosure, "")
 
 	// With node B gone too, node A alone answers: its queue subscriptions
 	// came back with the reconnect.

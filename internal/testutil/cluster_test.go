@@ -34,7 +34,12 @@ func TestRunNATSClusterReplicates(t *testing.T) {
 	}
 	c.Stop(t, 0)
 	Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
-		_, err := js.Publish(ctx, "t.2", []byte("b"))
+		// Each attempt has a deadline of its own: one that waits for an
+		// acknowledgement from a stream leader that is gone would
+		// otherwise use up the whole context.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := js.Publish(actx, "t.2", []byte("b"), jetstream.WithMsgID("t.2"))
 		return err
 	})
 	info, err = s.Info(ctx)
