@@ -302,11 +302,8 @@ func (w *Watcher) send(ctx context.Context, ev Event) bool {
 // at once, then with backoff (1 s doubling to 30 s) while it fails, until
 // it succeeds or the Watcher is done.
 func (w *Watcher) reopen(ctx context.Context) bool {
+	var delay time.Duration
 	for failures := 0; ; failures++ {
-		var delay time.Duration
-		if failures > 0 {
-			delay = min(time.Second<<min(failures-1, 5), 30*time.Second)
-		}
 		if !w.reg.watchWait(ctx, w.stop, delay) {
 			return false
 		}
@@ -317,7 +314,8 @@ func (w *Watcher) reopen(ctx context.Context) bool {
 			w.kwMu.Unlock()
 			return true
 		}
-		w.log.Error("registry: reopen watch", "err", err, "retry_in", min(time.Second<<min(failures, 5), 30*time.Second))
+		delay = min(time.Second<<min(failures, 5), 30*time.Second)
+		w.log.Error("registry: reopen watch", "err", err, "retry_in", delay)
 	}
 }
 

@@ -163,13 +163,7 @@ func TestServeOnNATSCluster(t *testing.T) {
 		}
 		return nil
 	})
-	if err := alice.Write(ctx, websocket.MessageText, []byte("hi across the cluster")); err != nil {
-		t.Fatal(err)
-	}
-	readUntil(ctx, t, bob, "hi across the cluster")
-	readUntil(ctx, t, alice, "hi across the cluster")
-	alice.Close(websocket.StatusNormalClosure, "")
-	bob.Close(websocket.StatusNormalClosure, "")
+	chat(ctx, t, alice, bob, "hi across the cluster")
 
 	// With node B gone too, node A alone answers: its queue subscriptions
 	// came back with the reconnect.

@@ -213,13 +213,20 @@ routes:
 	// Each sees its own join notice once it is a member of the room.
 	readUntil(ctx, t, alice, "alice")
 	readUntil(ctx, t, bob, "bob")
-	if err := alice.Write(ctx, websocket.MessageText, []byte("hi from alice")); err != nil {
+	chat(ctx, t, alice, bob, "hi from alice")
+}
+
+// chat sends text from one member of a chat room, waits until both it and
+// the other member have it, and closes both connections.
+func chat(ctx context.Context, t *testing.T, from, to *websocket.Conn, text string) {
+	t.Helper()
+	if err := from.Write(ctx, websocket.MessageText, []byte(text)); err != nil {
 		t.Fatal(err)
 	}
-	readUntil(ctx, t, bob, "hi from alice")
-	readUntil(ctx, t, alice, "hi from alice")
-	alice.Close(websocket.StatusNormalClosure, "")
-	bob.Close(websocket.StatusNormalClosure, "")
+	readUntil(ctx, t, to, text)
+	readUntil(ctx, t, from, text)
+	from.Close(websocket.StatusNormalClosure, "")
+	to.Close(websocket.StatusNormalClosure, "")
 }
 
 func readUntil(ctx context.Context, t *testing.T, c *websocket.Conn, want string) {
