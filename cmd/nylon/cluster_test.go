@@ -105,6 +105,11 @@ func TestServeOnNATSCluster(t *testing.T) {
 			t.Errorf("stream %s has %d replicas, want 3", stream, r)
 		}
 	}
+	for _, b := range []*background{nodeA, nodeB, edge} {
+		if strings.Contains(b.stderr.String(), "single copy") {
+			t.Errorf("a single-copy warning with --replicas 3:\n%s", b.stderr.String())
+		}
+	}
 
 	// Server 1 goes away: node A reconnects to a server it learned from
 	// the cluster, the registry keeps its quorum.
@@ -171,4 +176,17 @@ func TestServeOnNATSCluster(t *testing.T) {
 		t.Fatalf("node B exited with %d:\n%s", code, nodeB.stderr.String())
 	}
 	testutil.Eventually(t, 10*time.Second, 20*time.Millisecond, answers("/hi", 20))
+}
+
+// A process on a cluster whose registry and dead-letter streams have one
+// replica (created without --replicas) says so, naming the fix.
+func TestServeWarnsOfSingleCopiesOnACluster(t *testing.T) {
+	c := testutil.RunNATSCluster(t, 3)
+	b := startCmd(t, "serve", "--nats", c.ClientURLs(), "--data", t.TempDir(), "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	b.waitLine(t, readyLine)
+	for _, stream := range []string{"KV_" + registry.FunctionsBucket("dev"), "OBJ_" + registry.ModulesBucket("dev"), gateway.DLQStreamName("nylon.dev")} {
+		if want := "nats stream edit " + stream + " --replicas 3"; !strings.Contains(b.stderr.String(), want) {
+			t.Errorf("no warning naming %q in:\n%s", want, b.stderr.String())
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/platform"
+	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
 	"github.com/nylon-functions/nylon/wasmhost"
 	"github.com/nylon-functions/nylon/ws"
@@ -53,8 +54,27 @@ func (s *serveShared) registry(ctx context.Context, d serveDeps) (*registry.Regi
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
+	warnSingleCopy(ctx, d, "KV_"+registry.FunctionsBucket(s.cfg.Env))
+	warnSingleCopy(ctx, d, "OBJ_"+registry.ModulesBucket(s.cfg.Env))
 	s.reg = reg
 	return reg, nil
+}
+
+// warnSingleCopy logs a warning when stream, on a NATS cluster, has one
+// replica: whoever created it did so without --replicas, and losing the
+// server that holds it loses what it holds. The stream keeps its replicas
+// whatever this process's --replicas says, so only an operator can fix it.
+func warnSingleCopy(ctx context.Context, d serveDeps, stream string) {
+	cluster := d.NATS.NC.ConnectedClusterName()
+	if cluster == "" {
+		return
+	}
+	st, err := d.NATS.JetStream().Stream(ctx, stream)
+	if err != nil || st.CachedInfo().Config.Replicas > 1 {
+		return
+	}
+	d.Log.Warn("stream has a single copy on a NATS cluster; losing its server loses it. Scale it: nats stream edit "+stream+" --replicas 3",
+		"stream", stream, "cluster", cluster)
 }
 
 func (s *serveShared) wasmHost(ctx context.Context, d serveDeps) (*wasmhost.Host, error) {
@@ -238,6 +258,7 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 	if err := g.gw.Start(ctx); err != nil {
 		return err
 	}
+	warnSingleCopy(ctx, g.deps, gateway.DLQStreamName(protocol.Prefix(g.shared.cfg.Env)))
 	reg, err := g.shared.registry(ctx, g.deps)
 	if err != nil {
 		return err
