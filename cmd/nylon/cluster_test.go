@@ -190,3 +190,44 @@ func TestServeWarnsOfSingleCopiesOnACluster(t *testing.T) {
 		}
 	}
 }
+
+// Started together with its NATS cluster, serve waits for JetStream (no
+// meta leader while only one server of three runs) instead of exiting,
+// and becomes ready once the cluster has formed.
+func TestServeWaitsForJetStreamOfAFormingCluster(t *testing.T) {
+	c := testutil.NewNATSCluster(t, 3)
+	s1 := c.Start(t, 0)
+	b := startCmd(t, "serve", "--nats", s1.ClientURL(), "--replicas", "3", "--data", t.TempDir(),
+		"--http", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	testutil.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(b.stderr.String(), "JetStream not ready; retrying") {
+			return fmt.Errorf("no retry logged yet:\n%s", b.stderr.String())
+		}
+		return nil
+	})
+	if readyLine.MatchString(b.stdout.String()) {
+		t.Fatalf("ready without JetStream:\n%s", b.stdout.String())
+	}
+	c.Start(t, 1)
+	c.Start(t, 2)
+	testutil.Eventually(t, 60*time.Second, 50*time.Millisecond, func() error {
+		if !readyLine.MatchString(b.stdout.String()) {
+			return fmt.Errorf("not ready:\n%s\n%s", b.stdout.String(), b.stderr.String())
+		}
+		return nil
+	})
+}
+
+// A NATS server without JetStream is a configuration error, not a wait:
+// serve exits at once and says so.
+func TestServeExitsWithoutJetStream(t *testing.T) {
+	opts := testutil.NATSOptions(t)
+	opts.JetStream = false
+	s := testutil.RunNATSWith(t, opts)
+	start := time.Now()
+	code, _, stderr := runCmd(t, "serve", "--nats", s.ClientURL(), "--data", t.TempDir(),
+		"--http", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(strings.ToLower(stderr), "jetstream not enabled") || time.Since(start) > 15*time.Second {
+		t.Fatalf("exit %d after %v, stderr:\n%s", code, time.Since(start), stderr)
+	}
+}

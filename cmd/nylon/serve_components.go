@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -50,7 +51,11 @@ func (s *serveShared) registry(ctx context.Context, d serveDeps) (*registry.Regi
 	if s.reg != nil {
 		return s.reg, nil
 	}
-	reg, err := registry.New(ctx, d.NATS.JetStream(), registry.WithEnv(s.cfg.Env), registry.WithReplicas(s.cfg.Replicas), registry.WithLogger(d.Log))
+	var reg *registry.Registry
+	err := untilJetStream(ctx, d.Log, "registry", func() (err error) {
+		reg, err = registry.New(ctx, d.NATS.JetStream(), registry.WithEnv(s.cfg.Env), registry.WithReplicas(s.cfg.Replicas), registry.WithLogger(d.Log))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
@@ -255,7 +260,7 @@ type gatewayComponent struct {
 }
 
 func (g *gatewayComponent) Start(ctx context.Context) error {
-	if err := g.gw.Start(ctx); err != nil {
+	if err := untilJetStream(ctx, g.deps.Log, "gateway", func() error { return g.gw.Start(ctx) }); err != nil {
 		return err
 	}
 	warnSingleCopy(ctx, g.deps, gateway.DLQStreamName(protocol.Prefix(g.shared.cfg.Env)))
@@ -370,4 +375,49 @@ func (g *gatewayComponent) Drain(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// untilJetStream runs op until it succeeds, waiting while JetStream is not
+// ready yet: a cluster that is still forming has no meta leader (requests
+// go unanswered until they time out) or cannot place replicas yet. Other
+// errors end it at once, as does ctx. Processes started together with
+// their NATS cluster then wait for it instead of exiting.
+func untilJetStream(ctx context.Context, log *slog.Logger, what string, op func() error) error {
+	delay := 250 * time.Millisecond
+	for {
+		err := op()
+		if err == nil || ctx.Err() != nil || !jetStreamNotReady(err) {
+			return err
+		}
+		log.Warn(what+": JetStream not ready; retrying", "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// JetStream API error codes of a cluster that is not ready: "no suitable
+// peers for placement", "JetStream system temporarily unavailable",
+// "insufficient resources".
+const (
+	jsErrClusterNoPeers        jetstream.ErrorCode = 10005
+	jsErrClusterNotAvailable   jetstream.ErrorCode = 10008
+	jsErrInsufficientResources jetstream.ErrorCode = 10023
+)
+
+func jetStreamNotReady(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jsErrClusterNoPeers, jsErrClusterNotAvailable, jsErrInsufficientResources:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }

@@ -13,21 +13,36 @@ import (
 
 // Cluster is a JetStream cluster of embedded nats-servers on loopback.
 type Cluster struct {
+	// Servers holds the servers by index, nil for one not started yet
+	// (NewNATSCluster); a stopped one stays, not running.
 	Servers []*server.Server
+	opts    []*server.Options
 }
 
 // RunNATSCluster starts n embedded nats-servers with JetStream, routed to
 // each other as one cluster on 127.0.0.1, and returns once the JetStream
 // meta group has a leader that every server follows and that can place
-// replicas on all of them. Each has a random
-// client port and its own store in a fresh t.TempDir(); all are shut down
-// when the test ends.
+// replicas on all of them. Each has a random client port and its own store
+// in a fresh t.TempDir(); all are shut down when the test ends.
+func RunNATSCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := NewNATSCluster(t, n)
+	for i := range n {
+		c.Start(t, i)
+	}
+	c.WaitReady(t)
+	return c
+}
+
+// NewNATSCluster configures n servers as RunNATSCluster does without
+// starting any: Start each, then WaitReady. A cluster with fewer than a
+// majority running has no JetStream.
 //
 // Route ports are taken from the kernel before the servers start (every
 // server must know the others' routes from the start for JetStream to form
 // one meta group), so another process could take one in between; the start
 // fails loudly then.
-func RunNATSCluster(t testing.TB, n int) *Cluster {
+func NewNATSCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("nats cluster: %d servers", n)
@@ -40,24 +55,39 @@ func RunNATSCluster(t testing.TB, n int) *Cluster {
 	for i, p := range ports {
 		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", p)
 	}
-	c := &Cluster{}
+	c := &Cluster{Servers: make([]*server.Server, n)}
 	for i := range n {
 		opts := NATSOptions(t)
 		opts.ServerName = fmt.Sprintf("s%d", i+1)
 		opts.Cluster = server.ClusterOpts{Name: "nylon-test", Host: "127.0.0.1", Port: ports[i]}
 		opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
-		c.Servers = append(c.Servers, RunNATSWith(t, opts))
+		c.opts = append(c.opts, opts)
 	}
-	Eventually(t, 30*time.Second, 20*time.Millisecond, c.jetStreamReady)
 	return c
+}
+
+// Start starts server i; it is shut down when the test ends.
+func (c *Cluster) Start(t testing.TB, i int) *server.Server {
+	t.Helper()
+	c.Servers[i] = RunNATSWith(t, c.opts[i])
+	return c.Servers[i]
+}
+
+// WaitReady waits until the running servers are routed to each other and
+// JetStream has a meta leader that can place replicas on all of them.
+func (c *Cluster) WaitReady(t testing.TB) {
+	t.Helper()
+	Eventually(t, 30*time.Second, 20*time.Millisecond, c.jetStreamReady)
 }
 
 // ClientURLs is every server's client URL, comma-separated: what
 // `nylon serve --nats` and nats.Connect take.
 func (c *Cluster) ClientURLs() string {
-	urls := make([]string, len(c.Servers))
-	for i, s := range c.Servers {
-		urls[i] = s.ClientURL()
+	var urls []string
+	for _, s := range c.Servers {
+		if s != nil {
+			urls = append(urls, s.ClientURL())
+		}
 	}
 	return strings.Join(urls, ",")
 }
@@ -68,7 +98,7 @@ func (c *Cluster) ClientURLs() string {
 func (c *Cluster) jetStreamReady() error {
 	var running []*server.Server
 	for _, s := range c.Servers {
-		if s.Running() {
+		if s != nil && s.Running() {
 			running = append(running, s)
 		}
 	}
@@ -101,7 +131,7 @@ func (c *Cluster) Stop(t testing.TB, i int) {
 	t.Helper()
 	c.Servers[i].Shutdown()
 	c.Servers[i].WaitForShutdown()
-	Eventually(t, 30*time.Second, 20*time.Millisecond, c.jetStreamReady)
+	c.WaitReady(t)
 }
 
 // freePorts asks the kernel for n distinct free TCP ports on loopback.
