@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -23,8 +22,10 @@ func (r *Registry) Module(ctx context.Context, rec Record) ([]byte, error) {
 	if !validSHA256(rec.SHA256) {
 		return nil, fmt.Errorf("%s: %w: not a lowercase hex sha256", what, ErrCorruptModule)
 	}
-	data, err := r.readObject(ctx, rec.SHA256)
+	data, err := r.readObject(ctx, rec.SHA256, rec.Size)
 	switch {
+	case errors.Is(err, errObjectTooLarge):
+		return nil, fmt.Errorf("%s: %w: %w", what, ErrCorruptModule, err)
 	case errors.Is(err, jetstream.ErrObjectNotFound):
 		return nil, fmt.Errorf("%s: %w: %w", what, ErrNotFound, err)
 	case errors.Is(err, jetstream.ErrDigestMismatch):
@@ -42,14 +43,20 @@ func (r *Registry) Module(ctx context.Context, rec Record) ([]byte, error) {
 	return data, nil
 }
 
-// readObject reads object name, giving up when no bytes have come for
+// errObjectTooLarge is an object with more bytes than its record says.
+var errObjectTooLarge = errors.New("more bytes stored than the record says")
+
+// readObject reads object name, which should hold size bytes: it stops
+// with errObjectTooLarge at the first byte past them, so a tampered object
+// cannot make the reader buffer more than the record allows. It gives up
+// when no bytes have come for
 // objectStall (or after objectRead in all), and returns as soon as ctx
 // ends. nats.go's object reader notices an ended context only when a chunk
 // arrives or its deadline passes, and the chunks come through an ordered
 // consumer that can be lost with a server, or stall, so that no chunk ever
 // arrives. A read given up on is abandoned, not waited for: it ends at its
 // own deadline.
-func (r *Registry) readObject(ctx context.Context, name string) ([]byte, error) {
+func (r *Registry) readObject(ctx context.Context, name string, size int64) ([]byte, error) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.objectRead)
 	type result struct {
 		data []byte
@@ -59,7 +66,7 @@ func (r *Registry) readObject(ctx context.Context, name string) ([]byte, error) 
 	var progress atomic.Int64 // bytes read so far
 	go func() {
 		defer cancel()
-		data, err := readAllObject(rctx, r.obs, name, &progress)
+		data, err := readAllObject(rctx, r.obs, name, size, &progress)
 		done <- result{data, err}
 	}()
 	check := time.NewTicker(r.objectStall / 4)
@@ -81,25 +88,28 @@ func (r *Registry) readObject(ctx context.Context, name string) ([]byte, error) 
 	}
 }
 
-// readAllObject reads object name whole, counting the bytes in progress.
-func readAllObject(ctx context.Context, obs jetstream.ObjectStore, name string, progress *atomic.Int64) ([]byte, error) {
+// readAllObject reads object name whole, at most size bytes, counting the
+// bytes in progress.
+func readAllObject(ctx context.Context, obs jetstream.ObjectStore, name string, size int64, progress *atomic.Int64) ([]byte, error) {
 	res, err := obs.Get(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	defer res.Close()
-	var buf bytes.Buffer
-	if info, err := res.Info(); err == nil {
-		buf.Grow(int(min(info.Size, 1<<30)))
-	}
-	chunk := make([]byte, 128<<10)
+	buf := make([]byte, 0, max(size, 0)+1) // +1: room to see one byte too many
 	for {
-		n, err := res.Read(chunk)
-		buf.Write(chunk[:n])
+		if len(buf) == cap(buf) {
+			return nil, fmt.Errorf("%w (%d)", errObjectTooLarge, size)
+		}
+		n, err := res.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
 		progress.Add(int64(n))
 		switch {
 		case errors.Is(err, io.EOF):
-			return buf.Bytes(), nil
+			if int64(len(buf)) > size {
+				return nil, fmt.Errorf("%w (%d)", errObjectTooLarge, size)
+			}
+			return buf, nil
 		case err != nil:
 			return nil, err
 		}
