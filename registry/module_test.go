@@ -66,7 +66,7 @@ func TestModuleReadIsBounded(t *testing.T) {
 	reg, js := newRegistry(t)
 	ctx := t.Context()
 	rec := deploy(t, reg, spec("fn"), wasm("chunks"))
-	stream, err := js.Stream(ctx, "OBJ_"+registry.ModulesBucket(reg.Env()))
+	stream, err := js.Stream(ctx, registry.ModulesStream(reg.Env()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,3 +119,8 @@ func FunctionsBucket(env string) string { return "nylon_" + env + "_functions" }
 
 // ModulesBucket is the Object Store bucket holding env's module bytes.
 func ModulesBucket(env string) string { return "nylon_" + env + "_modules" }
+
+// FunctionsStream and ModulesStream are the JetStream streams under env's
+// buckets: the names `nats stream` commands take.
+func FunctionsStream(env string) string { return "KV_" + FunctionsBucket(env) }
+func ModulesStream(env string) string   { return "OBJ_" + ModulesBucket(env) }

@@ -138,7 +138,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Registry
 	if err != nil {
 		return nil, err
 	}
-	stream, err := js.Stream(ctx, "KV_"+kv.Bucket())
+	stream, err := js.Stream(ctx, FunctionsStream(o.env))
 	if err != nil {
 		return nil, fmt.Errorf("registry: bucket[%s]: stream: %w", kv.Bucket(), err)
 	}
@@ -147,12 +147,10 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Registry
 		objectRead: objectReadTimeout, objectStall: objectStallTimeout}
 
 	// Purge markers of trimmed versions would pile up forever (one per
-	// deploy) and slow every scan; a bucket with marker TTLs lets them expire.
-	st, err := kv.Status(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("registry: bucket[%s]: status: %w", kv.Bucket(), err)
-	}
-	if st.LimitMarkerTTL() > 0 {
+	// deploy) and slow every scan; a bucket with marker TTLs lets them
+	// expire. (The stream's info is the bucket's status: KeyValue.Status
+	// would ask the server for it again.)
+	if stream.CachedInfo().Config.SubjectDeleteMarkerTTL > 0 {
 		r.purgeOpts = []jetstream.KVDeleteOpt{jetstream.PurgeTTL(markerTTL)}
 	}
 	return r, nil

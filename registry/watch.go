@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -72,7 +71,6 @@ type Watcher struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
-	log      *slog.Logger
 
 	// delivered is the state the reader has been sent: each active
 	// function's revision. A restarted watch is compared with it.
@@ -100,7 +98,6 @@ func (r *Registry) Watch(ctx context.Context) (*Watcher, error) {
 		updates:   make(chan Event, 64),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
-		log:       r.log,
 		delivered: map[string]uint64{},
 	}
 	go w.run(ctx)
@@ -168,7 +165,7 @@ func (w *Watcher) follow(ctx context.Context, kw jetstream.KeyWatcher, resync bo
 				continue
 			}
 			if behind > w.seenRev && !received {
-				w.log.Warn("registry: watch is stuck behind its bucket; reopening", "watch_revision", w.seenRev, "bucket_revision", behind)
+				w.reg.log.Warn("registry: watch is stuck behind its bucket; reopening", "watch_revision", w.seenRev, "bucket_revision", behind)
 				return true
 			}
 			behind, received = 0, false
@@ -181,7 +178,7 @@ func (w *Watcher) follow(ctx context.Context, kw jetstream.KeyWatcher, resync bo
 				if ctx.Err() != nil {
 					return false
 				}
-				w.log.Warn("registry: watch ended; reopening")
+				w.reg.log.Warn("registry: watch ended; reopening")
 				return true
 			}
 			e = entry
@@ -229,7 +226,7 @@ func (w *Watcher) bucketRevision(ctx context.Context) uint64 {
 	m, err := w.reg.kvStream.GetLastMsgForSubject(ctx, "$KV."+w.reg.kv.Bucket()+"."+allActive)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			w.log.Debug("registry: watch check", "err", err)
+			w.reg.log.Debug("registry: watch check", "err", err)
 		}
 		return 0
 	}
@@ -315,7 +312,7 @@ func (w *Watcher) reopen(ctx context.Context) bool {
 			return true
 		}
 		delay = min(time.Second<<min(failures, 5), 30*time.Second)
-		w.log.Error("registry: reopen watch", "err", err, "retry_in", delay)
+		w.reg.log.Error("registry: reopen watch", "err", err, "retry_in", delay)
 	}
 }
 
@@ -351,14 +348,14 @@ func (w *Watcher) event(e jetstream.KeyValueEntry, initial bool) (Event, bool) {
 	}
 	name, ok := nameOfActiveKey(e.Key())
 	if !ok {
-		w.log.Warn("registry: watch: ignoring unexpected key", "key", e.Key())
+		w.reg.log.Warn("registry: watch: ignoring unexpected key", "key", e.Key())
 		return Event{}, false
 	}
 	switch e.Operation() {
 	case jetstream.KeyValuePut:
 		p, err := decodePointer(e)
 		if err != nil {
-			w.log.Warn("registry: watch: ignoring undecodable active record", "key", e.Key(), "err", err)
+			w.reg.log.Warn("registry: watch: ignoring undecodable active record", "key", e.Key(), "err", err)
 			return Event{}, false
 		}
 		return Event{Type: EventPut, Name: name, Record: p.Record, Revision: e.Revision()}, true

@@ -212,7 +212,7 @@ func TestWatchBehindItsBucketIsReopened(t *testing.T) {
 		}
 	}
 
-	stream, err := js.Stream(ctx, "KV_"+registry.FunctionsBucket(reg.Env()))
+	stream, err := js.Stream(ctx, registry.FunctionsStream(reg.Env()))
 	if err != nil {
 		t.Fatal(err)
 	}

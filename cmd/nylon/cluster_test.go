@@ -95,7 +95,7 @@ func TestServeOnNATSCluster(t *testing.T) {
 	js := testutil.JetStream(t, nc)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	streams := []string{"KV_" + registry.FunctionsBucket("dev"), "OBJ_" + registry.ModulesBucket("dev"), gateway.DLQStreamName("nylon.dev")}
+	streams := []string{registry.FunctionsStream("dev"), registry.ModulesStream("dev"), gateway.DLQStreamName("nylon.dev")}
 	for _, stream := range streams {
 		s, err := js.Stream(ctx, stream)
 		if err != nil {
@@ -184,7 +184,7 @@ func TestServeWarnsOfSingleCopiesOnACluster(t *testing.T) {
 	c := testutil.RunNATSCluster(t, 3)
 	b := startCmd(t, "serve", "--nats", c.ClientURLs(), "--data", t.TempDir(), "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0")
 	b.waitLine(t, readyLine)
-	for _, stream := range []string{"KV_" + registry.FunctionsBucket("dev"), "OBJ_" + registry.ModulesBucket("dev"), gateway.DLQStreamName("nylon.dev")} {
+	for _, stream := range []string{registry.FunctionsStream("dev"), registry.ModulesStream("dev"), gateway.DLQStreamName("nylon.dev")} {
 		if want := "nats stream edit " + stream + " --replicas 3"; !strings.Contains(b.stderr.String(), want) {
 			t.Errorf("no warning naming %q in:\n%s", want, b.stderr.String())
 		}

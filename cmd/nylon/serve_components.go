@@ -59,8 +59,8 @@ func (s *serveShared) registry(ctx context.Context, d serveDeps) (*registry.Regi
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	warnSingleCopy(ctx, d, "KV_"+registry.FunctionsBucket(s.cfg.Env))
-	warnSingleCopy(ctx, d, "OBJ_"+registry.ModulesBucket(s.cfg.Env))
+	warnSingleCopy(ctx, d, registry.FunctionsStream(s.cfg.Env))
+	warnSingleCopy(ctx, d, registry.ModulesStream(s.cfg.Env))
 	s.reg = reg
 	return reg, nil
 }
