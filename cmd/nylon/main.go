@@ -52,6 +52,7 @@ func commands() []command {
 		nodesCommand(),
 		invokeCommand(),
 		dlqCommand(),
+		benchCommand(),
 		versionCommand(),
 	}
 }

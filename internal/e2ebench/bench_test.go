@@ -6,10 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/loadgen"
 	"github.com/nylon-functions/nylon/internal/natsconn"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/platform"
@@ -181,131 +178,58 @@ func startStack(b *testing.B, w wiring) string {
 
 	addr := srv.Listener.Addr().String()
 	testutil.Eventually(b, 60*time.Second, 50*time.Millisecond, func() error {
-		c, err := dialLoad(addr, target, []byte(wantBody))
+		c, err := loadgen.Dial(ctx, helloSpec(addr))
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		return c.do()
+		return c.Do()
 	})
 	return addr
+}
+
+// helloSpec is every benchmark request: GET /hello?name=x to addr, whose
+// response must be 200 with exactly wantBody.
+func helloSpec(addr string) loadgen.Spec {
+	return loadgen.Spec{Addr: addr, Target: target, ExpectBody: []byte(wantBody), CheckBody: true}
 }
 
 // benchLoad sends b.N requests over conc persistent connections to addr,
 // each connection with one request in flight (a closed loop, like wrk or
 // hey), checks every response, and reports req/s, latency percentiles and
-// the process's CPU time per request.
+// the process's CPU time per request. The connections are opened, and used
+// once each, before the clock starts.
 func benchLoad(b *testing.B, addr string, conc int) {
-	conns, err := dialLoadConns(addr, conc)
+	ctx := context.Background()
+	pool, err := loadgen.DialPool(ctx, helloSpec(addr), conc)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { closeLoadConns(conns) })
+	b.Cleanup(func() { _ = pool.Close() })
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPU()
-	lats, elapsed, err := runLoad(conns, b.N)
-	cpu := processCPU() - cpu0
+	// MaxErrors 0: the first failure stops the run, and fails the benchmark
+	// below instead of measuring fast errors.
+	res, err := pool.Run(ctx, loadgen.Options{Requests: b.N})
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
 	}
-	report(b, lats, elapsed)
+	if res.Errors > 0 {
+		b.Fatalf("%d request(s) failed, first error: %v", res.Errors, res.FirstError)
+	}
+	reportLoad(b, res.Summary())
 	// CPU time of the whole process (load generator, server, gateway, NATS
 	// server and node share it) per request: unlike req/s it hardly
 	// depends on what else the shared machine runs, and cores /
 	// cpu-µs/req bounds the throughput of an otherwise idle machine.
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
+	b.ReportMetric(float64(res.CPU.Microseconds())/float64(b.N), "cpu-µs/req")
 }
 
-// dialLoadConns opens conc connections to addr and makes one exchange on
-// each, so the server has accepted them and set up their goroutines and
-// buffers before any clock starts.
-func dialLoadConns(addr string, conc int) ([]*loadConn, error) {
-	conns := make([]*loadConn, 0, conc)
-	for range conc {
-		c, err := dialLoad(addr, target, []byte(wantBody))
-		if err != nil {
-			closeLoadConns(conns)
-			return nil, err
-		}
-		conns = append(conns, c)
-		if err := c.do(); err != nil {
-			closeLoadConns(conns)
-			return nil, fmt.Errorf("warm-up request: %w", err)
-		}
-	}
-	return conns, nil
-}
-
-func closeLoadConns(conns []*loadConn) {
-	for _, c := range conns {
-		_ = c.Close()
-	}
-}
-
-// runLoad makes n requests over conns, each connection with one request in
-// flight, and returns every request's latency and the wall time taken.
-func runLoad(conns []*loadConn, n int) ([]time.Duration, time.Duration, error) {
-	lats := make([]time.Duration, n)
-	var next, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, c := range conns {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				t0 := time.Now()
-				err := c.do()
-				lats[i] = time.Since(t0)
-				if err != nil {
-					// The connection's state is unknown after an
-					// error: count the rest of its share as failed.
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if k := failed.Load(); k > 0 {
-		return nil, 0, fmt.Errorf("%d connection(s) failed, first error: %v", k, firstErr.Load())
-	}
-	return lats, elapsed, nil
-}
-
-func report(b *testing.B, lats []time.Duration, elapsed time.Duration) {
-	reportLoad(b, len(lats), elapsed, percentiles(lats))
-}
-
-// percentiles returns the p50, p90 and p99 of lats, which it sorts.
-func percentiles(lats []time.Duration) [3]time.Duration {
-	slices.Sort(lats)
-	pct := func(p float64) time.Duration { return lats[min(len(lats)-1, int(float64(len(lats))*p))] }
-	return [3]time.Duration{pct(0.50), pct(0.90), pct(0.99)}
-}
-
-// reportLoad reports the throughput of n requests in elapsed and their
-// latency percentiles.
-func reportLoad(b *testing.B, n int, elapsed time.Duration, pcts [3]time.Duration) {
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "req/s")
-	b.ReportMetric(ms(pcts[0]), "p50-ms")
-	b.ReportMetric(ms(pcts[1]), "p90-ms")
-	b.ReportMetric(ms(pcts[2]), "p99-ms")
-}
-
-// processCPU returns the user plus system CPU time of this process.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// reportLoad reports the throughput and latency percentiles of a run.
+func reportLoad(b *testing.B, s loadgen.Summary) {
+	b.ReportMetric(s.RPS, "req/s")
+	b.ReportMetric(s.LatencyMS.P50, "p50-ms")
+	b.ReportMetric(s.LatencyMS.P90, "p90-ms")
+	b.ReportMetric(s.LatencyMS.P99, "p99-ms")
 }

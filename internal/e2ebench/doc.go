@@ -9,14 +9,15 @@
 // net/http handler writing the same JSON, in the same run, so that the
 // cost of the stack can be read against what the machine does for a plain
 // HTTP round trip at that moment. Both are driven by the same load
-// generator (loadgen_test.go): persistent HTTP/1.1 connections, one request
-// in flight on each, a pre-encoded request and an in-place response parser
-// that checks the status and the exact body of every response, as wrk-class
-// tools do; it allocates nothing, so allocs/op are the server side's, while
-// cpu-µs/req (the whole process) includes the generator's own ~15 µs per
-// request. The conc=32-loadgen-process rows run the generator in a child
-// process (loadproc_test.go), so that server-cpu-µs/req is the server side
-// alone. Two wirings of the gateway's stack are measured: nats=inprocess
+// generator, internal/loadgen (the one `nylon bench` runs): persistent
+// HTTP/1.1 connections, one request in flight on each, a pre-encoded request
+// and an in-place response parser that checks the status and the exact body
+// of every response, as wrk-class tools do; it allocates nothing per
+// request, so allocs/op are the server side's, while cpu-µs/req (the whole
+// process) includes the generator's own ~15 µs per request. The
+// conc=32-loadgen-process rows run the generator in a child process (this
+// test binary again, loadproc_test.go), so that server-cpu-µs/req is the
+// server side alone. Two wirings of the gateway's stack are measured: nats=inprocess
 // (nylon serve's: one in-process connection) and nats=tcp (a connection per
 // component). The node alone (NATS request straight to the function, next to
 // a native nats.go micro echo) is measured by BenchmarkNode in

@@ -2,6 +2,7 @@ package e2ebench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/nylon-functions/nylon/internal/loadgen"
 )
 
 // The load generator can also run in a process of its own, the way wrk
@@ -32,12 +34,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// loadResult is what a generator process reports on its stdout.
+// loadResult is what a generator process reports on its stdout: the
+// loadgen.Summary that `nylon bench -o json` prints too, or why the load
+// could not run or failed.
 type loadResult struct {
-	N       int              `json:"n"`
-	Elapsed time.Duration    `json:"elapsed"`
-	Pcts    [3]time.Duration `json:"percentiles"` // p50, p90, p99
-	Err     string           `json:"error,omitempty"`
+	loadgen.Summary
+	Err string `json:"error,omitempty"`
 }
 
 // loadgenMain runs the load described by spec and writes a loadResult to w.
@@ -49,6 +51,8 @@ func loadgenMain(spec string, w io.Writer) int {
 	return 0
 }
 
+// runLoadSpec runs what `nylon bench -c conc -n n` runs (loadgen.DialPool,
+// then Pool.Run stopping at the first error) with the benchmark's request.
 func runLoadSpec(spec string) loadResult {
 	var addr string
 	var conc, n int
@@ -61,16 +65,21 @@ func runLoadSpec(spec string) loadResult {
 	if addr == "" || conc <= 0 || n <= 0 {
 		return loadResult{Err: fmt.Sprintf("%s=%q: want \"addr conc n\"", loadgenEnv, spec)}
 	}
-	conns, err := dialLoadConns(addr, conc)
+	ctx := context.Background()
+	pool, err := loadgen.DialPool(ctx, helloSpec(addr), conc)
 	if err != nil {
 		return loadResult{Err: err.Error()}
 	}
-	defer closeLoadConns(conns)
-	lats, elapsed, err := runLoad(conns, n)
+	defer pool.Close()
+	res, err := pool.Run(ctx, loadgen.Options{Requests: n})
 	if err != nil {
 		return loadResult{Err: err.Error()}
 	}
-	return loadResult{N: n, Elapsed: elapsed, Pcts: percentiles(lats)}
+	out := loadResult{Summary: res.Summary()}
+	if res.Errors > 0 {
+		out.Err = fmt.Sprintf("%d request(s) failed, first error: %v", res.Errors, res.FirstError)
+	}
+	return out
 }
 
 // benchLoadProcess is benchLoad with the generator in a child process (this
@@ -83,9 +92,9 @@ func benchLoadProcess(b *testing.B, addr string, conc int) {
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := loadgen.ProcessCPU()
 	runErr := cmd.Run()
-	cpu := processCPU() - cpu0
+	cpu := loadgen.ProcessCPU() - cpu0
 	b.StopTimer()
 	var res loadResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
@@ -94,7 +103,10 @@ func benchLoadProcess(b *testing.B, addr string, conc int) {
 	if res.Err != "" || runErr != nil {
 		b.Fatalf("load generator: %s (exit: %v)", res.Err, runErr)
 	}
-	reportLoad(b, res.N, res.Elapsed, res.Pcts)
+	if res.OK != b.N {
+		b.Fatalf("load generator: %d successful requests, want %d", res.OK, b.N)
+	}
+	reportLoad(b, res.Summary)
 	// The server also answered the generator's conc warm-up requests in
 	// this window: under 0.1 % of b.N at the sizes benchmarks run.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "server-cpu-µs/req")
