@@ -102,10 +102,12 @@ func (f *bodyFilter) next() error {
 			ex.upErr = err.Error()
 			return err
 		}
+		var b responseBody
 		for i := range rep.ops {
-			if rep.ops[i].Code == protocol.OpSetResponseBody {
-				out = rep.ops[i].Value
-			}
+			b.apply(&rep.ops[i])
+		}
+		if b.set {
+			out = b.body
 		}
 	}
 	f.out = out

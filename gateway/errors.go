@@ -48,6 +48,25 @@ const (
 	KindCanceled    = "Canceled"
 )
 
+// tooLargeError is a request the gateway did not send: encoded, it is over
+// the phase's max_payload_bytes or, when that is the smaller, the NATS
+// server's max_payload (NATS would refuse to publish it). It wraps
+// protocol.ErrTooLarge.
+type tooLargeError struct {
+	size, limit int64
+	nats        bool // limit is the server's max_payload
+}
+
+func (e *tooLargeError) Error() string {
+	what := "max_payload_bytes"
+	if e.nats {
+		what = "the NATS server's max_payload"
+	}
+	return fmt.Sprintf("%v: request of %d bytes, over %s of %d", protocol.ErrTooLarge, e.size, what, e.limit)
+}
+
+func (e *tooLargeError) Unwrap() error { return protocol.ErrTooLarge }
+
 // CallError is a failed phase call after its last attempt. It wraps the
 // cause, which in turn wraps one of protocol.ErrTimeout, ErrNoResponder,
 // ErrDecode, ErrPlugin (a *protocol.PluginError), protocol.ErrTooLarge,

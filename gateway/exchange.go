@@ -245,6 +245,10 @@ func (ex *exchange) fail(err error) {
 		return
 	}
 	p := problemFor(err)
+	if errors.Is(err, errBodyTooLarge) {
+		// The route's limit is what the client has to stay under.
+		p.Detail = fmt.Sprintf("the request body is larger than this route accepts (%d bytes at most)", ex.rt.maxBody)
+	}
 	if p.RequestID == "" {
 		p.RequestID = protocol.NewRequestID().String()
 	}
@@ -268,9 +272,11 @@ func (ex *exchange) respondOps(ops []protocol.Op) {
 }
 
 // applyEndOps applies the header ops of an End reply to h and returns the
-// status (200 unless an op sets one) and the body the ops set.
+// status (200 unless an op sets one) and the body the ops set (see
+// responseBody).
 func applyEndOps(h http.Header, ops []protocol.Op, log *slog.Logger) (status int, body []byte) {
 	status = http.StatusOK
+	var b responseBody
 	for i := range ops {
 		op := &ops[i]
 		switch op.Code {
@@ -280,11 +286,11 @@ func applyEndOps(h http.Header, ops []protocol.Op, log *slog.Logger) (status int
 			if validStatus(op.Num) {
 				status = int(op.Num)
 			}
-		case protocol.OpSetResponseBody:
-			body = op.Value
+		default:
+			b.apply(op)
 		}
 	}
-	return status, body
+	return status, b.body
 }
 
 // writeBody writes a complete response with its Content-Length.

@@ -246,6 +246,53 @@ routes:
 	}
 }
 
+// TestStreamedBodyOps: the seed's SET_RESPONSE_STREAM_* ops (104 start,
+// 105 data, 106 end) arrive in one reply and make the body, from an origin
+// function, a response_filter and a response_body_filter.
+func TestStreamedBodyOps(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	e.serve("streamer", protocol.PhaseRequestFilter, func(c *call) answer {
+		return end(respHeader("Content-Type", "text/plain"), streamStart(), streamData("one,"), streamData("two"),
+			streamEnd(), streamData("-ignored"))
+	})
+	e.serve("footer", protocol.PhaseResponseFilter, func(c *call) answer {
+		return next(streamData(" [footer]"))
+	})
+	e.serve("tail", protocol.PhaseResponseBodyFilter, func(c *call) answer {
+		if c.Inv.Response.LastChunk {
+			return next(streamData(string(c.Inv.Response.Body)), streamData("<end>"))
+		}
+		return next()
+	})
+	_, srv := e.gateway(yamlMessaging("") + `
+plugins:
+  - {name: footer, messaging: nats, per_phase: {response_filter: {}}}
+  - {name: tail, messaging: nats, per_phase: {response_body_filter: {}}}
+routes:
+  - {path: /s, function: streamer}
+  - {path: /u, upstream: "` + up.URL + `", plugins: [footer]}
+  - {path: /t, function: streamer, plugins: [tail]}
+`)
+	r := get(t, srv.URL+"/s")
+	wantStatus(t, r, 200)
+	if r.Body != "one,two" || r.Header.Get("Content-Length") != "7" || r.Header.Get("Content-Type") != "text/plain" {
+		t.Fatalf("origin: %q %v", r.Body, r.Header)
+	}
+	r = get(t, srv.URL+"/u")
+	wantStatus(t, r, 200)
+	// A reply's body ops build the body it sets: they replace the
+	// upstream's, as 103 does.
+	if r.Body != " [footer]" || r.Header.Get("Content-Length") != "9" || r.Header.Get("X-Upstream") != "yes" {
+		t.Fatalf("response_filter: %q %v", r.Body, r.Header)
+	}
+	r = get(t, srv.URL+"/t")
+	wantStatus(t, r, 200)
+	if r.Body != "one,two<end>" {
+		t.Fatalf("response_body_filter: %q", r.Body)
+	}
+}
+
 func TestFunctionOrigin(t *testing.T) {
 	e := newEnv(t)
 	hello := e.serve("hello", protocol.PhaseRequestFilter, func(c *call) answer {

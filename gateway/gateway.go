@@ -308,6 +308,12 @@ type FunctionRoute struct {
 	// Timeout is the per-attempt timeout of every phase call; 0 = the
 	// messaging config's request_timeout_ms.
 	Timeout time.Duration
+	// MaxBodyBytes is the deployment's max_body_bytes: a larger request
+	// body gets 413 before the function is called; 0 = DefaultMaxBodyBytes.
+	// The request messages of a route with a limit may be
+	// protocol.RequestOverhead larger than the body (the node admits as
+	// much), and never larger than the NATS server's max_payload.
+	MaxBodyBytes int64
 }
 
 // SetFunctionRoutes replaces the routes of deployed functions with routes
@@ -373,6 +379,9 @@ func validateFunctionRoute(fr *FunctionRoute) error {
 	}
 	if fr.Timeout < 0 {
 		return fmt.Errorf("timeout %v: negative", fr.Timeout)
+	}
+	if fr.MaxBodyBytes < 0 {
+		return fmt.Errorf("max body bytes %d: negative", fr.MaxBodyBytes)
 	}
 	return nil
 }

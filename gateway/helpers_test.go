@@ -63,6 +63,11 @@ func status(n int) protocol.Op { return protocol.Op{Code: protocol.OpSetResponse
 func body(s string) protocol.Op {
 	return protocol.Op{Code: protocol.OpSetResponseBody, Value: []byte(s)}
 }
+func streamStart() protocol.Op { return protocol.Op{Code: protocol.OpSetStreamHeader} }
+func streamData(s string) protocol.Op {
+	return protocol.Op{Code: protocol.OpSetStreamData, Value: []byte(s)}
+}
+func streamEnd() protocol.Op { return protocol.Op{Code: protocol.OpSetStreamEnd} }
 func respHeader(k, v string) protocol.Op {
 	return protocol.Op{Code: protocol.OpSetResponseHeader, Key: k, Value: []byte(v)}
 }

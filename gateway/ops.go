@@ -56,6 +56,47 @@ func headerOpOK(op *protocol.Op, log *slog.Logger) bool {
 	return true
 }
 
+// responseBody is the body one reply's ops build, in order. v1 carries all
+// of a reply's ops in one message, so the seed's streamed body (104
+// SET_RESPONSE_STREAM_HEADER starts it, 105 ..._DATA appends a chunk, 106
+// ..._END ends it) arrives whole and is sent like a full body: 103 sets the
+// body, 104 starts it afresh, 105 appends to it, and after 106 it is final
+// (later body ops are ignored, as writes to a finished stream would be).
+// The body built replaces the response's, or the chunk's in
+// response_body_filter; it never extends a body the phase was given (an
+// upstream's is not even buffered for response_filter).
+type responseBody struct {
+	body  []byte
+	set   bool // a body op applied: the body is the reply's
+	ended bool
+}
+
+// apply applies op if it is a body op and reports whether it was one.
+func (b *responseBody) apply(op *protocol.Op) bool {
+	switch op.Code {
+	case protocol.OpSetResponseBody, protocol.OpSetStreamHeader, protocol.OpSetStreamData, protocol.OpSetStreamEnd:
+	default:
+		return false
+	}
+	if b.ended {
+		return true
+	}
+	switch op.Code {
+	case protocol.OpSetResponseBody:
+		b.body = op.Value
+	case protocol.OpSetStreamHeader:
+		b.body = nil
+	case protocol.OpSetStreamData:
+		// The full slice expression makes the first append copy: after a
+		// 103 the body aliases the reply's buffer.
+		b.body = append(b.body[:len(b.body):len(b.body)], op.Value...)
+	case protocol.OpSetStreamEnd:
+		b.ended = true
+	}
+	b.set = true
+	return true
+}
+
 // applyResponseHeaderOps applies ops 100 (set) and 101 (remove) to h.
 func applyResponseHeaderOps(h http.Header, ops []protocol.Op, log *slog.Logger) {
 	for i := range ops {

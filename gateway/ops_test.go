@@ -32,3 +32,45 @@ func TestHeaderOpsRefuseUnsafeOnes(t *testing.T) {
 		t.Fatal("Host mutation accepted")
 	}
 }
+
+func TestResponseBodyOpsInOrder(t *testing.T) {
+	op := func(code uint32, v string) protocol.Op { return protocol.Op{Code: code, Value: []byte(v)} }
+	for _, tc := range []struct {
+		name string
+		ops  []protocol.Op
+		want string
+		set  bool
+	}{
+		{"none", []protocol.Op{op(protocol.OpSetResponseHeader, "x")}, "", false},
+		{"full body", []protocol.Op{op(protocol.OpSetResponseBody, "a"), op(protocol.OpSetResponseBody, "b")}, "b", true},
+		{"chunks", []protocol.Op{op(protocol.OpSetStreamData, "1"), op(protocol.OpSetStreamData, "2")}, "12", true},
+		{"stream starts afresh", []protocol.Op{op(protocol.OpSetResponseBody, "a"), op(protocol.OpSetStreamHeader, ""),
+			op(protocol.OpSetStreamData, "1")}, "1", true},
+		{"full body then chunk", []protocol.Op{op(protocol.OpSetResponseBody, "a"), op(protocol.OpSetStreamData, "b")}, "ab", true},
+		{"nothing after end", []protocol.Op{op(protocol.OpSetStreamData, "a"), op(protocol.OpSetStreamEnd, ""),
+			op(protocol.OpSetStreamData, "b"), op(protocol.OpSetResponseBody, "c")}, "a", true},
+		{"empty stream", []protocol.Op{op(protocol.OpSetStreamHeader, ""), op(protocol.OpSetStreamEnd, "")}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b responseBody
+			for i := range tc.ops {
+				b.apply(&tc.ops[i])
+			}
+			if string(b.body) != tc.want || b.set != tc.set {
+				t.Fatalf("body %q set %v, want %q %v", b.body, b.set, tc.want, tc.set)
+			}
+		})
+	}
+
+	// A 103's value is a slice of the reply's buffer, with the next ops'
+	// bytes behind it: a chunk appended after it must not overwrite them.
+	reply := []byte("aXYZ")
+	ops := []protocol.Op{{Code: protocol.OpSetResponseBody, Value: reply[:1]}, {Code: protocol.OpSetStreamData, Value: []byte("b")}}
+	var b responseBody
+	for i := range ops {
+		b.apply(&ops[i])
+	}
+	if string(b.body) != "ab" || string(reply) != "aXYZ" {
+		t.Fatalf("body %q, reply buffer %q (want ab, aXYZ)", b.body, reply)
+	}
+}

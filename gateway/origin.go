@@ -166,6 +166,7 @@ func (ex *exchange) responsePhases(resp *http.Response) error {
 			return err
 		}
 		changed := false
+		var b responseBody
 		for i := range rep.ops {
 			op := &rep.ops[i]
 			switch op.Code {
@@ -178,12 +179,16 @@ func (ex *exchange) responsePhases(resp *http.Response) error {
 					resp.Status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
 					r.Status = resp.StatusCode
 				}
-			case protocol.OpSetResponseBody:
-				setBody(resp, op.Value)
-				ex.originBody = op.Value
-				r.Body = op.Value
-				changed = true
+			default:
+				b.apply(op)
 			}
+		}
+		if b.set {
+			// After the header ops: the body's framing headers win.
+			setBody(resp, b.body)
+			ex.originBody = b.body
+			r.Body = b.body
+			changed = true
 		}
 		if changed {
 			r.Headers = toHeaders(resp.Header, r.Headers[:0])

@@ -92,6 +92,11 @@ func TestOverflowQueue(t *testing.T) {
 	up := e.upstream()
 	g := e.gated("guard")
 	url := overflowGateway(t, e, "queue", up.URL)
+	// A failed assertion must not leave the calls held: the server's
+	// cleanup would wait for them.
+	var once sync.Once
+	open := func() { once.Do(func() { close(g.gate) }) }
+	t.Cleanup(open)
 	const n = 8
 	results := fire(t, url+"/o", n)
 	eventually(t, func() error {
@@ -100,13 +105,23 @@ func TestOverflowQueue(t *testing.T) {
 		}
 		return nil
 	})
+	// The gauge counts the calls on the wire, not the ones waiting for a
+	// slot: the gateway increments it before it publishes, so with two
+	// calls held by the node it already reads 2.
+	inflight := map[string]string{"messaging": "nats", "plugin": "guard"}
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_inflight", inflight); got != 2 {
+		t.Fatalf("inflight = %v with 2 calls held and %d queued, want 2", got, n-2)
+	}
 	// The other six wait for a slot; open the gate and all succeed.
-	close(g.gate)
+	open()
 	for range n {
 		r := <-results
 		if r.Status != 200 {
 			t.Fatalf("queued request got %d", r.Status)
 		}
+	}
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_inflight", inflight); got != 0 {
+		t.Fatalf("inflight = %v after every request was answered", got)
 	}
 	if g.maxHeld.Load() > 2 || g.received.Load() != n {
 		t.Fatalf("max concurrent calls %d (limit 2), calls %d", g.maxHeld.Load(), g.received.Load())

@@ -184,8 +184,10 @@ func TestImplicitPhasesSkipUnservedOnes(t *testing.T) {
 	_, srv := e.gateway(yamlMessaging("") + `
 plugins:
   - {name: tagger, messaging: nats}
+  - {name: ghost, messaging: nats, per_phase: {request_filter: {on_error: continue}}}
 routes:
   - {path: /t, upstream: "` + up.URL + `", plugins: [tagger]}
+  - {path: /g, upstream: "` + up.URL + `", plugins: [ghost]}
 `)
 	for range 3 {
 		wantStatus(t, get(t, srv.URL+"/t"), 200)
@@ -193,7 +195,14 @@ routes:
 	if rf.count() != 3 || up.last.Load().Header.Get("X-Tagged") != "1" {
 		t.Fatalf("request_filter calls %d, upstream header %q", rf.count(), up.last.Load().Header.Get("X-Tagged"))
 	}
-	// The unserved phases are neither errors nor dead letters.
+	// A phase nobody serves although the config names it is an error: it
+	// shows the error counter works, so tagger's 0 below means something.
+	wantStatus(t, get(t, srv.URL+"/g"), 200)
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "ghost", "kind": "NoResponder"}); got != 1 {
+		t.Fatalf("errors_total{plugin=ghost, kind=NoResponder} = %v, want 1", got)
+	}
+	// The unserved phases tagger's config leaves implicit are neither
+	// errors nor dead letters.
 	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "tagger"}); got != 0 {
 		t.Fatalf("errors_total = %v for phases the plugin does not serve", got)
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -61,7 +62,7 @@ func problemFor(err error) Problem {
 	switch {
 	case errors.Is(err, errBodyTooLarge), errors.Is(err, protocol.ErrTooLarge):
 		p.Type, p.Title, p.Status = ProblemTooLarge, "Payload Too Large", http.StatusRequestEntityTooLarge
-		p.Detail = "the request is larger than this route accepts"
+		p.Detail = tooLargeDetail(err, phase)
 	case errors.Is(err, errBadRequest):
 		p.Type, p.Title, p.Status = ProblemBadRequest, "Bad Request", http.StatusBadRequest
 		p.Detail = "the request body could not be read"
@@ -109,6 +110,24 @@ func problemFor(err error) Problem {
 		p.Title = "Error"
 	}
 	return p
+}
+
+// tooLargeDetail says which limit a too large request ran into. A request
+// over what NATS carries cannot be sent at all: it is the client's to
+// shrink, so it gets a 413 saying so, not a 502.
+func tooLargeDetail(err error, phase string) string {
+	var tl *tooLargeError
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return "the request body is larger than this route accepts"
+	case errors.As(err, &tl) && tl.nats:
+		return fmt.Sprintf("the request is %d bytes with its headers, over the %d bytes one NATS message may carry", tl.size, tl.limit)
+	case errors.As(err, &tl):
+		return fmt.Sprintf("the request is %d bytes with its headers, over the %d bytes %s accepts", tl.size, tl.limit, phase)
+	case errors.Is(err, nats.ErrMaxPayload):
+		return "the request with its headers is larger than one NATS message may carry"
+	}
+	return "the node serving " + phase + " refused the request as too large"
 }
 
 // writeProblem answers p as application/problem+json.

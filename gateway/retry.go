@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nylon-functions/nylon/protocol"
@@ -37,12 +36,12 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 		return &CallError{Plugin: t.name, Function: t.function, Phase: ph, Subject: t.subject[ph],
 			RequestID: req.RequestID, Attempts: n, Kind: kindOf(err), Status: pluginStatus(err), Err: err}
 	}
-	limit := int64(pol.MaxPayload)
+	limit, overNATS := int64(pol.MaxPayload), false
 	if np := t.msg.nc.MaxPayload(); np > 0 && np < limit {
-		limit = np // the server's max_payload: NATS would refuse the publish
+		limit, overNATS = np, true // NATS would refuse the publish
 	}
 	if int64(len(payload)) > limit {
-		err := fmt.Errorf("%w: request of %d bytes, limit %d", protocol.ErrTooLarge, len(payload), limit)
+		err := error(&tooLargeError{size: int64(len(payload)), limit: limit, nats: overNATS})
 		pm.errs.WithLabelValues(KindTooLarge).Inc()
 		g.logAttempt(t, ph, req.RequestID, meta, 0, err)
 		return reply{}, fail(err, 0)

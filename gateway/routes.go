@@ -91,12 +91,18 @@ func (g *Gateway) functionRoute(fr *FunctionRoute) *route {
 	if fr.Timeout > 0 {
 		pp.TimeoutMs = int(max(fr.Timeout.Milliseconds(), 1))
 	}
+	if fr.MaxBodyBytes > 0 {
+		// A body at the limit must fit in the message with the rest of
+		// the request, as the node sizes it.
+		pp.MaxPayloadBytes = int(fr.MaxBodyBytes) + protocol.RequestOverhead
+	}
 	t := g.newTarget(fr.Function, fr.Function, "", m, fr.Phases, true, fr.Config,
 		func(ph protocol.Phase) Policy { return resolvePolicy(&m.cfg, pp, nil, ph) })
 	rt := &route{
 		pattern:   fr.Path,
 		dynamic:   true,
 		websocket: fr.Phases.WebSocket(),
+		maxBody:   fr.MaxBodyBytes,
 		config:    fr.Config,
 	}
 	if fr.Phases.Has(protocol.PhaseRequestFilter) {

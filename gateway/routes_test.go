@@ -227,9 +227,10 @@ routes:
 	_ = c.Close(websocket.StatusNormalClosure, "")
 	// The request ends with the connection; then it is counted as a 101.
 	eventually(t, func() error {
-		if v := testutil.MetricSum(t, e.reg, "nylon_http_requests_total", map[string]string{"route": "/ws", "code": "101"}); v != 1 {
-			return fmt.Errorf("requests_total{code=101} = %v", v)
+		v, err := testutil.GatherSum(e.reg, "nylon_http_requests_total", map[string]string{"route": "/ws", "code": "101"})
+		if err == nil && v != 1 {
+			err = fmt.Errorf("requests_total{code=101} = %v", v)
 		}
-		return nil
+		return err
 	})
 }

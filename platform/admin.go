@@ -53,8 +53,10 @@ type AdminConfig struct {
 	// (closed by Drain); pass the node's to share its compilation cache.
 	Host *wasmhost.Host
 
-	// NATS is used to discover nodes for /v1/nodes; when nil, /v1/nodes
-	// answers 503 and /healthz reports no connection.
+	// NATS is used to discover nodes for /v1/nodes and to refuse a deploy
+	// whose max_body_bytes its server's max_payload cannot carry; when nil,
+	// /v1/nodes answers 503, /healthz reports no connection and
+	// max_body_bytes is only checked against registry.MaxBodyBytesCap.
 	NATS *nats.Conn
 
 	// Metrics is served on /metrics; nil serves an empty registry.

@@ -161,7 +161,35 @@ func (a *Admin) checkSpec(w http.ResponseWriter, r *http.Request, spec registry.
 		writeProblem(w, r, problem(ProblemInvalidSpec, http.StatusBadRequest, err.Error()))
 		return false
 	}
+	if p, ok := a.checkBodyLimit(spec.Limits.MaxBodyBytes); !ok {
+		writeProblem(w, r, p)
+		return false
+	}
 	return true
+}
+
+// checkBodyLimit refuses a max_body_bytes that NATS cannot carry. A request
+// to the function is one NATS message of up to the body plus
+// protocol.RequestOverhead, and NATS refuses to publish a message over the
+// server's max_payload: bodies above it could never arrive, so the deployer
+// learns it now rather than from 413s later. Without a NATS connection
+// (AdminConfig.NATS nil) the limit is not checked.
+func (a *Admin) checkBodyLimit(body int64) (Problem, bool) {
+	if body == 0 || a.cfg.NATS == nil {
+		return Problem{}, true
+	}
+	mp := a.cfg.NATS.MaxPayload()
+	if mp <= 0 {
+		return Problem{}, true // never connected: nothing known to check against
+	}
+	if most := mp - protocol.RequestOverhead; body > most {
+		p := problem(ProblemInvalidSpec, http.StatusBadRequest, fmt.Sprintf(
+			"limits.max_body_bytes: %d is more than NATS can carry: the server's max_payload is %d bytes and a request needs %d of them besides the body, so at most %d (raise the server's max_payload to allow more)",
+			body, mp, protocol.RequestOverhead, max(most, 0)))
+		p.Option = "max_body_bytes"
+		return p, false
+	}
+	return Problem{}, true
 }
 
 // readMultipart reads the "module" and "spec" parts of a multipart deploy.

@@ -67,7 +67,7 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 	start := time.Now()
 	n := f.node
 	trace := traceparent(msg.Header)
-	if err := n.cfg.PayloadLimits.Check(ep.phase, len(msg.Data)); err != nil {
+	if err := f.checkSize(ep.phase, len(msg.Data)); err != nil {
 		ep.m.tooLarge.Inc()
 		f.replyError(ep, msg.Reply, trace, start, protocol.ServiceErrTooLarge, err.Error())
 		return
@@ -132,6 +132,44 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 	}
 }
 
+// checkSize refuses a request message too large to admit: over the
+// serving version's max_body_bytes plus protocol.RequestOverhead when its
+// deployment sets a body limit (that limit, not the node's defaults, is
+// what the deployer asked for and what the gateway lets through), else over
+// the node's PayloadLimits for the phase.
+func (f *function) checkSize(phase protocol.Phase, n int) error {
+	if rt := f.route.Load(); rt != nil {
+		v := rt.cur
+		if !v.phases.Has(phase) && rt.prev != nil {
+			v = rt.prev
+		}
+		if v.maxMessage > 0 {
+			if n > v.maxMessage {
+				return &protocol.DecodeError{Field: "payload", Err: fmt.Errorf("%w: %d bytes, limit %d for %s (max_body_bytes %d + %d for the rest of the request)",
+					protocol.ErrTooLarge, n, v.maxMessage, phase, v.maxBody, protocol.RequestOverhead)}
+			}
+			return nil
+		}
+	}
+	return f.node.cfg.PayloadLimits.Check(phase, n)
+}
+
+// bodyTooLarge describes a body of inv over max (the request's, the
+// response's or the WebSocket event's payload), or returns "".
+func bodyTooLarge(inv *protocol.Invocation, max int) string {
+	what, n := "request body", len(inv.Request.Body)
+	if r := inv.Response; r != nil && len(r.Body) > n {
+		what, n = "response body", len(r.Body)
+	}
+	if ws := inv.WS; ws != nil && len(ws.Payload) > n {
+		what, n = "WebSocket payload", len(ws.Payload)
+	}
+	if n <= max {
+		return ""
+	}
+	return fmt.Sprintf("%s: %s of %d bytes, over max_body_bytes %d", protocol.ErrTooLarge, what, n, max)
+}
+
 // run executes an admitted request on a worker of v and answers it.
 func (f *function) run(v *version, j *job) {
 	ep := j.ep
@@ -155,6 +193,15 @@ func (f *function) run(v *version, j *job) {
 		if event = j.inv.WS.Kind.EventNumber(); event == 0 {
 			ep.m.bad.Inc()
 			f.fail(j, protocol.ServiceErrDecode, fmt.Sprintf("decode data.ws.kind: unknown event kind %q", j.inv.WS.Kind))
+			return
+		}
+	}
+	if v.maxBody > 0 {
+		// The message fit max_body_bytes plus the overhead; the body
+		// itself must fit max_body_bytes, as at the gateway.
+		if desc := bodyTooLarge(&j.inv, v.maxBody); desc != "" {
+			ep.m.tooLarge.Inc()
+			f.fail(j, protocol.ServiceErrTooLarge, desc)
 			return
 		}
 	}

@@ -275,7 +275,15 @@ func (f *function) prepare(ctx context.Context, rec registry.Record) (*version, 
 		limits.MemoryMB = uint32(n.cfg.MemoryMB)
 	}
 	if body := rec.Limits.MaxBodyBytes; body > 0 {
-		limits.MaxInput, limits.MaxOutput = int(body), int(body)
+		// The body may take all of max_body_bytes: the rest of the
+		// invocation gets the room dispatch admits beyond it.
+		limits.MaxInput, limits.MaxOutput = int(body)+protocol.RequestOverhead, int(body)
+		if np := n.nc.MaxPayload(); np > 0 && body+protocol.RequestOverhead > np {
+			// Deployed around the admin API's check, or the server's
+			// max_payload shrank since: requests that big cannot reach us.
+			f.log.Warn("platform: max_body_bytes is more than NATS carries; larger requests cannot be published",
+				"version", rec.Version, "max_body_bytes", body, "nats_max_payload", np)
+		}
 	} else if n.cfg.MaxBodyBytes > 0 {
 		limits.MaxInput, limits.MaxOutput = int(n.cfg.MaxBodyBytes), int(n.cfg.MaxBodyBytes)
 	}

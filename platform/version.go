@@ -39,6 +39,11 @@ type version struct {
 	queue    chan *job
 	loadedAt time.Time
 
+	// maxBody is the record's max_body_bytes (0: none deployed) and
+	// maxMessage the request message size it admits (max_body_bytes +
+	// protocol.RequestOverhead; 0: the node's PayloadLimits apply).
+	maxBody, maxMessage int
+
 	refs     atomic.Int64 // admitted requests; retiredBit once retired
 	shutOnce sync.Once
 	closed   chan struct{} // closed once the module is closed
@@ -58,6 +63,10 @@ func newVersion(f *function, rec registry.Record, mod *wasmhost.Module, timeout 
 		queue:    make(chan *job, queue),
 		loadedAt: time.Now(),
 		closed:   make(chan struct{}),
+	}
+	if b := rec.Limits.MaxBodyBytes; b > 0 {
+		v.maxBody = int(b)
+		v.maxMessage = int(b) + protocol.RequestOverhead
 	}
 	for _, k := range slices.Sorted(maps.Keys(rec.Config)) {
 		v.config = append(v.config, protocol.KV{Key: k, Value: rec.Config[k]})

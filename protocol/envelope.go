@@ -150,6 +150,14 @@ func (r *PluginResponse) Newer() bool { return r.Version > Version }
 // DefaultMaxPayload is the per-message size limit when none is configured: 1 MiB.
 const DefaultMaxPayload = 1 << 20
 
+// RequestOverhead is the room a request message has beyond a function's
+// body limit (a deployment's max_body_bytes): the envelope and the rest of
+// the invocation (method, path, query, headers, params, config) with their
+// msgpack framing. Gateways and nodes accept request messages of up to
+// max_body_bytes + RequestOverhead for such a function, so a deployment's
+// limit must leave this much room under the NATS server's max_payload.
+const RequestOverhead = 64 << 10
+
 // PayloadLimits caps encoded message sizes per phase. The zero value applies
 // DefaultMaxPayload everywhere.
 type PayloadLimits struct {

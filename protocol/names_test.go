@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -74,6 +76,33 @@ func TestValidateRoom(t *testing.T) {
 		}
 		if !tc.ok && !errors.Is(err, ErrInvalidName) {
 			t.Errorf("ValidateRoom(%q) = %v, want ErrInvalidName", tc.room, err)
+		}
+	}
+}
+
+// Every reserved name is documented with its reason where operators look
+// for the name rule (docs/NODE.md, "Names"), and listed among the names an
+// upload is refused for.
+func TestReservedNamesDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "NODE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused string
+	for line := range strings.Lines(string(doc)) {
+		if strings.HasPrefix(line, "| bad name (") {
+			refused = line
+		}
+	}
+	if refused == "" {
+		t.Fatal(`docs/NODE.md has no "| bad name (...)" row`)
+	}
+	for _, name := range reservedNames {
+		if !strings.Contains(string(doc), "\n| `"+name+"` | ") {
+			t.Errorf("docs/NODE.md does not explain why %q is reserved (a \"| `%s` | why |\" row)", name, name)
+		}
+		if !strings.Contains(refused, "`"+name+"`") {
+			t.Errorf("docs/NODE.md's bad-name row %q lacks %q", strings.TrimSpace(refused), name)
 		}
 	}
 }

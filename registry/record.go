@@ -38,7 +38,11 @@ type Limits struct {
 	MemoryMB int `json:"memory_mb,omitempty"`
 	// MaxWorkers caps concurrent instances of the function on one node.
 	MaxWorkers int `json:"max_workers,omitempty"`
-	// MaxBodyBytes caps the body a handler is given or may write.
+	// MaxBodyBytes caps the body a handler is given or may write; the
+	// gateway's function routes and the nodes enforce it (413 beyond). A
+	// request to the function is one NATS message of up to MaxBodyBytes +
+	// protocol.RequestOverhead, so the admin API refuses a limit over the
+	// NATS server's max_payload minus that overhead.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 }
 

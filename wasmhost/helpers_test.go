@@ -19,6 +19,7 @@ const (
 	guestMinimal = "wasmhost/testdata/guests/minimal"
 	guestHostile = "wasmhost/testdata/guests/hostile"
 	guestABI     = "wasmhost/testdata/guests/abi"
+	guestSandbox = "wasmhost/testdata/guests/sandbox"
 )
 
 // logBuffer collects a JSON slog handler's output, safe for concurrent

@@ -283,10 +283,10 @@ func TestHandlerFailureCloses1011(t *testing.T) {
 			healthy.waitFor("still " + trigger)
 		})
 	}
-	if got := counter(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "text", "outcome": "plugin_error"}); got != 1 {
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "text", "outcome": "plugin_error"}); got != 1 {
 		t.Errorf("plugin_error events = %v, want 1", got)
 	}
-	if got := counter(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "text", "outcome": "service_error"}); got != 1 {
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "text", "outcome": "service_error"}); got != 1 {
 		t.Errorf("service_error events = %v, want 1", got)
 	}
 	// Only the micro error is dead-lettered (it came first had the
@@ -315,6 +315,53 @@ func TestHandlerFailureCloses1011(t *testing.T) {
 	})
 }
 
+// A reply that echoes another request's request_id is not this event's
+// answer: like any reply the edge cannot read, its ops are not applied, the
+// client is closed with 1011 and the event is dead-lettered as Decode (the
+// gateway refuses such a reply the same way).
+func TestReplyForAnotherRequestRefused(t *testing.T) {
+	s := testutil.RunNATS(t)
+	respond(t, s, "confused", false, func(ev *event) answer {
+		if string(ev.inv.WS.Payload) == "stray" {
+			a := ok(protocol.Op{Code: protocol.OpWSSendText, Value: []byte("stray reply applied")})
+			a.strayID = true
+			return a
+		}
+		return echo(ev)
+	})
+	env := startEdge(t, s, ws.Config{}, "confused")
+	dlq := subscribeSync(t, s, protocol.DLQSubject(prefix, "confused", protocol.PhaseEvent))
+	healthy := dial(t, env.url("")).read()
+	cl := dial(t, env.url("")).read()
+	cl.send("before")
+	cl.waitFor("before")
+	cl.send("stray")
+	code, reason := cl.waitClosed()
+	if code != websocket.StatusInternalError || reason != "internal error" {
+		t.Fatalf("close = %d %q, want 1011 internal error", code, reason)
+	}
+	if got := cl.texts(); fmt.Sprint(got) != "[before]" {
+		t.Errorf("client received %q, want only [before]: the stray reply's ops were applied", got)
+	}
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "text", "outcome": "decode_error"}); got != 1 {
+		t.Errorf("decode_error events = %v, want 1", got)
+	}
+	dl := nextMsg(t, dlq)
+	if k, e := dl.Header.Get(ws.HeaderErrorKind), dl.Header.Get(ws.HeaderError); k != "Decode" || !strings.Contains(e, "decode request_id") {
+		t.Errorf("dead letter kind %q error %q, want Decode on request_id", k, e)
+	}
+	var req protocol.PluginRequest
+	var inv protocol.Invocation
+	if err := protocol.DecodeRequest(dl.Data, &req); err != nil {
+		t.Fatalf("dead letter data: %v", err)
+	}
+	if err := protocol.DecodeInvocation(req.Data, &inv); err != nil || string(inv.WS.Payload) != "stray" {
+		t.Errorf("dead letter is not the refused event: %v %q", err, inv.WS.Payload)
+	}
+	healthy.send("still here")
+	healthy.waitFor("still here")
+}
+
 // Without a node the open event finds no responders: 1013 try again later.
 // A node that never answers: 1011 after the event timeout.
 func TestOpenFailures(t *testing.T) {
@@ -332,7 +379,7 @@ func TestOpenFailures(t *testing.T) {
 		if k, n := dl.Header.Get(ws.HeaderErrorKind), dl.Header.Get(ws.HeaderAttempts); k != "NoResponder" || n != "2" {
 			t.Errorf("dead letter kind %q after %s attempts, want NoResponder after 2", k, n)
 		}
-		if got := counter(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "open", "outcome": "no_responder"}); got != 1 {
+		if got := testutil.MetricSum(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "open", "outcome": "no_responder"}); got != 1 {
 			t.Errorf("no_responder events = %v, want 1", got)
 		}
 	})
@@ -346,10 +393,10 @@ func TestOpenFailures(t *testing.T) {
 		if k := nextMsg(t, dlq).Header.Get(ws.HeaderErrorKind); k != "Timeout" {
 			t.Errorf("dead letter kind %q, want Timeout", k)
 		}
-		if got := counter(t, env.reg, "nylon_ws_dead_letters_total", nil); got != 1 {
+		if got := testutil.MetricSum(t, env.reg, "nylon_ws_dead_letters_total", nil); got != 1 {
 			t.Errorf("dead letters = %v, want 1", got)
 		}
-		if got := counter(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "open", "outcome": "timeout"}); got != 1 {
+		if got := testutil.MetricSum(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "open", "outcome": "timeout"}); got != 1 {
 			t.Errorf("timeout events = %v, want 1", got)
 		}
 	})
@@ -384,7 +431,7 @@ func TestMaxConnections503(t *testing.T) {
 	if _, err := dialErr(t, env.url(""), nil); err == nil || !strings.Contains(err.Error(), "status 503") {
 		t.Fatalf("third dial: err = %v, want status 503", err)
 	}
-	if got := counter(t, env.reg, "nylon_ws_rejected_total", map[string]string{"reason": "max_connections"}); got != 1 {
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_rejected_total", map[string]string{"reason": "max_connections"}); got != 1 {
 		t.Errorf("rejected max_connections = %v, want 1", got)
 	}
 	_ = a.c.Close(websocket.StatusNormalClosure, "")
@@ -411,7 +458,7 @@ func TestOriginCheck(t *testing.T) {
 	if _, err := dialErr(t, env.url(""), origin("http://evil.example")); err == nil || !strings.Contains(err.Error(), "status 403") {
 		t.Fatalf("foreign origin: err = %v, want status 403", err)
 	}
-	if got := counter(t, env.reg, "nylon_ws_rejected_total", map[string]string{"reason": "origin"}); got != 1 {
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_rejected_total", map[string]string{"reason": "origin"}); got != 1 {
 		t.Errorf("rejected origin = %v, want 1", got)
 	}
 	same, err := dialErr(t, env.url(""), origin(env.srv.URL))
@@ -572,7 +619,7 @@ func TestWriteTimeoutDropsClient(t *testing.T) {
 	if ev.inv.WS.CloseCode != 1006 || ev.inv.WS.CloseReason != "write timeout" {
 		t.Fatalf("close event %d %q, want 1006 write timeout", ev.inv.WS.CloseCode, ev.inv.WS.CloseReason)
 	}
-	if got := counter(t, env.reg, "nylon_ws_slow_closed_total", nil); got != 0 {
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_slow_closed_total", nil); got != 0 {
 		t.Fatalf("closed as slow consumer, want a write timeout")
 	}
 	waitStats(t, env, ws.Stats{})
@@ -605,7 +652,7 @@ func TestInvalidOpsAreSkipped(t *testing.T) {
 	if got := cl.texts(); len(got) != 1 || got[0] != "still here" {
 		t.Fatalf("received %q, want only the valid send", got)
 	}
-	if got := counter(t, env.reg, "nylon_ws_broadcasts_total", nil); got != 0 {
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_broadcasts_total", nil); got != 0 {
 		t.Fatalf("%v broadcasts published to an invalid room", got)
 	}
 	waitStats(t, env, ws.Stats{})

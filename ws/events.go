@@ -184,12 +184,18 @@ func (c *conn) request(ev inEvent) ([]protocol.Op, error) {
 	if err := protocol.DecodeResponse(reply.Data, &s.resp); err != nil {
 		return nil, &eventFailure{outcomeDecode, kindDecode, fmt.Errorf("%s event reply from %s: %w", ev.kind, c.subject, err)}
 	}
+	// A reply must echo the event's request_id. One that does not answers
+	// some other request (a confused or impersonating responder): its ops
+	// are not this event's, so it is refused like any reply that cannot be
+	// read, as the gateway refuses it.
+	if s.resp.RequestID != req.RequestID {
+		err := &protocol.DecodeError{Field: "request_id",
+			Err: fmt.Errorf("reply is for request %s, not %s", s.resp.RequestID, req.RequestID)}
+		return nil, &eventFailure{outcomeDecode, kindDecode, fmt.Errorf("%s event reply from %s: %w", ev.kind, c.subject, err)}
+	}
 	if s.resp.Newer() && !s.warned {
 		s.warned = true
 		c.log.Warn("ws event reply has a newer protocol version", "version", s.resp.Version)
-	}
-	if s.resp.RequestID != req.RequestID {
-		c.log.Warn("ws event reply echoes another request id", "request_id", req.RequestID.String(), "reply_request_id", s.resp.RequestID.String())
 	}
 	if s.resp.Action == protocol.ActionError {
 		return nil, &eventFailure{outcomePlugin, "", fmt.Errorf("%s event to %s: %w", ev.kind, c.subject, &protocol.PluginError{Message: s.resp.Error})}

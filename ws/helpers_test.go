@@ -45,6 +45,7 @@ type answer struct {
 	errText    string
 	serviceErr string // micro error code, e.g. "500"
 	silent     bool
+	strayID    bool // the reply carries another request's request_id
 }
 
 func ok(ops ...protocol.Op) answer { return answer{action: protocol.ActionNext, ops: ops} }
@@ -99,6 +100,9 @@ func respond(t testing.TB, s *server.Server, function string, async bool, h hand
 			Action:    a.action,
 			Data:      protocol.AppendOps(nil, a.ops),
 			Error:     a.errText,
+		}
+		if a.strayID {
+			resp.RequestID = protocol.NewRequestID()
 		}
 		_ = r.Respond(resp.AppendMsgpack(nil), micro.WithHeaders(micro.Headers{
 			protocol.HeaderTraceparent: {ev.header.Get(protocol.HeaderTraceparent)},
@@ -374,41 +378,6 @@ func (w *testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
-}
-
-// counter returns the value of the counter or gauge name with exactly the
-// given labels, 0 when it has not been set.
-func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, lp := range m.GetLabel() {
-				if labels[lp.GetName()] != lp.GetValue() {
-					continue metrics
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return 0
 }
 
 // subscribeSync subscribes to subject on a connection of its own.

@@ -87,7 +87,7 @@ func TestThousandConnections(t *testing.T) {
 	if n := env.edge.Stats().Connections; n != conns {
 		t.Fatalf("%d connections open on the edge, want %d", n, conns)
 	}
-	if got := counter(t, env.reg, "nylon_ws_connections", nil); got != conns {
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_connections", nil); got != conns {
 		t.Fatalf("nylon_ws_connections = %v, want %d", got, conns)
 	}
 	t.Logf("%d connections each exchanged a message in %v", conns, elapsed)

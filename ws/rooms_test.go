@@ -105,7 +105,7 @@ func TestRoomBroadcastTwoEdgesExactlyOnce(t *testing.T) {
 		t.Errorf("member of another room got %v, want only its own sentinel", got)
 	}
 	want := float64(len(members)*perClient + 2 + len(members))
-	if got := counter(t, a.reg, "nylon_ws_broadcasts_total", nil) + counter(t, b.reg, "nylon_ws_broadcasts_total", nil); got != want+1 {
+	if got := testutil.MetricSum(t, a.reg, "nylon_ws_broadcasts_total", nil) + testutil.MetricSum(t, b.reg, "nylon_ws_broadcasts_total", nil); got != want+1 {
 		t.Errorf("broadcasts published = %v, want %v", got, want+1)
 	}
 }
@@ -181,7 +181,7 @@ func TestRoomMembershipAndSubscriptions(t *testing.T) {
 	_ = c1.c.Close(websocket.StatusNormalClosure, "")
 	waitStats(t, env, ws.Stats{})
 	waitSubs(0)
-	if g := counter(t, env.reg, "nylon_ws_rooms", nil); g != 0 {
+	if g := testutil.MetricSum(t, env.reg, "nylon_ws_rooms", nil); g != 0 {
 		t.Fatalf("nylon_ws_rooms = %v, want 0", g)
 	}
 }
@@ -237,7 +237,7 @@ func TestSlowClientClosedWithoutStallingRoom(t *testing.T) {
 		t.Errorf("fast clients took %v for %d broadcasts", elapsed, n)
 	}
 	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if got := counter(t, env.reg, "nylon_ws_slow_closed_total", nil); got != 1 {
+		if got := testutil.MetricSum(t, env.reg, "nylon_ws_slow_closed_total", nil); got != 1 {
 			return fmt.Errorf("slow closed = %v, want 1", got)
 		}
 		return nil

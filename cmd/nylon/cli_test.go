@@ -143,6 +143,10 @@ func TestCLIDeployListInvokeRollbackRemove(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || res.Action != "End" || len(res.Ops) == 0 {
 		t.Errorf("invoke -o json: exit %d, %+v (%v)\n%s%s", code, res, err, out, errOut)
 	}
+	// The node echoes the traceparent invoke sent.
+	if !protocol.ValidTraceparent(res.Traceparent) {
+		t.Errorf("invoke -o json: traceparent %q, want the node's echo of the one sent", res.Traceparent)
+	}
 
 	out = e.mustCLI(t, "nodes")
 	if !strings.Contains(out, "cli-node") || !strings.Contains(out, "hello") {

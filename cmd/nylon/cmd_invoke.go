@@ -61,22 +61,27 @@ func invokeCommand() command {
 body, config) and requests the function's phase subject, bypassing the gateway.
 Without --nats it connects to ` + defaultClientNATS + `.
 
+Like the gateway it sends the NATS headers traceparent (a new span of the
+--traceparent trace, else of a fresh unsampled one) and Nylon-Env (--env), and
+prints the traceparent the node echoes, to find the call in the node's logs.
+
   nylon invoke hello --path '/hello?name=ana' --header Accept:application/json`,
 		run: runInvoke,
 	}
 }
 
 type invokeFlags struct {
-	conn    clientNATS
-	output  string
-	phase   string
-	method  string
-	path    string
-	host    string
-	headers []string
-	body    string
-	config  []string
-	timeout time.Duration
+	conn        clientNATS
+	output      string
+	phase       string
+	method      string
+	path        string
+	host        string
+	headers     []string
+	body        string
+	config      []string
+	timeout     time.Duration
+	traceparent string
 }
 
 func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
@@ -92,6 +97,7 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	f.String(&fl.body, "body", "text", "", "", "request body")
 	repeatedFlag(f, &fl.config, "config", "key=value", "configuration value the handler reads")
 	f.Duration(&fl.timeout, "timeout", "", 2*time.Second, "how long to wait for the answer")
+	f.String(&fl.traceparent, "traceparent", "value", "", "", "W3C traceparent whose trace the call joins (a new span of it); empty: a fresh trace")
 	pos, err := parseArgs(f, args)
 	if err != nil {
 		return err
@@ -113,6 +119,13 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	if fl.timeout <= 0 {
 		return usageErrorf(cmd.name, "--timeout: %v must be positive", fl.timeout)
 	}
+	// The edges ignore an invalid traceparent (W3C: start a fresh trace);
+	// one typed on the command line is a mistake worth saying.
+	if fl.traceparent != "" && !protocol.ValidTraceparent(fl.traceparent) {
+		return usageErrorf(cmd.name, "--traceparent %q: want a W3C traceparent like 00-<32 hex>-<16 hex>-01", fl.traceparent)
+	}
+	trace := protocol.ContinueTrace(fl.traceparent)
+	traceparent := trace.Next()
 
 	conn, err := fl.conn.connect(ctx, "nylon invoke")
 	if err != nil {
@@ -123,17 +136,23 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	rctx, cancel := context.WithTimeout(ctx, fl.timeout)
 	defer cancel()
 	start := time.Now()
-	reply, err := conn.NC.RequestMsgWithContext(rctx, &nats.Msg{Subject: subject, Data: req.AppendMsgpack(nil)})
+	msg := &nats.Msg{Subject: subject, Data: req.AppendMsgpack(nil), Header: nats.Header{
+		protocol.HeaderTraceparent: {traceparent},
+		protocol.HeaderEnv:         {fl.conn.Env},
+	}}
+	reply, err := conn.NC.RequestMsgWithContext(rctx, msg)
 	elapsed := time.Since(start)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return fmt.Errorf("invoke %s: no node serves %s (is the function deployed with phase %s?)", name, subject, req.Phase)
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("invoke %s: no answer on %s within %v", name, subject, fl.timeout)
+		// The node may still have run it: its logs carry the traceparent.
+		return fmt.Errorf("invoke %s: no answer on %s within %v (traceparent %s)", name, subject, fl.timeout, traceparent)
 	case err != nil:
 		return fmt.Errorf("invoke %s: %w", name, err)
 	}
-	res := invokeResult{Subject: subject, RequestID: req.RequestID.String(), DurationMS: float64(elapsed.Microseconds()) / 1000}
+	res := invokeResult{Subject: subject, RequestID: req.RequestID.String(), DurationMS: float64(elapsed.Microseconds()) / 1000,
+		Traceparent: reply.Header.Get(protocol.HeaderTraceparent)}
 	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
 		res.ServiceError = &serviceErr{Code: code, Description: reply.Header.Get(micro.ErrorHeader)}
 		if err := res.write(a.stdout, fl.output); err != nil {
@@ -215,6 +234,7 @@ type invokeResult struct {
 	Subject      string      `json:"subject"`
 	RequestID    string      `json:"request_id"`
 	DurationMS   float64     `json:"duration_ms"`
+	Traceparent  string      `json:"traceparent,omitempty"` // the reply's echo; absent if it has none
 	Action       string      `json:"action,omitempty"`
 	Error        string      `json:"error,omitempty"`
 	Ops          []opView    `json:"ops,omitempty"`
@@ -262,7 +282,7 @@ func describeOp(op protocol.Op) string {
 	case protocol.OpSetResponseBody:
 		return "body: " + val
 	case protocol.OpSetStreamHeader:
-		return "stream header " + op.Key + ": " + val
+		return "stream start"
 	case protocol.OpSetStreamData:
 		return "stream data: " + val
 	case protocol.OpSetStreamEnd:
@@ -303,6 +323,9 @@ func (r *invokeResult) write(w io.Writer, output string) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (request %s, %.1f ms)\n", r.Subject, r.RequestID, r.DurationMS)
+	if r.Traceparent != "" {
+		fmt.Fprintf(&b, "traceparent: %s\n", r.Traceparent)
+	}
 	if r.ServiceError != nil {
 		fmt.Fprintf(&b, "service error %s: %s\n", r.ServiceError.Code, r.ServiceError.Description)
 		_, err := io.WriteString(w, b.String())

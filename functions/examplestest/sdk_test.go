@@ -106,6 +106,10 @@ func TestSDKResponseWrites(t *testing.T) {
 			{Method: protocol.OpSetResponseHeader, A: "Content-Type", B: "text/plain; charset=utf-8"},
 			{Method: protocol.OpSetResponseBody, A: "plain"},
 		}},
+		{"/write", protocol.ActionEnd, []op{
+			{Method: protocol.OpSetResponseBody, A: "a"},
+			{Method: protocol.OpSetStreamData, A: "1-b"},
+		}},
 		{"/html", protocol.ActionEnd, []op{
 			{Method: protocol.OpSetResponseHeader, A: "Content-Type", B: "text/html; charset=utf-8"},
 			{Method: protocol.OpSetResponseBody, A: "<p>hi</p>"},

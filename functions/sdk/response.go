@@ -45,6 +45,21 @@ func (r *Response) Body(b []byte) {
 	r.c.check(abi.OpSetResponseBody, abi.WriteData(abi.OpSetResponseBody, b))
 }
 
+// Write appends p to the body the handler writes (op 105, the seed's
+// SET_RESPONSE_STREAM_DATA): after Body, to that body, otherwise to an
+// empty one, which then replaces the response's (in response_body_filter,
+// the chunk's). Response is an io.Writer, so fmt.Fprintf(ctx.Response(),
+// ...) and templates write straight into it. Every Write is one host call
+// and one op, so write a few large pieces rather than many small ones. The
+// node copies p before Write returns. The error is the node's refusal (too
+// large, or not allowed in this phase), also reported by Context.Err.
+func (r *Response) Write(p []byte) (int, error) {
+	if err := r.c.check(abi.OpSetStreamData, abi.WriteData(abi.OpSetStreamData, p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 // BodyText sets a text/plain body (charset utf-8).
 func (r *Response) BodyText(s string) {
 	r.SetHeader("Content-Type", "text/plain; charset=utf-8")

@@ -1,6 +1,8 @@
 // Package testutil holds helpers used only by tests: an embedded NATS server
-// on a random loopback port with JetStream in a temporary directory, polling
-// assertions, and the shared build of WebAssembly test modules.
+// on a random loopback port with JetStream in a temporary directory (also
+// behind TLS with an nkey user, as environments other than dev require),
+// polling assertions, metric reads that fail on a metric that does not
+// exist, and the shared build of WebAssembly test modules.
 //
 // # Example
 //

@@ -101,6 +101,10 @@ func init() {
 			res.SetStatus(201)
 			res.BodyText("plain")
 			ctx.End()
+		case "/write":
+			res.Body([]byte("a"))
+			fmt.Fprintf(res, "%d-%s", 1, "b")
+			ctx.End()
 		case "/html":
 			res.BodyHTML("<p>hi</p>")
 			ctx.End()

@@ -4,9 +4,10 @@
 // Each call increments a counter kept in the instance (a package variable)
 // and answers End with status 200, body "ok" and headers:
 //
-//	X-Count:      calls this instance has handled, this one included
-//	X-Request-Id: ctx.IdempotencyKey()
-//	X-Label:      the config value "label" (tells versions apart)
+//	X-Count:       calls this instance has handled, this one included
+//	X-Request-Id:  ctx.IdempotencyKey()
+//	X-Label:       the config value "label" (tells versions apart)
+//	X-Body-Length: the length of the request body it was given
 //
 // Behaviour, from the query string, else from the config of the same name:
 //
@@ -60,6 +61,7 @@ func init() {
 		res.SetHeader("X-Count", strconv.Itoa(calls))
 		res.SetHeader("X-Request-Id", ctx.IdempotencyKey())
 		res.SetHeader("X-Label", ctx.Config("label"))
+		res.SetHeader("X-Body-Length", strconv.FormatInt(ctx.Request().BodyLength(), 10))
 		res.BodyText("ok")
 		ctx.End()
 	})
