@@ -55,8 +55,9 @@ type MessagingConfig struct {
 	Name string `yaml:"name"`
 	// Type must be "nats" (the default when empty).
 	Type string `yaml:"type"`
-	// Servers are NATS URLs for callers that dial with Connect; the
-	// NYLON_NATS_URLS variable replaces them (see ApplyEnv).
+	// Servers are NATS URLs for callers that dial with Connect; ApplyEnv
+	// replaces them from NYLON_NATS_URLS. Empty: the config calls over the
+	// connection given to New (in `nylon serve`, serve's own).
 	Servers []string `yaml:"servers"`
 	// SubjectPrefix is "nylon.{env}"; default "nylon.dev".
 	SubjectPrefix string `yaml:"subject_prefix"`
@@ -98,6 +99,8 @@ type TLSConfig struct {
 
 // AuthConfig is the NATS credential for connections built by Connect; with
 // Enabled, exactly one of NKey, CredsFile, User/Password or Token is set.
+// User/Password and Token are dev-only: outside dev, CheckSecurity accepts
+// only NKey or CredsFile.
 type AuthConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// NKey is an nkey user seed ("SU...") or the path of a file holding one.

@@ -225,16 +225,53 @@ func TestCheckSecurity(t *testing.T) {
 		t.Fatalf("dev: %v", err)
 	}
 	err = cfg.CheckSecurity("prod")
-	if !errors.Is(err, gateway.ErrInvalidConfig) || !strings.Contains(err.Error(), "tls.enabled") || !strings.Contains(err.Error(), "auth.enabled") {
+	if !errors.Is(err, gateway.ErrInvalidConfig) || !strings.Contains(err.Error(), "messaging[0].tls.enabled") || !strings.Contains(err.Error(), "messaging[0].auth.enabled") {
 		t.Fatalf("prod without TLS and auth: %v", err)
 	}
-	cfg.Messaging[0].TLS.Enabled = true
-	cfg.Messaging[0].Auth = gateway.AuthConfig{Enabled: true, Token: "s3cret"}
-	if err := cfg.CheckSecurity("prod"); err != nil {
-		t.Fatalf("prod with TLS and auth: %v", err)
+
+	withTLS := func(servers []string, tlsOn bool, auth gateway.AuthConfig) *gateway.Config {
+		c := *cfg
+		c.Messaging = append([]gateway.MessagingConfig(nil), cfg.Messaging...)
+		c.Messaging[0].Servers = servers
+		c.Messaging[0].TLS.Enabled = tlsOn
+		c.Messaging[0].Auth = auth
+		return &c
 	}
-	if _, err := cfg.Messaging[0].Options(); err != nil {
-		t.Fatalf("options: %v", err)
+	nats := []string{"nats://a:4222"}
+	tests := []struct {
+		name    string
+		cfg     *gateway.Config
+		wantErr []string // empty: accepted
+	}{
+		{"nkey seed", withTLS(nats, true, gateway.AuthConfig{Enabled: true, NKey: "/etc/nylon/user.nk"}), nil},
+		{"creds file", withTLS(nats, true, gateway.AuthConfig{Enabled: true, CredsFile: "/etc/nylon/user.creds"}), nil},
+		{"tls:// servers", withTLS([]string{"tls://a:4222", "wss://b:443"}, false, gateway.AuthConfig{Enabled: true, CredsFile: "u.creds"}), nil},
+		{"no servers shares the caller's connection", withTLS(nil, false, gateway.AuthConfig{}), nil},
+		{"token", withTLS(nats, true, gateway.AuthConfig{Enabled: true, Token: "s3cret"}), []string{"messaging[0].auth.token", "dev-only"}},
+		{"user and password", withTLS(nats, true, gateway.AuthConfig{Enabled: true, User: "u", Password: "p"}), []string{"messaging[0].auth.user", "dev-only"}},
+		{"one plaintext server", withTLS([]string{"tls://a:4222", "nats://b:4222"}, false, gateway.AuthConfig{Enabled: true, NKey: "u.nk"}), []string{"messaging[0].tls.enabled"}},
+		{"credentials not enabled", withTLS(nats, true, gateway.AuthConfig{NKey: "u.nk"}), []string{"messaging[0].auth.enabled"}},
+	}
+	for _, tt := range tests {
+		err := tt.cfg.CheckSecurity("prod")
+		if len(tt.wantErr) == 0 {
+			if err != nil {
+				t.Errorf("%s: %v", tt.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, gateway.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want an ErrInvalidConfig", tt.name, err)
+			continue
+		}
+		for _, want := range tt.wantErr {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v lacks %q", tt.name, err, want)
+			}
+		}
+		if err := tt.cfg.CheckSecurity("dev"); err != nil {
+			t.Errorf("%s in dev: %v", tt.name, err)
+		}
 	}
 }
 

@@ -15,12 +15,18 @@ import (
 const EnvNATSURLs = "NYLON_NATS_URLS"
 
 // ApplyEnv applies environment overrides through lookup (os.LookupEnv in a
-// program, a map in tests); the gateway reads no environment itself.
+// program, a map in tests); the gateway reads no environment itself. It is
+// for a program that embeds the gateway and dials with Connect: `nylon
+// serve` does not call it, it reads NYLON_NATS_URLS as its own --nats, and
+// configs without servers share that connection with its TLS and
+// credentials.
 //
 // NYLON_NATS_URLS="nats://a:4222,nats://b:4222" replaces Servers of every
 // messaging config (bare host:port entries are taken as nats://, as by
-// `nylon serve --nats`). An empty or unset variable changes nothing; a bad URL
-// is an error wrapping ErrInvalidConfig.
+// `nylon serve --nats`); each config then dials them with its own tls and
+// auth. An empty or unset variable changes nothing; a bad URL is an error
+// wrapping ErrInvalidConfig. Call it before CheckSecurity, which checks the
+// configs that dial servers.
 //
 //	cfg, err := gateway.LoadConfig("gateway.yaml")
 //	if err == nil {
@@ -48,9 +54,20 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	return nil
 }
 
-// CheckSecurity enforces the rule for environments other than dev: every
-// messaging config must enable TLS and authentication. Callers that build
-// their connections from the config (Connect) run it before starting.
+// CheckSecurity enforces DESIGN.md's rule for environments other than dev
+// on every messaging config that dials its own servers (Servers set): it
+// needs TLS (tls.enabled, or only tls:// and wss:// servers) and NATS
+// credentials that prove an identity without sending a secret, an nkey
+// seed or a creds file. A token or user/password is refused: those are
+// dev-only, as for `nylon serve --nats`.
+//
+// A config without servers dials nothing: it calls over the connection the
+// caller passes to New, which the caller has secured, so it needs no TLS or
+// auth of its own. (Connect on such a config would dial nats.DefaultURL,
+// unchecked; a caller that does so outside dev sets servers instead.)
+//
+// Run it before connecting, after ApplyEnv. Every problem is a *ConfigError
+// wrapping ErrInvalidConfig; several are joined.
 func (c *Config) CheckSecurity(env string) error {
 	if env == "" || env == "dev" {
 		return nil
@@ -58,15 +75,39 @@ func (c *Config) CheckSecurity(env string) error {
 	var ps problems
 	for i := range c.Messaging {
 		m := &c.Messaging[i]
-		path := fmt.Sprintf("messaging[%d]", i)
-		if !m.TLS.Enabled {
-			ps.add(path+".tls.enabled", "required outside dev (env %q)", env)
+		if len(m.Servers) == 0 {
+			continue
 		}
-		if !m.Auth.Enabled {
-			ps.add(path+".auth.enabled", "required outside dev (env %q)", env)
+		path := fmt.Sprintf("messaging[%d]", i)
+		if !m.TLS.Enabled && !allTLS(m.Servers) {
+			ps.add(path+".tls.enabled", "required outside dev (env %q) for a config with its own servers (or list only tls:// servers)", env)
+		}
+		a := &m.Auth
+		switch {
+		case !a.Enabled:
+			ps.add(path+".auth.enabled", "required outside dev (env %q) for a config with its own servers, with an nkey seed or a creds_file", env)
+		case a.NKey != "" || a.CredsFile != "":
+		case a.Token != "":
+			ps.add(path+".auth.token", "dev-only; env %q requires an nkey seed (auth.nkey) or a creds file (auth.creds_file)", env)
+		case a.User != "" || a.Password != "":
+			ps.add(path+".auth.user", "user/password is dev-only; env %q requires an nkey seed (auth.nkey) or a creds file (auth.creds_file)", env)
+		default:
+			ps.add(path+".auth", "env %q requires an nkey seed (auth.nkey) or a creds file (auth.creds_file)", env)
 		}
 	}
 	return ps.err()
+}
+
+// allTLS reports whether every server URL is tls:// or wss://: nats.go
+// then dials with TLS whatever tls.enabled says.
+func allTLS(servers []string) bool {
+	for _, s := range servers {
+		scheme, _, ok := strings.Cut(s, "://")
+		if !ok || (scheme != "tls" && scheme != "wss") {
+			return false
+		}
+	}
+	return true
 }
 
 // Options returns the nats.go options for the config's TLS and auth

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,9 +26,15 @@ func serveCommand() command {
 can connect to it. SIGINT or SIGTERM drains every component and NATS within
 --drain-timeout; a second signal exits at once.
 
-Outside --env dev, serve refuses to start without TLS (--nats-ca or tls:// URLs)
-and NATS credentials (--nats-nkey or --nats-creds) for external servers, and
-the embedded server must listen on a loopback address.`,
+Every process listens on --admin for /healthz and /metrics, whatever its
+roles; the admin API (/v1) is served there only when the roles include admin.
+
+Configuration errors, --gateway-config's included, stop serve with exit code 2
+before anything starts. Outside --env dev, serve refuses to start without TLS
+(--nats-ca or tls:// URLs) and NATS credentials (--nats-nkey or --nats-creds)
+for external servers, the embedded server must listen on a loopback address,
+role admin needs --admin-token, and a gateway messaging config with servers of
+its own needs TLS and an nkey seed or creds file.`,
 		run: runServe,
 	}
 }
@@ -67,9 +74,9 @@ func (c *serveConfig) register(f *flagSet) {
 	c.NATS.register(f, true)
 	f.Int(&c.Replicas, "replicas", "n", "NYLON_REPLICAS", 1, "JetStream replicas of the registry buckets and dead-letter streams this process creates: 1 on one server, 3 on a three-server cluster")
 	f.String(&c.HTTP, "http", "addr", "NYLON_HTTP", "127.0.0.1:8080", "gateway and WebSocket edge listen address (role gateway)")
-	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "admin API, /healthz and /metrics listen address (role admin)")
+	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "listen address of /healthz and /metrics (every role) and of the admin API (role admin)")
 	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md); empty serves registry routes only")
-	f.String(&c.AdminToken, "admin-token", "token", "NYLON_ADMIN_TOKEN", "", "bearer token the admin API requires on /v1; required outside --env dev")
+	f.String(&c.AdminToken, "admin-token", "token", "NYLON_ADMIN_TOKEN", "", "bearer token the admin API requires on /v1; required outside --env dev with role admin")
 	f.String(&c.NodeID, "node-id", "id", "NYLON_NODE_ID", "", "this node's id in micro metadata, /healthz and /v1/nodes (default: host name + random suffix)")
 	f.String(&c.Role, "role", "roles", "NYLON_ROLE", "all", "what this process runs: all, or a comma list of node, gateway, admin")
 	c.Log.register(f)
@@ -112,7 +119,31 @@ func (c *serveConfig) Validate() error {
 		}
 		return err
 	}
+	// platform.NewAdmin refuses this too, but only once NATS and the other
+	// components are up; checked here, it stops serve before anything starts.
+	if c.AdminToken == "" && c.Env != natsconn.DevEnv && slices.Contains(c.roles(), roleAdmin) {
+		return fmt.Errorf("refusing to start: --admin-token (NYLON_ADMIN_TOKEN): the admin API requires a bearer token in env %q; give one, or use --env dev on a trusted machine", c.Env)
+	}
 	return nil
+}
+
+// gatewayConfig loads and checks --gateway-config when this process runs
+// the gateway: strict YAML, references, and the security rule of env, so a
+// bad file stops serve before anything starts. Without the flag (or the
+// role) it is the empty Config: the gateway serves registry routes only.
+// Call Validate first.
+func (c *serveConfig) gatewayConfig() (gateway.Config, error) {
+	if c.GatewayConfig == "" || !slices.Contains(c.roles(), roleGateway) {
+		return gateway.Config{}, nil
+	}
+	g, err := gateway.LoadConfig(c.GatewayConfig)
+	if err != nil {
+		return gateway.Config{}, fmt.Errorf("--gateway-config: %w", err)
+	}
+	if err := g.CheckSecurity(c.Env); err != nil {
+		return gateway.Config{}, fmt.Errorf("refusing to start: --gateway-config %s: %w; outside --env dev a messaging config with servers of its own needs tls and an nkey seed or creds file (a config without servers uses serve's connection)", c.GatewayConfig, err)
+	}
+	return *g, nil
 }
 
 func (c *serveConfig) natsConfig() natsconn.Config {
@@ -177,8 +208,12 @@ func runServe(ctx context.Context, a *app, cmd command, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return &usageError{cmd: cmd.name, err: err}
 	}
-	shared := newServeShared(&cfg)
-	err := serve(ctx, a, &cfg, cfg.Log.logger(a.stderr), serveComponents(shared))
+	gcfg, err := cfg.gatewayConfig()
+	if err != nil {
+		return &usageError{cmd: cmd.name, err: err}
+	}
+	shared := newServeShared(&cfg, gcfg)
+	err = serve(ctx, a, &cfg, cfg.Log.logger(a.stderr), serveComponents(shared))
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancel()
 	return errors.Join(err, shared.Close(closeCtx))
@@ -198,10 +233,7 @@ func serve(ctx context.Context, a *app, cfg *serveConfig, log *slog.Logger, spec
 	printNATS(a, cfg, conn)
 
 	roles := cfg.roles()
-	deps := serveDeps{Config: cfg, NATS: conn, Log: log, Stdout: a.stdout, LookupEnv: func(k string) (string, bool) {
-		v := a.getenv(k)
-		return v, v != ""
-	}}
+	deps := serveDeps{Config: cfg, NATS: conn, Log: log, Stdout: a.stdout}
 	started, startErr := startComponents(ctx, deps, specs, roles)
 	var stoppedBy error
 	if startErr == nil {

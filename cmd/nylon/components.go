@@ -11,9 +11,10 @@ import (
 )
 
 // component is one long-running part of `nylon serve`: the function node,
-// the HTTP/WebSocket gateway, the admin API. serve starts the components of
-// the selected roles in table order once NATS is connected, and drains them
-// in reverse order on shutdown, before NATS itself is drained.
+// the HTTP/WebSocket gateway, the --admin listener (health, metrics and, with
+// role admin, the admin API). serve starts the components of the selected
+// roles in table order once NATS is connected, and drains them in reverse
+// order on shutdown, before NATS itself is drained.
 //
 // A component may also implement `Done() <-chan struct{}` (closed when it
 // stops by itself, e.g. its listener failed) and `Err() error` (why): serve
@@ -38,15 +39,12 @@ type serveDeps struct {
 	// Stdout receives the one line per address a component listens on, e.g.
 	// "gateway: http://127.0.0.1:8080".
 	Stdout io.Writer
-	// LookupEnv reads the process environment (NYLON_NATS_URLS for the
-	// gateway's messaging configs).
-	LookupEnv func(string) (string, bool)
 }
 
 // componentSpec is one entry of the serve table.
 type componentSpec struct {
 	name string
-	role string // started when --role includes it
+	role string // started when --role includes it; "" in every process
 	// build returns the component, not yet started.
 	build func(ctx context.Context, deps serveDeps) (component, error)
 }
@@ -66,7 +64,7 @@ func startComponents(ctx context.Context, deps serveDeps, specs []componentSpec,
 	}
 	var started []startedComponent
 	for _, s := range specs {
-		if !enabled[s.role] {
+		if s.role != "" && !enabled[s.role] {
 			continue
 		}
 		c, err := s.build(ctx, deps)

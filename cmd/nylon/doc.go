@@ -10,9 +10,12 @@
 // flagSet whose every flag may fall back to a NYLON_* environment variable
 // (a flag wins over the variable, the variable over the default).
 //
-// serve starts the components of the selected roles (the componentSpec table
-// in serve_components.go) in order after NATS is connected and drains them in
-// reverse order, then NATS, within --drain-timeout.
+// serve checks its whole configuration (--gateway-config included) before it
+// starts anything, then starts the components of the selected roles (the
+// componentSpec table in serve_components.go) in order after NATS is
+// connected and drains them in reverse order, then NATS, within
+// --drain-timeout. The --admin listener (serve_admin.go: /healthz, /metrics,
+// and the admin API with role admin) runs in every process.
 //
 // # Example
 //
@@ -23,5 +26,6 @@
 //	nylon ls; nylon versions hello; nylon rollback hello; nylon rm hello
 //	nylon invoke hello --phase request_filter --path /hello?name=you
 //	nylon dlq ls
+//	nylon bench -c 32 -d 30s 'http://127.0.0.1:8080/hello?name=x'
 //	nylon version
 package main

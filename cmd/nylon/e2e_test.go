@@ -115,7 +115,7 @@ routes:
 	gw := b.waitLine(t, gatewayLine)
 	defer b.stop(t)
 
-	deployModule(t, admin, "hello", testutil.Wasm(t, "functions/examples/hello"), url.Values{"route": {"/hello", "/hello/{name}"}})
+	deployModule(t, admin, "hello", testutil.Wasm(t, "functions/examples/hello"), url.Values{"route": {"/hello", "/hello/{name}"}, "max_body_bytes": {"2097152"}})
 	deployModule(t, admin, "auth", testutil.Wasm(t, "functions/examples/auth"), url.Values{"config": {"token=s3cret", "user=alice"}})
 	deployModule(t, admin, "headers", testutil.Wasm(t, "functions/examples/headers"), url.Values{"config": {"rewrite_status=500:503"}})
 	deployModule(t, admin, "logger", testutil.Wasm(t, "functions/examples/logger"), nil)
@@ -146,6 +146,22 @@ routes:
 	})
 	if code, h, body := get(t, gw+"/hello?name=you", nil); code != 200 || body != `{"message":"hello, you"}` || h.Get("Content-Type") != "application/json" {
 		t.Errorf("GET /hello?name=you = %d %v %s", code, h, body)
+	}
+	// The deployment's max_body_bytes (2 MiB) is the route's limit, above
+	// the 1 MiB default, and the node admits what the gateway lets through.
+	for _, tc := range []struct {
+		size int
+		want int
+	}{{1_500_000, http.StatusOK}, {2<<20 + 1, http.StatusRequestEntityTooLarge}} {
+		resp, err := http.Post(gw+"/hello?name=big", "application/octet-stream", bytes.NewReader(make([]byte, tc.size)))
+		if err != nil {
+			t.Fatalf("POST %d bytes: %v", tc.size, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("POST /hello with %d bytes = %d %s, want %d", tc.size, resp.StatusCode, body, tc.want)
+		}
 	}
 
 	// The real nats CLI discovers the function through micro: name,

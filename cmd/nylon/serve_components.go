@@ -27,22 +27,24 @@ import (
 // serveShared holds what several components of one serve process use: the
 // Prometheus registry /metrics serves, the function registry, the wasm host
 // (one runtime and compilation cache for the node and upload validation),
-// and the node (the admin API's /healthz reports it). Built lazily in table
+// and the node and gateway (/healthz reports them). Built lazily in table
 // order; closed by serve after every component drained.
 type serveShared struct {
 	cfg     *serveConfig
+	gwCfg   gateway.Config // --gateway-config, loaded and checked before anything started
 	Metrics *prometheus.Registry
 
 	mu   sync.Mutex
 	reg  *registry.Registry
 	host *wasmhost.Host
 	node *platform.Node
+	gw   *gatewayComponent
 }
 
-func newServeShared(cfg *serveConfig) *serveShared {
+func newServeShared(cfg *serveConfig, gwCfg gateway.Config) *serveShared {
 	m := prometheus.NewRegistry()
 	m.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &serveShared{cfg: cfg, Metrics: m}
+	return &serveShared{cfg: cfg, gwCfg: gwCfg, Metrics: m}
 }
 
 func (s *serveShared) registry(ctx context.Context, d serveDeps) (*registry.Registry, error) {
@@ -110,12 +112,14 @@ func (s *serveShared) Close(ctx context.Context) error {
 }
 
 // serveComponents is the table of components, in start order: the node
-// first, so functions are served before the edges send traffic.
+// first, so functions are served before the edges send traffic; the --admin
+// listener, which every process runs, last, so /healthz answers once the
+// rest serves and stops answering first on drain.
 func serveComponents(s *serveShared) []componentSpec {
 	return []componentSpec{
 		{name: "node", role: roleNode, build: s.buildNode},
 		{name: "gateway", role: roleGateway, build: s.buildGateway},
-		{name: "admin", role: roleAdmin, build: s.buildAdmin},
+		{name: "admin", build: s.buildAdmin},
 	}
 }
 
@@ -142,68 +146,23 @@ func (s *serveShared) buildNode(ctx context.Context, d serveDeps) (component, er
 	return n, nil
 }
 
-func (s *serveShared) buildAdmin(ctx context.Context, d serveDeps) (component, error) {
-	reg, err := s.registry(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	host, err := s.wasmHost(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	cfg := platform.AdminConfig{
-		Addr: s.cfg.Admin, Env: s.cfg.Env, Token: s.cfg.AdminToken,
-		Registry: reg, Host: host, NATS: d.NATS.NC, Metrics: s.Metrics, Logger: d.Log,
-		Profiling: s.cfg.Profiling,
-	}
-	s.mu.Lock()
-	if s.node != nil {
-		cfg.Health = s.node
-	}
-	s.mu.Unlock()
-	a, err := platform.NewAdmin(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &adminComponent{Admin: a, out: d.Stdout}, nil
-}
-
-// adminComponent prints the admin API's address once it listens.
-type adminComponent struct {
-	*platform.Admin
-	out interface{ Write([]byte) (int, error) }
-}
-
-func (a *adminComponent) Start(ctx context.Context) error {
-	if err := a.Admin.Start(ctx); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.out, "admin: http://%s (admin API /v1, /healthz, /metrics)\n", a.Addr())
-	return nil
-}
-
 func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component, error) {
-	var gcfg gateway.Config
-	if s.cfg.GatewayConfig != "" {
-		c, err := gateway.LoadConfig(s.cfg.GatewayConfig)
-		if err != nil {
-			return nil, err
-		}
-		gcfg = *c
-	}
-	if err := gcfg.ApplyEnv(d.LookupEnv); err != nil {
-		return nil, err
-	}
+	gcfg := s.gwCfg
+	// runServe checked this before anything started; checked again so the
+	// rule holds however the config got here.
 	if err := gcfg.CheckSecurity(s.cfg.Env); err != nil {
 		return nil, err
 	}
-	// A messaging config that names servers gets a connection of its own
-	// (NYLON_NATS_URLS, applied above, overrides them all); the others use
-	// serve's connection: --nats, or the embedded server.
-	var own []*nats.Conn
+	// A messaging config that names servers gets a connection of its own,
+	// with the YAML's tls and auth; the others use serve's connection, with
+	// serve's TLS and credentials: --nats (NYLON_NATS_URLS), or the embedded
+	// server. gateway.ApplyEnv is not applied: in serve NYLON_NATS_URLS is
+	// --nats and nothing else, so it cannot turn a config that shares serve's
+	// connection into one that dials without serve's credentials.
+	var own []namedConn
 	closeOwn := func() {
-		for _, nc := range own {
-			nc.Close()
+		for _, c := range own {
+			c.nc.Close()
 		}
 	}
 	opts := []gateway.Option{gateway.WithLogger(d.Log), gateway.WithRegisterer(s.Metrics), gateway.WithEnv(s.cfg.Env), gateway.WithReplicas(s.cfg.Replicas)}
@@ -215,9 +174,9 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 		nc, err := mc.Connect()
 		if err != nil {
 			closeOwn()
-			return nil, fmt.Errorf("gateway: messaging[%s]: %w", mc.Name, err)
+			return nil, fmt.Errorf("gateway: %w", err)
 		}
-		own = append(own, nc)
+		own = append(own, namedConn{name: mc.Name, nc: nc})
 		opts = append(opts, gateway.WithMessagingConn(mc.Name, nc))
 	}
 	edge, err := ws.New(ws.Config{Env: s.cfg.Env}, d.NATS.NC, ws.WithLogger(d.Log), ws.WithRegistry(s.Metrics))
@@ -239,8 +198,26 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 		closeOwn()
 		return nil, err
 	}
-	return &gatewayComponent{shared: s, deps: d, gw: gw, edge: edge, conns: own, done: make(chan struct{})}, nil
+	g := &gatewayComponent{shared: s, deps: d, gw: gw, edge: edge, conns: own, done: make(chan struct{}), state: stateStarting}
+	s.mu.Lock()
+	s.gw = g
+	s.mu.Unlock()
+	return g, nil
 }
+
+// namedConn is a messaging config's own connection.
+type namedConn struct {
+	name string
+	nc   *nats.Conn
+}
+
+// States of the gateway component, as /healthz reports them.
+const (
+	stateStarting = "starting"
+	stateServing  = "serving"
+	stateDraining = "draining"
+	stateStopped  = "stopped"
+)
 
 // gatewayComponent serves the HTTP gateway and WebSocket edge on --http,
 // the chat page on /chat/, and keeps the gateway's function routes in step
@@ -250,13 +227,16 @@ type gatewayComponent struct {
 	deps   serveDeps
 	gw     *gateway.Gateway
 	edge   *ws.Edge
-	conns  []*nats.Conn // the messaging configs' own connections
+	conns  []namedConn // the messaging configs' own connections
 
 	srv     *http.Server
 	watcher *registry.Watcher
 	done    chan struct{}
-	errMu   sync.Mutex
-	err     error
+
+	mu    sync.Mutex
+	err   error
+	state string
+	addr  string
 }
 
 func (g *gatewayComponent) Start(ctx context.Context) error {
@@ -295,12 +275,19 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway: listen %s: %w", g.shared.cfg.HTTP, err)
 	}
 	g.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(g.deps.Log.Handler(), slog.LevelWarn)}
+	g.mu.Lock()
+	g.state, g.addr = stateServing, ln.Addr().String()
+	g.mu.Unlock()
 	go func() {
 		defer close(g.done)
-		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.errMu.Lock()
+		err := g.srv.Serve(ln)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.err = err
-			g.errMu.Unlock()
+		}
+		if g.state == stateServing {
+			g.state = stateStopped
 		}
 	}()
 	fmt.Fprintf(g.deps.Stdout, "gateway: http://%s (functions on their routes, chat page at /chat/)\n", ln.Addr())
@@ -337,7 +324,7 @@ func functionRoutes(active map[string]registry.Record) []gateway.FunctionRoute {
 		for _, path := range rec.Routes {
 			out = append(out, gateway.FunctionRoute{
 				Path: path, Function: rec.Name, Phases: rec.PhaseSet,
-				Config: rec.Config, Timeout: rec.Limits.Timeout(),
+				Config: rec.Config, Timeout: rec.Limits.Timeout(), MaxBodyBytes: rec.Limits.MaxBodyBytes,
 			})
 		}
 	}
@@ -347,15 +334,23 @@ func functionRoutes(active map[string]registry.Record) []gateway.FunctionRoute {
 func (g *gatewayComponent) Done() <-chan struct{} { return g.done }
 
 func (g *gatewayComponent) Err() error {
-	g.errMu.Lock()
-	defer g.errMu.Unlock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	return g.err
+}
+
+func (g *gatewayComponent) setState(state string) {
+	g.mu.Lock()
+	g.state = state
+	g.mu.Unlock()
 }
 
 // Drain stops accepting HTTP requests and waits for those in flight, closes
 // WebSocket connections (1001 going away), then waits for the gateway's
 // background logging calls.
 func (g *gatewayComponent) Drain(ctx context.Context) error {
+	g.setState(stateDraining)
+	defer g.setState(stateStopped)
 	var errs []error
 	if err := g.srv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
@@ -369,9 +364,9 @@ func (g *gatewayComponent) Drain(ctx context.Context) error {
 	if err := g.gw.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	for _, nc := range g.conns {
-		if err := nc.Drain(); err != nil {
-			errs = append(errs, fmt.Errorf("messaging connection: %w", err))
+	for _, c := range g.conns {
+		if err := c.nc.Drain(); err != nil {
+			errs = append(errs, fmt.Errorf("messaging[%s] connection: %w", c.name, err))
 		}
 	}
 	return errors.Join(errs...)

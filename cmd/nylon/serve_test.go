@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -149,22 +153,84 @@ func TestServeEnvOverridesDefault(t *testing.T) {
 }
 
 func TestServeRefusesInsecureOutsideDev(t *testing.T) {
-	tests := [][]string{
-		{"serve", "--env", "prod", "--nats", "nats://127.0.0.1:4222", "--data", t.TempDir()},
-		{"serve", "--env", "prod", "--nats", "tls://127.0.0.1:4222", "--nats-token", "t", "--data", t.TempDir()},
-		{"serve", "--env", "prod", "--nats-listen", "0.0.0.0:-1", "--data", t.TempDir()},
+	dir := t.TempDir()
+	// A gateway messaging config dialling servers of its own with a token.
+	tokenYAML := filepath.Join(dir, "token.yaml")
+	if err := os.WriteFile(tokenYAML, []byte(`messaging:
+  - name: m
+    servers: ["tls://nats.example:4222"]
+    tls: {enabled: true}
+    auth: {enabled: true, token: s3cret}
+`), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	for _, args := range tests {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nats", "nats://127.0.0.1:4222"}, "tls"},
+		{[]string{"--nats", "tls://127.0.0.1:4222", "--nats-token", "t"}, "credentials"},
+		{[]string{"--nats-listen", "0.0.0.0:-1"}, "loopback"},
+		// The embedded server on loopback is allowed; the admin API
+		// without its token is not.
+		{[]string{"--nats-listen", "127.0.0.1:-1"}, "--admin-token"},
+		{[]string{"--nats-listen", "127.0.0.1:-1", "--admin-token", "a", "--gateway-config", tokenYAML}, "messaging[0].auth.token: dev-only"},
+	}
+	for _, tt := range tests {
+		data := filepath.Join(t.TempDir(), "data")
+		args := append([]string{"serve", "--env", "staging", "--data", data, "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, tt.args...)
 		code, out, errOut := runCmd(t, args...)
 		if code != 2 {
-			t.Errorf("%v: exit %d, want 2", args, code)
+			t.Errorf("%v: exit %d, want 2; stderr:\n%s", tt.args, code, errOut)
 		}
-		if !strings.Contains(errOut, "refusing to start") || !strings.Contains(errOut, "--env dev") {
-			t.Errorf("%v: stderr = %q, want a clear refusal", args, errOut)
+		if !strings.Contains(errOut, "refusing to start") || !strings.Contains(errOut, "--env dev") || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: stderr = %q, want a clear refusal naming %q", tt.args, errOut, tt.want)
 		}
-		if out != "" {
-			t.Errorf("%v: printed %q; want nothing started", args, out)
+		assertNothingStarted(t, tt.args, out, data)
+	}
+}
+
+// assertNothingStarted checks that serve printed nothing (no NATS, no
+// listener) and did not even create its data directory.
+func assertNothingStarted(t *testing.T, args []string, stdout, data string) {
+	t.Helper()
+	if stdout != "" {
+		t.Errorf("%v: printed %q; want nothing started", args, stdout)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%v: data directory %s: %v; want it not created", args, data, err)
+	}
+}
+
+func TestServeRejectsBadGatewayConfigBeforeStarting(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
 		}
+		return p
+	}
+	tests := []struct {
+		file string
+		want string
+	}{
+		{write("syntax.yaml", "messaging: [\n"), "syntax.yaml:"},
+		{write("unknown.yaml", "messaging:\n  - name: m\n    timout_ms: 5\n"), `unknown.yaml:3: field "timout_ms" not found`},
+		{write("reference.yaml", "plugins:\n  - {name: p, messaging: nope}\n"), `"nope" is not a messaging config`},
+		{filepath.Join(dir, "missing.yaml"), "missing.yaml"},
+	}
+	for _, tt := range tests {
+		data := filepath.Join(t.TempDir(), "data")
+		code, out, errOut := runCmd(t, "serve", "--nats-listen", "127.0.0.1:-1", "--data", data,
+			"--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--gateway-config", tt.file)
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2; stderr:\n%s", tt.file, code, errOut)
+		}
+		if !strings.Contains(errOut, "--gateway-config") || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%s: stderr = %q, want %q", tt.file, errOut, tt.want)
+		}
+		assertNothingStarted(t, []string{tt.file}, out, data)
 	}
 }
 
@@ -183,5 +249,39 @@ func TestServeFailsWhenAdminPortTaken(t *testing.T) {
 	}
 	if strings.Contains(out, "nylon serve: ready") || !strings.HasSuffix(out, "nylon serve: stopped\n") {
 		t.Errorf("stdout = %q, want no ready line and a clean stop", out)
+	}
+}
+
+// The up-front checks apply to the roles that use what they check: the
+// admin token to role admin, the gateway config to role gateway. A
+// messaging config without servers shares serve's (checked) connection and
+// needs no TLS or credentials of its own.
+func TestServeConfigChecksWhatRolesUse(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared.yaml")
+	if err := os.WriteFile(shared, []byte("messaging:\n  - name: m\nplugins:\n  - {name: p, messaging: m}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	cfg := func(role, gatewayConfig string) *serveConfig {
+		return &serveConfig{
+			Env: "staging", Data: t.TempDir(), Role: role, DrainTimeout: time.Second, Replicas: 1,
+			NATS: natsFlags{Listen: "127.0.0.1:-1"}, HTTP: "127.0.0.1:0", Admin: "127.0.0.1:0",
+			Log: logFlags{Level: "info", Format: "text"}, GatewayConfig: gatewayConfig,
+		}
+	}
+	for _, c := range []*serveConfig{cfg("node", missing), cfg("node,gateway", shared)} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("role %s: %v", c.Role, err)
+		}
+		g, err := c.gatewayConfig()
+		if err != nil {
+			t.Errorf("role %s, %s: %v", c.Role, c.GatewayConfig, err)
+		}
+		if c.Role == "node,gateway" && len(g.Plugins) != 1 {
+			t.Errorf("role %s: gateway config %+v, want the file's", c.Role, g)
+		}
+	}
+	if err := cfg("node,admin", "").Validate(); err == nil || !strings.Contains(err.Error(), "--admin-token") {
+		t.Errorf("role admin without a token in staging: %v", err)
 	}
 }
