@@ -168,3 +168,30 @@ func TestAdminBodyLimitBoundedByNATS(t *testing.T) {
 		t.Fatalf("record limits %+v", rec.Limits)
 	}
 }
+
+// TestReplyOverMaxPayloadFailsFast: a reply NATS cannot carry (the guest
+// wrote a body within its own limits, but over the server's max_payload)
+// is answered at once with a micro error 500, not left for the caller's
+// timeout, and the node goes on serving.
+func TestReplyOverMaxPayloadFailsFast(t *testing.T) {
+	const maxPayload = 256 << 10 // the Object Store's 128 KiB chunks still fit
+	opts := testutil.NATSOptions(t)
+	opts.MaxPayload = maxPayload
+	e := newEnvOn(t, testutil.RunNATSWith(t, opts))
+	e.deploy(registry.Spec{Name: "counter"}, counterDir)
+	e.startNode("n1")
+
+	start := time.Now()
+	_, _, err := call(e.nc, "counter", request(protocol.PhaseRequestFilter, "size=300000"), 10*time.Second)
+	var se *serviceError
+	if !errors.As(err, &se) || se.Code != protocol.ServiceErrInternal || !strings.Contains(se.Desc, strconv.Itoa(maxPayload)) {
+		t.Fatalf("reply over max_payload: %v, want micro error 500 naming %d", err, maxPayload)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the error took %v: the caller waited for a timeout", d)
+	}
+	resp, _, err := call(e.nc, "counter", request(protocol.PhaseRequestFilter, "size=1000"), 10*time.Second)
+	if err != nil || len(body(t, resp)) != 1000 {
+		t.Fatalf("a reply that fits after the refused one: %v", err)
+	}
+}

@@ -299,6 +299,16 @@ func (f *function) answer(j *job, resp *protocol.PluginResponse) {
 		b = j.out
 	}
 	ep := j.ep
+	if mp := f.node.nc.MaxPayload(); mp > 0 && int64(len(b)+replyHeaderRoom) > mp {
+		// NATS would refuse the publish and the caller would wait out its
+		// timeout (and retry, to the same end): tell it now. The guest
+		// stayed within its output limit, but ops add framing, and a
+		// server's max_payload can be below the node's limits.
+		f.log.Warn("platform: reply over NATS max_payload", "function", f.name, "request_id", j.req.RequestID.String(),
+			"bytes", len(b), "max_payload", mp)
+		f.fail(j, protocol.ServiceErrInternal, fmt.Sprintf("reply of %d bytes is over the %d bytes one NATS message may carry", len(b), mp))
+		return
+	}
 	ep.record(j.start, resp.Error)
 	f.publish(j.reply, j.trace, b)
 	if j.dedup != nil {
@@ -309,6 +319,10 @@ func (f *function) answer(j *job, resp *protocol.PluginResponse) {
 	}
 	f.node.putJob(j)
 }
+
+// replyHeaderRoom is what a reply's NATS headers (traceparent) and protocol
+// line may take beside its data, for the max_payload check.
+const replyHeaderRoom = 256
 
 // replySize is at least the encoded size of resp, so that AppendMsgpack
 // never grows the buffer: the six keys and their values take under 100

@@ -55,7 +55,12 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	s := testutil.RunNATS(t)
+	return newEnvOn(t, testutil.RunNATS(t))
+}
+
+// newEnvOn is newEnv on a server of the test's own (testutil.RunNATSWith).
+func newEnvOn(t testing.TB, s *server.Server) *env {
+	t.Helper()
 	nc := testutil.Connect(t, s)
 	js := testutil.JetStream(t, nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -15,11 +15,13 @@
 //	spin=<duration>   busy-loop first (only a timeout interrupts it)
 //	fail=<text>       answer Error with text
 //	exit=<code>       os.Exit(code): the instance dies, the call traps
+//	size=<n>          the body is n bytes of 'x' instead of "ok"
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o counter.wasm .
 package main
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"strconv"
@@ -62,7 +64,11 @@ func init() {
 		res.SetHeader("X-Request-Id", ctx.IdempotencyKey())
 		res.SetHeader("X-Label", ctx.Config("label"))
 		res.SetHeader("X-Body-Length", strconv.FormatInt(ctx.Request().BodyLength(), 10))
-		res.BodyText("ok")
+		if n, err := strconv.Atoi(param("size")); err == nil && n >= 0 {
+			res.Body(bytes.Repeat([]byte("x"), n))
+		} else {
+			res.BodyText("ok")
+		}
 		ctx.End()
 	})
 }
