@@ -15,6 +15,7 @@ const (
 	DefaultMaxInflight      = 1024
 	DefaultMaxBodyBytes     = protocol.DefaultMaxPayload
 	DefaultDLQMaxMsgs       = 100_000
+	DefaultDLQMaxBytes      = 1 << 30
 	DefaultDLQMaxAge        = 7 * 24 * time.Hour
 	MaxReplicas             = 5 // JetStream's own limit
 	DefaultMessagingType    = "nats"
@@ -118,6 +119,11 @@ type DLQConfig struct {
 	Disabled bool `yaml:"disabled"`
 	// MaxMsgs bounds the stream (oldest dropped first); 0 = 100000.
 	MaxMsgs int64 `yaml:"max_msgs"`
+	// MaxBytes bounds the stream's size on disk (oldest dropped first);
+	// 0 = 1 GiB. A dead letter carries the whole request, body included,
+	// so without it failing requests from any HTTP client could fill the
+	// JetStream store (100000 requests of 8 MiB).
+	MaxBytes int64 `yaml:"max_bytes"`
 	// MaxAgeHours bounds the age of dead letters; 0 = 168 (7 days).
 	MaxAgeHours int `yaml:"max_age_hours"`
 	// Replicas is the stream's JetStream replicas, 1 to 5. 0: a new stream

@@ -182,11 +182,11 @@ plugins:
 func TestConfigReportsEveryProblem(t *testing.T) {
 	_, err := gateway.ParseConfig("c.yaml", []byte(`
 messaging:
-  - {name: m, overflow_policy: nope, max_inflight: -1}
+  - {name: m, overflow_policy: nope, max_inflight: -1, dlq: {max_bytes: -1}}
 plugins:
   - {name: p, messaging: x}
 `))
-	for _, want := range []string{"overflow_policy", "max_inflight", `"x" is not a messaging config`} {
+	for _, want := range []string{"overflow_policy", "max_inflight", "dlq.max_bytes", `"x" is not a messaging config`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}

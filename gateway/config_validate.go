@@ -126,6 +126,9 @@ func (m *MessagingConfig) validate(path string, ps *problems) {
 	if m.DLQ.MaxMsgs < 0 {
 		ps.add(path+".dlq.max_msgs", "%d is negative", m.DLQ.MaxMsgs)
 	}
+	if m.DLQ.MaxBytes < 0 {
+		ps.add(path+".dlq.max_bytes", "%d is negative", m.DLQ.MaxBytes)
+	}
 	if m.DLQ.MaxAgeHours < 0 {
 		ps.add(path+".dlq.max_age_hours", "%d is negative", m.DLQ.MaxAgeHours)
 	}

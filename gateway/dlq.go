@@ -41,7 +41,8 @@ func DLQStreamName(prefix string) string {
 
 // EnsureDLQ creates the dead-letter stream of prefix, or updates the one
 // that exists: subjects {prefix}.dlq.>, limits retention, oldest dropped
-// past MaxMsgs, messages expire after MaxAgeHours (default 7 days). Its
+// past MaxMsgs or MaxBytes, messages expire after MaxAgeHours (default 7
+// days). Its
 // replicas are cfg.Replicas when set; otherwise a new stream gets replicas
 // and an existing one keeps its own, so that a gateway started without
 // the cluster's setting cannot shrink a replicated stream (an operator may
@@ -50,6 +51,10 @@ func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg D
 	maxMsgs := cfg.MaxMsgs
 	if maxMsgs == 0 {
 		maxMsgs = DefaultDLQMaxMsgs
+	}
+	maxBytes := cfg.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = DefaultDLQMaxBytes
 	}
 	maxAge := DefaultDLQMaxAge
 	if cfg.MaxAgeHours > 0 {
@@ -74,6 +79,7 @@ func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg D
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxMsgs:     maxMsgs,
+		MaxBytes:    maxBytes,
 		MaxAge:      maxAge,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),

@@ -51,3 +51,38 @@ func TestEnsureDLQReplicas(t *testing.T) {
 		t.Fatalf("dlq.replicas 1: %d replicas, want 1", r)
 	}
 }
+
+// The dead-letter stream is bounded in bytes too (1 GiB unless
+// dlq.max_bytes says otherwise): a dead letter holds the whole request, so
+// failing requests must not be able to fill the JetStream store.
+func TestEnsureDLQMaxBytes(t *testing.T) {
+	nc := testutil.Connect(t, testutil.RunNATS(t))
+	js := testutil.JetStream(t, nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := gateway.EnsureDLQ(ctx, js, "nylon.dev", gateway.DLQConfig{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxBytes; got != gateway.DefaultDLQMaxBytes {
+		t.Fatalf("default max_bytes %d, want %d", got, gateway.DefaultDLQMaxBytes)
+	}
+	const limit = 16 << 10
+	s, err = gateway.EnsureDLQ(ctx, js, "nylon.dev", gateway.DLQConfig{MaxBytes: limit}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		if _, err := js.Publish(ctx, "nylon.dev.dlq.fn.request_filter", make([]byte, 1024)); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Bytes > limit || info.State.Msgs == 0 || info.State.LastSeq != 40 {
+		t.Fatalf("stream holds %d bytes in %d messages (last seq %d), want at most %d bytes, oldest dropped",
+			info.State.Bytes, info.State.Msgs, info.State.LastSeq, limit)
+	}
+}
