@@ -85,6 +85,12 @@ func (g *Gateway) attempt(ctx context.Context, t *target, ph protocol.Phase, id 
 	if err != nil {
 		return reply{}, false, err
 	}
+	if status, n := refusedStatus(ops); n > 0 {
+		// Once per reply: the status is ignored (the response keeps the
+		// one it had, 200 for an End), which would otherwise go unseen.
+		g.log.Warn("gateway: status op refused: not a final HTTP status (200-599)", "plugin", t.name, "phase", ph.String(),
+			"status", status, "refused", n, "subject", t.subject[ph], "request_id", id.String(), "traceparent", meta.trace)
+	}
 	if resp.Action == protocol.ActionError {
 		return reply{ops: ops}, false, &pluginFailure{PluginError: protocol.PluginError{Message: resp.Error}, status: opStatus(ops)}
 	}

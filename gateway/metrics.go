@@ -36,6 +36,9 @@ type metrics struct {
 	httpRequests *prometheus.CounterVec   // route, code
 	httpDuration *prometheus.HistogramVec // route
 	logDropped   prometheus.Counter
+	// routeConflicts is 1 for each function route not installed because
+	// another function or a configured route holds it.
+	routeConflicts *prometheus.GaugeVec // route, function, owner
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -82,6 +85,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "nylon_gateway_logging_dropped_total",
 			Help: "Logging phase calls dropped because the logging queue was full or closed.",
 		}),
+		routeConflicts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nylon_gateway_route_conflicts",
+			Help: "1 for each function route not installed because another function (owner) or a configured route holds the same chi route.",
+		}, []string{"route", "function", "owner"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -104,7 +111,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.inflight, m.retries, m.timeouts, m.dlq, m.errors, m.shed, m.duration,
-		m.httpRequests, m.httpDuration, m.logDropped,
+		m.httpRequests, m.httpDuration, m.logDropped, m.routeConflicts,
 	}
 }
 

@@ -17,6 +17,9 @@ import (
 type routeTable struct {
 	mux   *chi.Mux
 	exact map[string][]*route // in mount order
+	// lost are the function routes left out because another holds their
+	// route (loser -> winner), so the next table logs only new conflicts.
+	lost map[routeOwner]routeOwner
 }
 
 func newRouteTable(notFound, methodNotAllowed http.HandlerFunc) *routeTable {

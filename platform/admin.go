@@ -77,6 +77,20 @@ type AdminConfig struct {
 	// services (default DefaultDiscoveryTimeout).
 	DiscoveryTimeout time.Duration
 
+	// ReservedPaths describes the HTTP listener in front of the gateway
+	// when it answers some paths itself instead of handing them to the
+	// gateway, as nylon serve answers its chat page under /chat/ but hands
+	// /chat/ws to the gateway. Keys are literal http.ServeMux path patterns
+	// ("/chat/" is the subtree, "/chat/ws" the one path); true marks a
+	// pattern the listener serves itself, false one it hands to the gateway
+	// (an exception inside a reserved subtree). Every other path goes to
+	// the gateway. A deploy or rollback with a route none of whose paths the
+	// gateway would see is refused with 409 route-conflict. Nil reserves
+	// nothing. For nylon serve:
+	//
+	//	ReservedPaths: map[string]bool{"/chat/": true, "/chat/ws": false}
+	ReservedPaths map[string]bool
+
 	// Profiling serves Go's runtime profiles (net/http/pprof) under
 	// /debug/pprof/ and expvar under /debug/vars, behind the same bearer
 	// token as /v1: they show the process's command line, and a profile
@@ -88,12 +102,13 @@ type AdminConfig struct {
 // functions, list nodes, health and metrics. Serve it with Start/Drain, or
 // mount Handler yourself.
 type Admin struct {
-	cfg     AdminConfig
-	log     *slog.Logger
-	reg     *registry.Registry
-	host    *wasmhost.Host
-	ownHost bool
-	handler http.Handler
+	cfg      AdminConfig
+	log      *slog.Logger
+	reg      *registry.Registry
+	reserved reservedPaths
+	host     *wasmhost.Host
+	ownHost  bool
+	handler  http.Handler
 	// validating bounds concurrent module validations: each compiles a
 	// module (CPU and memory heavy), so a burst of uploads queues here.
 	validating chan struct{}
@@ -131,6 +146,10 @@ func NewAdmin(ctx context.Context, cfg AdminConfig) (*Admin, error) {
 	if cfg.DiscoveryTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%w: DiscoveryTimeout: %v is negative", ErrInvalidConfig, cfg.DiscoveryTimeout))
 	}
+	reserved, err := newReservedPaths(cfg.ReservedPaths)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("platform: new admin: %w", err)
 	}
@@ -150,6 +169,7 @@ func NewAdmin(ctx context.Context, cfg AdminConfig) (*Admin, error) {
 		cfg:        cfg,
 		log:        cfg.Logger,
 		reg:        cfg.Registry,
+		reserved:   reserved,
 		host:       cfg.Host,
 		validating: make(chan struct{}, maxConcurrentValidations),
 		done:       make(chan struct{}),

@@ -142,6 +142,11 @@ func (a *Admin) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	spec.Phases = info.Phases
+	// Last before storing, to leave a concurrent deploy of the same route
+	// as little time as possible to slip past (the gateway settles those).
+	if !a.checkRoutes(w, r, name, "the routes are taken", "route", spec.Routes) {
+		return
+	}
 	rec, err := a.reg.Deploy(r.Context(), spec, wasm)
 	if err != nil {
 		a.registryError(w, r, err)
@@ -464,6 +469,19 @@ func (a *Admin) rollback(w http.ResponseWriter, r *http.Request) {
 		if req.To != 0 {
 			to = req.To
 		}
+	}
+	// The target's routes must still be free: another function may have
+	// taken one since that version was active.
+	target, found, err := a.rollbackTarget(r.Context(), name, to)
+	if err != nil {
+		a.registryError(w, r, err)
+		return
+	}
+	if found {
+		if !target.Active && !a.checkRoutes(w, r, name, fmt.Sprintf("version %d's routes are taken", target.Version), "", target.Routes) {
+			return
+		}
+		to = target.Version
 	}
 	rec, err := a.reg.Rollback(r.Context(), name, to)
 	if err != nil {

@@ -20,6 +20,9 @@ type Problem struct {
 	RequestID string `json:"request_id,omitempty"`
 	// Option names the query option or spec field at fault, when one is.
 	Option string `json:"option,omitempty"`
+	// Conflicts lists, in a route-conflict problem, each route asked for
+	// and who holds it.
+	Conflicts []RouteConflict `json:"conflicts,omitempty"`
 }
 
 // Problem type URIs of the admin API. They are stable.
@@ -35,6 +38,7 @@ const (
 	ProblemNotFound         = "https://nylon.dev/problems/not-found"
 	ProblemMethodNotAllowed = "https://nylon.dev/problems/method-not-allowed"
 	ProblemConflict         = "https://nylon.dev/problems/conflict"
+	ProblemRouteConflict    = "https://nylon.dev/problems/route-conflict"
 	ProblemUnavailable      = "https://nylon.dev/problems/unavailable"
 	ProblemInternal         = "https://nylon.dev/problems/internal"
 )

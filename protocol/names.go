@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // ErrInvalidName is wrapped by every function-name and room-name validation failure.
@@ -33,7 +34,7 @@ func ValidateName(name string) error {
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
 		case (c == '-' || c == '_') && i > 0:
 		default:
-			return fmt.Errorf("%w: %q: character %q at %d (want a-z, 0-9, '-', '_', starting with a letter or digit)", ErrInvalidName, name, c, i)
+			return fmt.Errorf("%w: %q: %s (want a-z, 0-9, '-', '_', starting with a letter or digit)", ErrInvalidName, name, describeChar(name, i))
 		}
 	}
 	for _, r := range reservedNames {
@@ -57,10 +58,26 @@ func ValidateRoom(room string) error {
 	for i := 0; i < len(room); i++ {
 		c := room[i]
 		if c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' {
-			return fmt.Errorf("%w: room %q: byte %q at %d is not allowed in a subject token", ErrInvalidName, room, c, i)
+			return fmt.Errorf("%w: room %q: %s is not allowed in a subject token", ErrInvalidName, room, describeChar(room, i))
 		}
 	}
 	return nil
+}
+
+// describeChar names the character of s that starts at byte i and its
+// position, counted in characters: the rune itself when s holds valid UTF-8
+// there (not its first byte, which %q of a byte would print as another
+// character: 'Ã' for the first byte of "é"), else the byte in hex.
+func describeChar(s string, i int) string {
+	pos := utf8.RuneCountInString(s[:i])
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte %#02x at %d (not UTF-8)", s[i], pos)
+	}
+	if r < utf8.RuneSelf {
+		return fmt.Sprintf("character %q at %d", r, pos)
+	}
+	return fmt.Sprintf("character %q (%U) at %d", r, r, pos)
 }
 
 func truncate(s string, n int) string {

@@ -80,6 +80,35 @@ func TestValidateRoom(t *testing.T) {
 	}
 }
 
+// The refusal names the offending character itself and its position in
+// characters, not the first byte of a multi-byte one.
+func TestValidateNameReportsTheCharacter(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  func(string) error
+		want string
+	}{
+		{"é", ValidateName, `character 'é' (U+00E9) at 0`},
+		{"café-au-lait", ValidateName, `character 'é' (U+00E9) at 3`},
+		{"a😀b", ValidateName, `character '😀' (U+1F600) at 1`},
+		{"aB", ValidateName, `character 'B' at 1`},
+		{"-x", ValidateName, `character '-' at 0`},
+		{"a\xffb", ValidateName, `byte 0xff at 1 (not UTF-8)`},
+		{"ñ.é", ValidateName, `character 'ñ' (U+00F1) at 0`},
+		{"lobbyé", ValidateRoom, `character 'é' (U+00E9) at 5`},
+		{"a b", ValidateRoom, `character ' ' at 1`},
+		{"r\x80", ValidateRoom, `byte 0x80 at 1 (not UTF-8)`},
+	} {
+		err := tc.err(tc.name)
+		if !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want ErrInvalidName saying %s", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "Ã") {
+			t.Errorf("%q: %v: reports a byte as a character", tc.name, err)
+		}
+	}
+}
+
 // Every reserved name is documented with its reason where operators look
 // for the name rule (docs/NODE.md, "Names"), and listed among the names an
 // upload is refused for.

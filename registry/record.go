@@ -128,6 +128,7 @@ func (s Spec) Validate() error {
 	if len(s.Routes) > MaxRoutes {
 		bad("routes", "%d routes, at most %d", len(s.Routes), MaxRoutes)
 	}
+	// Keyed as chi files patterns: "/a/{x}" and "/a/{y}" are one route.
 	seen := make(map[string]int, len(s.Routes))
 	for i, rt := range s.Routes {
 		field := fmt.Sprintf("routes[%d]", i)
@@ -135,10 +136,15 @@ func (s Spec) Validate() error {
 			bad(field, "%q: %s", truncate(rt, 40), msg)
 			continue
 		}
-		if j, dup := seen[rt]; dup {
-			bad(field, "%q duplicates routes[%d]", rt, j)
+		key := protocol.RouteKey(rt)
+		if j, dup := seen[key]; dup {
+			if rt == s.Routes[j] {
+				bad(field, "%q duplicates routes[%d]", rt, j)
+			} else {
+				bad(field, "%q is the same route as routes[%d] %q (only parameter names differ)", rt, j, s.Routes[j])
+			}
 		}
-		seen[rt] = i
+		seen[key] = i
 	}
 
 	if len(s.Config) > MaxConfigKeys {

@@ -37,6 +37,7 @@ func TestSpecValidate(t *testing.T) {
 		{"route with space", "routes[1]", func(s *registry.Spec) { s.Routes = []string{"/ok", "/a b"} }},
 		{"route with query", "routes[0]", func(s *registry.Spec) { s.Routes = []string{"/a?b=c"} }},
 		{"duplicate route", "routes[1]", func(s *registry.Spec) { s.Routes = []string{"/a", "/a"} }},
+		{"same route, other parameter name", "routes[2]", func(s *registry.Spec) { s.Routes = []string{"/b", "/a/{x}", "/a/{y}"} }},
 		{"too many routes", "routes", func(s *registry.Spec) { s.Routes = make([]string, registry.MaxRoutes+1) }},
 		{"long route", "routes[0]", func(s *registry.Spec) { s.Routes = []string{"/" + strings.Repeat("r", registry.MaxRouteLen)} }},
 		{"negative timeout", "limits.timeout_ms", func(s *registry.Spec) { s.Limits.TimeoutMS = -1 }},

@@ -289,7 +289,14 @@ func TestWriteMethods(t *testing.T) {
 			write(protocol.OpRemoveRequestHeader, "X-Del", "", ok),
 			write(protocol.MethodError, "replaced by the report", "", ok),
 			write(protocol.OpSetResponseStatus, "99", "", bad),
+			write(protocol.OpSetResponseStatus, "100", "", bad), // interim, not a final status
+			write(protocol.OpSetResponseStatus, "101", "", bad),
+			write(protocol.OpSetResponseStatus, "199", "", bad),
+			write(protocol.OpSetResponseStatus, "600", "", bad), // no such HTTP status
+			write(protocol.OpSetResponseStatus, "999", "", bad),
 			write(protocol.OpSetResponseStatus, "1000", "", bad),
+			write(protocol.OpSetResponseStatus, "200", "", ok),
+			write(protocol.OpSetResponseStatus, "599", "", ok),
 			write(protocol.OpSetResponseStatus, "2x0", "", bad),
 			write(protocol.OpSetResponseStatus, "", "", bad),
 			write(protocol.OpSetResponseHeader, "bad name", "v", bad),
@@ -312,6 +319,8 @@ func TestWriteMethods(t *testing.T) {
 			op(protocol.OpSetStreamEnd, "", "", 0),
 			op(protocol.OpSetRequestHeader, "X-Up", "v", 0),
 			op(protocol.OpRemoveRequestHeader, "X-Del", "", 0),
+			op(protocol.OpSetResponseStatus, "", "", 200),
+			op(protocol.OpSetResponseStatus, "", "", 599),
 		}},
 		{protocol.PhaseResponseFilter, 0, []step{
 			write(protocol.OpSetResponseHeader, "X-A", "1", ok),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
@@ -158,8 +159,8 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, limits Limits
 	info := Info{Size: len(wasm), MemoryPages: initialPages(cm)}
 	if limitPages := limits.MemoryMB * (1 << 20 / wasmPageBytes); info.MemoryPages > limitPages {
 		_ = cm.Close(ctx)
-		return nil, wrap(fmt.Errorf("%w: initial memory is %d pages (%d MiB), limit %d MiB",
-			ErrMemoryLimit, info.MemoryPages, info.MemoryPages*wasmPageBytes>>20, limits.MemoryMB))
+		return nil, wrap(fmt.Errorf("%w: initial memory is %d pages (%s MiB), limit %d MiB",
+			ErrMemoryLimit, info.MemoryPages, pagesMiB(info.MemoryPages), limits.MemoryMB))
 	}
 	m := newModule(h, name, cm, info, limits)
 	if err := m.start(ctx); err != nil {
@@ -167,6 +168,13 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, limits Limits
 		return nil, wrap(err)
 	}
 	return m, nil
+}
+
+// pagesMiB renders a number of wasm pages in MiB: exactly (a page is 1/16
+// MiB, so "2.5" for 40 pages), and in 64 bits, as the 65,536 pages of a
+// full 4 GiB memory times the page size overflow the uint32 count.
+func pagesMiB(pages uint32) string {
+	return strconv.FormatFloat(float64(uint64(pages)*wasmPageBytes)/(1<<20), 'f', -1, 64)
 }
 
 // forget drops a closed module from the host's set.

@@ -108,11 +108,28 @@ func TestValidateInitialMemoryOverLimit(t *testing.T) {
 	m.exportFunc("nylon_handle", m.fn([]byte{i32, i32}, []byte{i32}, i32Const(0)...))
 	m.exportFunc("_initialize", m.fn(nil, nil))
 	_, err := h.Compile(context.Background(), "fat", m.bytes(), wasmhost.Limits{MemoryMB: 2})
-	if !errors.Is(err, wasmhost.ErrMemoryLimit) || !strings.Contains(err.Error(), "initial memory is 40 pages") {
+	if !errors.Is(err, wasmhost.ErrMemoryLimit) || !strings.Contains(err.Error(), "initial memory is 40 pages (2.5 MiB), limit 2 MiB") {
 		t.Fatalf("Compile = %v, want ErrMemoryLimit about the initial memory", err)
 	}
 	if _, err := h.Compile(context.Background(), "fat", m.bytes(), wasmhost.Limits{MemoryMB: 3}); err != nil {
 		t.Fatalf("Compile under a 3 MiB limit: %v", err)
+	}
+}
+
+// A whole 4 GiB memory (65,536 pages) is reported as such: pages times the
+// page size does not fit the uint32 page count.
+func TestValidateInitialMemoryOfFourGiB(t *testing.T) {
+	h, _ := newHost(t, wasmhost.Config{})
+	var m wasmModule
+	m.memory = []uint32{65536}
+	m.exportMemory("memory")
+	m.exportFunc("nylon_abi_v1", m.fn(nil, nil))
+	m.exportFunc("nylon_phases", m.fn(nil, []byte{i32}, i32Const(2)...))
+	m.exportFunc("nylon_handle", m.fn([]byte{i32, i32}, []byte{i32}, i32Const(0)...))
+	m.exportFunc("_initialize", m.fn(nil, nil))
+	_, err := h.Compile(context.Background(), "huge", m.bytes(), wasmhost.Limits{MemoryMB: 64})
+	if !errors.Is(err, wasmhost.ErrMemoryLimit) || !strings.Contains(err.Error(), "initial memory is 65536 pages (4096 MiB), limit 64 MiB") {
+		t.Fatalf("Compile = %v, want ErrMemoryLimit reporting 4096 MiB", err)
 	}
 }
 

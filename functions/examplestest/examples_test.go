@@ -143,6 +143,15 @@ func TestHeaders(t *testing.T) {
 			t.Fatalf("error %q does not name the config key", c.errText)
 		}
 	})
+	t.Run("rule to a status HTTP cannot send", func(t *testing.T) {
+		for _, to := range []string{"101", "999"} {
+			c := upstream("500").config("rewrite_status", "500:"+to)
+			wantAction(t, g.run(c), protocol.ActionError)
+			if !strings.Contains(c.errText, `rewrite_status: rule "500:`+to+`": bad status`) {
+				t.Fatalf("error %q does not name the rule's bad status", c.errText)
+			}
+		}
+	})
 	t.Run("keeps upstream csp and uses config", func(t *testing.T) {
 		c := upstream("200").config("hsts", "max-age=60", "referrer_policy", "no-referrer")
 		c.respHeaders("Content-Security-Policy", "default-src https:")

@@ -118,6 +118,9 @@ func TestSDKResponseWrites(t *testing.T) {
 			{Method: protocol.OpSetResponseHeader, A: "Location", B: "/new"},
 			{Method: protocol.OpSetResponseStatus, A: "302"},
 		}},
+		{"/status", protocol.ActionEnd, []op{ // 1xx and 600-999 refused, by the SDK and by the node
+			{Method: protocol.OpSetResponseStatus, A: "599"},
+		}},
 		{"/upstream-headers", protocol.ActionNext, []op{
 			{Method: protocol.OpSetRequestHeader, A: "X-Up", B: "1"},
 			{Method: protocol.OpRemoveRequestHeader, A: "Cookie"},

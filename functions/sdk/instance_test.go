@@ -132,6 +132,22 @@ func TestWritesOnHost(t *testing.T) {
 		}
 	}
 	g.handle(abi.PhaseRequestFilter, 0)
+	// SetStatus takes the final statuses the node takes, 200-599: the SDK
+	// refuses the rest itself (ErrBadArgument), where the host stand-in
+	// would refuse every write as not allowed.
+	for _, tc := range []struct {
+		code int
+		kind error
+	}{{100, ErrBadArgument}, {101, ErrBadArgument}, {199, ErrBadArgument}, {600, ErrBadArgument}, {999, ErrBadArgument},
+		{200, ErrNotAllowed}, {599, ErrNotAllowed}} {
+		g.handlers.request = func(c *Context) {
+			c.Response().SetStatus(tc.code)
+			if !errors.Is(c.Err(), tc.kind) {
+				t.Errorf("SetStatus(%d): Err = %v, want %v", tc.code, c.Err(), tc.kind)
+			}
+		}
+		g.handle(abi.PhaseRequestFilter, 0)
+	}
 	// A new call starts without the last call's error.
 	g.handlers.response = func(c *Context) {
 		if c.Err() != nil {

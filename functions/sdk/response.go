@@ -30,9 +30,11 @@ func (r *Response) RemoveHeader(name string) {
 	r.c.check(abi.OpRemoveResponseHeader, abi.Write(abi.OpRemoveResponseHeader, name, ""))
 }
 
-// SetStatus sets the response status code (100-999).
+// SetStatus sets the response status code: a final HTTP status, 200-599.
+// Anything else (an interim 1xx, or a number HTTP has no status for) is
+// refused as ErrBadArgument, as the node refuses it.
 func (r *Response) SetStatus(code int) {
-	if code < 100 || code > 999 {
+	if code < 200 || code > 599 {
 		r.c.check(abi.OpSetResponseStatus, abi.ResultBadArgument)
 		return
 	}

@@ -70,7 +70,7 @@ func rewrite(rules string, status int) (int, error) {
 			return 0, fmt.Errorf("config rewrite_status: rule %q: %w", rule, err)
 		}
 		t, err := strconv.Atoi(to)
-		if err != nil || t < 100 || t > 999 {
+		if err != nil || t < 200 || t > 599 { // the statuses SetStatus takes
 			return 0, fmt.Errorf("config rewrite_status: rule %q: bad status %q", rule, to)
 		}
 		if f == status {

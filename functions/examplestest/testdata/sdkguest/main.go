@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strconv"
 
+	"github.com/nylon-functions/nylon/functions/internal/abi"
 	"github.com/nylon-functions/nylon/functions/sdk"
 )
 
@@ -116,6 +117,22 @@ func init() {
 				ctx.Error(fmt.Errorf("ctx.Err() = %v, want ErrBadArgument", ctx.Err()))
 				return
 			}
+			ctx.End()
+		case "/status":
+			for _, code := range []int{100, 101, 199, 600, 999} {
+				// The SDK refuses these itself; the node refuses them too,
+				// for guests that call the ABI without the SDK.
+				if rc := abi.WriteNum(abi.OpSetResponseStatus, int64(code), ""); rc != abi.ResultBadArgument {
+					ctx.Error(fmt.Errorf("the node took status %d: result %d, want %d", code, rc, abi.ResultBadArgument))
+					return
+				}
+				res.SetStatus(code)
+				if !errors.Is(ctx.Err(), sdk.ErrBadArgument) {
+					ctx.Error(fmt.Errorf("SetStatus(%d): ctx.Err() = %v, want ErrBadArgument", code, ctx.Err()))
+					return
+				}
+			}
+			res.SetStatus(599)
 			ctx.End()
 		case "/upstream-headers":
 			req.SetHeader("X-Up", "1")
