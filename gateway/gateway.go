@@ -125,13 +125,19 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Gateway, error) {
 }
 
 func (g *Gateway) setupMessaging(cfg Config, nc *nats.Conn) error {
-	ms := cfg.Messaging
-	if len(ms) == 0 {
+	// The prefix of configs without one: WithSubjectPrefix, else that of
+	// WithEnv's environment, else of the default one.
+	defaultPrefix := g.opts.prefix
+	if defaultPrefix == "" {
 		env := g.opts.env
 		if env == "" {
 			env = protocol.DefaultEnv
 		}
-		ms = []MessagingConfig{{Name: defaultMessagingName, SubjectPrefix: protocol.Prefix(env)}}
+		defaultPrefix = protocol.Prefix(env)
+	}
+	ms := cfg.Messaging
+	if len(ms) == 0 {
+		ms = []MessagingConfig{{Name: defaultMessagingName, SubjectPrefix: defaultPrefix}}
 	}
 	muxes := map[*nats.Conn]*replyMux{}
 	for _, mc := range ms {
@@ -149,11 +155,7 @@ func (g *Gateway) setupMessaging(cfg Config, nc *nats.Conn) error {
 		m.env = g.opts.env
 		m.prefix = mc.SubjectPrefix
 		if m.prefix == "" {
-			env := m.env
-			if env == "" {
-				env = protocol.DefaultEnv
-			}
-			m.prefix = protocol.Prefix(env)
+			m.prefix = defaultPrefix
 		}
 		if m.env == "" {
 			m.env = envOfPrefix(m.prefix)
@@ -318,46 +320,73 @@ type FunctionRoute struct {
 
 // SetFunctionRoutes replaces the routes of deployed functions with routes
 // and swaps the route table atomically: a new path answers from the next
-// request on, a removed one answers 404. Configured routes win a path
-// conflict (logged). Invalid entries are skipped and reported in the
-// returned error; the others are installed regardless.
+// request on, a removed one answers 404. Invalid entries are skipped and
+// reported in the returned error; the others are installed regardless.
+//
+// Two routes conflict when chi would file them as one route
+// (protocol.RouteKey: the same pattern, or one differing only in parameter
+// names, such as /a/{x} and /a/{y}). A configured route wins over a function
+// route; between functions, the one whose name sorts first wins, so every
+// gateway settles a conflict alike. The admin API refuses a deploy that
+// would conflict, so only deploys racing each other get here. A conflict is
+// not an error: it is logged at WARN, naming the winner and the loser, when
+// it appears, and counted in nylon_gateway_route_conflicts while it lasts.
 func (g *Gateway) SetFunctionRoutes(routes []FunctionRoute) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	frs := append([]FunctionRoute(nil), routes...)
+	type keyed struct {
+		FunctionRoute
+		key string
+	}
+	frs := make([]keyed, len(routes))
+	for i, fr := range routes {
+		frs[i] = keyed{fr, protocol.RouteKey(fr.Path)}
+	}
 	sort.SliceStable(frs, func(i, j int) bool {
-		if frs[i].Path != frs[j].Path {
-			return frs[i].Path < frs[j].Path
+		a, b := &frs[i], &frs[j]
+		if a.key != b.key {
+			return a.key < b.key
 		}
-		return frs[i].Function < frs[j].Function
+		if a.Function != b.Function {
+			return a.Function < b.Function
+		}
+		return a.Path < b.Path
 	})
-	static := map[string]bool{}
+	static := map[string]string{} // route key -> configured pattern
 	for _, rt := range g.static {
-		static[rt.pattern] = true
+		static[protocol.RouteKey(rt.pattern)] = rt.pattern
 	}
 	var errs []error
-	claimed := map[string]string{}
+	claimed := map[string]routeOwner{} // route key -> the function route holding it
+	lost := map[routeOwner]routeOwner{}
 	var dyn []*route
-	for _, fr := range frs {
-		if err := validateFunctionRoute(&fr); err != nil {
+	for i := range frs {
+		fr := &frs[i].FunctionRoute
+		if err := validateFunctionRoute(fr); err != nil {
 			errs = append(errs, fmt.Errorf("function route[%s] %q: %w", fr.Function, fr.Path, err))
 			continue
 		}
-		if static[fr.Path] {
-			g.log.Warn("gateway: configured route wins over function route", "route", fr.Path, "function", fr.Function)
+		key, loser := frs[i].key, routeOwner{function: fr.Function, route: fr.Path}
+		if pattern, ok := static[key]; ok {
+			lost[loser] = routeOwner{route: pattern}
 			continue
 		}
-		if prev, ok := claimed[fr.Path]; ok {
-			errs = append(errs, fmt.Errorf("function route[%s] %q: path already routed to function %q", fr.Function, fr.Path, prev))
+		if owner, ok := claimed[key]; ok {
+			if owner.function != fr.Function {
+				lost[loser] = owner
+			}
+			// else the same function lists the route twice: once is enough.
 			continue
 		}
-		claimed[fr.Path] = fr.Function
-		dyn = append(dyn, g.functionRoute(&fr))
+		claimed[key] = loser
+		dyn = append(dyn, g.functionRoute(fr))
 	}
 	mux, mountErrs := g.buildMux(dyn)
 	errs = append(errs, mountErrs...)
+	mux.lost = lost
+	g.reportConflicts(g.table.Load().lost, lost)
 	g.table.Store(mux)
-	g.log.Info("gateway: function routes installed", "routes", len(dyn)-len(mountErrs), "skipped", len(errs))
+	g.log.Info("gateway: function routes installed", "routes", len(dyn)-len(mountErrs), "skipped", len(errs), "conflicts", len(lost))
 	return errors.Join(errs...)
 }
 

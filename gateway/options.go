@@ -18,6 +18,7 @@ type options struct {
 	logger      *slog.Logger
 	registerer  prometheus.Registerer
 	env         string
+	prefix      string
 	conns       map[string]*nats.Conn
 	transport   http.RoundTripper
 	logWorkers  int
@@ -85,6 +86,22 @@ func WithEnv(env string) Option {
 			return fmt.Errorf("env: %w", err)
 		}
 		o.env = env
+		return nil
+	}
+}
+
+// WithSubjectPrefix sets the subject prefix of messaging configs without a
+// subject_prefix of their own, the implicit config included, so of the
+// function routes too unless WithFunctionMessaging picks a config that sets
+// one. Default "nylon.{env}" (WithEnv). A config's own subject_prefix wins.
+//
+//	gw, err := gateway.New(cfg, nc, gateway.WithEnv("prod"), gateway.WithSubjectPrefix("acme.fn"))
+func WithSubjectPrefix(prefix string) Option {
+	return func(o *options) error {
+		if err := protocol.ValidatePrefix(prefix); err != nil {
+			return err
+		}
+		o.prefix = prefix
 		return nil
 	}
 }

@@ -23,15 +23,19 @@
 //     grows or replaces an instance.
 //   - A call is stopped at Limits.Timeout or when its context ends. Compile
 //     rewrites every module (internal/yield) to call the host function
-//     nylon_sys.yield after each budget of about a million instructions; that
-//     is where a call notices it must stop, and where the Go scheduler can
-//     preempt it, so a spinning guest neither outlives its deadline by more
-//     than a fraction of a millisecond nor holds up the garbage collector.
+//     nylon_sys.yield after each budget of about a million instructions, bulk
+//     memory and table instructions (memory.fill, memory.copy, table.init...)
+//     counting by their length; that is where a call notices it must stop, and
+//     where the Go scheduler can preempt it, so a spinning guest neither
+//     outlives its deadline by more than a fraction of a millisecond (plus at
+//     most one bulk instruction) nor holds up the garbage collector.
 //     (wazero's own WithCloseOnContextDone checks at every loop iteration
 //     and halved the speed of Go guests; see interrupt.go.) The module
 //     "nylon_sys" is reserved: a guest may not import from it.
 //   - Memory growth past Limits.MemoryMB fails, and every pointer the guest
-//     passes is bounds-checked.
+//     passes is bounds-checked. A module's tables hold at most 2^20 entries
+//     together (8 MiB): table.grow past that fails, and a module declaring
+//     more is refused with ErrMemoryLimit.
 //   - An instance that trapped, timed out, hit its memory limit or was
 //     cancelled is discarded; the next call gets a fresh one.
 //   - No filesystem, environment, arguments or network; real clocks and

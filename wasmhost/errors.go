@@ -24,8 +24,8 @@ var (
 	// instance is discarded.
 	ErrTimeout = errors.New("call timed out")
 	// ErrMemoryLimit: the guest tried to grow its memory past the function's
-	// limit (or declares more initial memory than the limit). The instance is
-	// discarded.
+	// limit (or declares more initial memory than the limit, or more table
+	// entries than the host's cap of 2^20). The instance is discarded.
 	ErrMemoryLimit = errors.New("memory limit exceeded")
 	// ErrInputTooLarge: the invocation is bigger than the function's MaxInput.
 	ErrInputTooLarge = errors.New("input too large")

@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nylon-functions/nylon/gateway"
-	"github.com/nylon-functions/nylon/protocol"
 )
 
 func dlqCommand() command {
@@ -77,15 +76,22 @@ func runDLQLs(ctx context.Context, a *app, cmd command, args []string) error {
 	if limit < 1 || limit > 1000 {
 		return usageErrorf(cmd.name, "--limit: %d: want 1 to 1000", limit)
 	}
+	if err := conn.validate(cmd.name); err != nil {
+		return err
+	}
 	c, err := conn.connect(ctx, "nylon dlq")
 	if err != nil {
 		return fmt.Errorf("dlq ls: %w", err)
 	}
 	defer closeConn(c)
-	prefix := protocol.Prefix(conn.Env)
+	prefix := conn.prefix()
 	letters, err := gateway.ListDLQ(ctx, c.JetStream(), prefix, limit)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("dlq ls: no dead-letter stream %s: no gateway of env %s has started yet", gateway.DLQStreamName(prefix), conn.Env)
+		whose := "of env " + conn.Env
+		if conn.SubjectPrefix != "" {
+			whose = "on subject prefix " + prefix
+		}
+		return fmt.Errorf("dlq ls: no dead-letter stream %s: no gateway %s has started yet", gateway.DLQStreamName(prefix), whose)
 	}
 	if err != nil {
 		return fmt.Errorf("dlq ls: %w", err)

@@ -25,14 +25,28 @@ const defaultClientNATS = "nats://127.0.0.1:4222"
 // clientNATS are the flags of a command that connects to NATS as a client
 // (never starting an embedded server).
 type clientNATS struct {
-	NATS natsFlags
-	Env  string
+	NATS          natsFlags
+	Env           string
+	SubjectPrefix string // --subject-prefix; empty means nylon.<env>: use prefix()
 }
 
 func (c *clientNATS) register(f *flagSet) {
 	f.String(&c.Env, "env", "name", "NYLON_ENV", protocol.DefaultEnv, "environment: the subject prefix nylon.<env>")
+	registerSubjectPrefix(f, &c.SubjectPrefix)
 	c.NATS.register(f, false)
 }
+
+// validate checks the flags that need no connection.
+func (c *clientNATS) validate(cmd string) error {
+	if err := validateSubjectPrefix(c.SubjectPrefix); err != nil {
+		return &usageError{cmd: cmd, err: err}
+	}
+	return nil
+}
+
+// prefix is the subject prefix the command calls: --subject-prefix, else
+// nylon.<env>.
+func (c *clientNATS) prefix() string { return subjectPrefix(c.SubjectPrefix, c.Env) }
 
 // connect connects to --nats, or defaultClientNATS when none is given.
 func (c *clientNATS) connect(ctx context.Context, name string) (*natsconn.Conn, error) {
@@ -112,6 +126,9 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	if err := checkOutput(cmd.name, fl.output); err != nil {
 		return err
 	}
+	if err := fl.conn.validate(cmd.name); err != nil {
+		return err
+	}
 	req, err := fl.request(cmd.name)
 	if err != nil {
 		return err
@@ -132,7 +149,7 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 		return fmt.Errorf("invoke %s: %w", name, err)
 	}
 	defer closeConn(conn)
-	subject := protocol.PhaseSubject(protocol.Prefix(fl.conn.Env), name, req.Phase)
+	subject := protocol.PhaseSubject(fl.conn.prefix(), name, req.Phase)
 	rctx, cancel := context.WithTimeout(ctx, fl.timeout)
 	defer cancel()
 	start := time.Now()

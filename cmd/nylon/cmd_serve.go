@@ -66,19 +66,27 @@ type serveConfig struct {
 	DrainTimeout  time.Duration
 	Profiling     bool
 	Replicas      int
+	// SubjectPrefix is --subject-prefix; empty means nylon.<env>: use
+	// prefix().
+	SubjectPrefix string
+	Function      functionDefaults
+	HTTPLimits    httpLimits
 }
 
 func (c *serveConfig) register(f *flagSet) {
 	f.String(&c.Env, "env", "name", "NYLON_ENV", "dev", "environment: the subject prefix nylon.<env>; anything but dev requires TLS and NATS credentials")
+	registerSubjectPrefix(f, &c.SubjectPrefix)
 	f.String(&c.Data, "data", "dir", "NYLON_DATA", "./data", "data directory: JetStream store (embedded NATS), compile cache")
 	c.NATS.register(f, true)
 	f.Int(&c.Replicas, "replicas", "n", "NYLON_REPLICAS", 1, "JetStream replicas of the registry buckets and dead-letter streams this process creates: 1 on one server, 3 on a three-server cluster")
 	f.String(&c.HTTP, "http", "addr", "NYLON_HTTP", "127.0.0.1:8080", "gateway and WebSocket edge listen address (role gateway)")
+	c.HTTPLimits.register(f)
 	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "listen address of /healthz and /metrics (every role) and of the admin API (role admin)")
 	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md); empty serves registry routes only")
 	f.String(&c.AdminToken, "admin-token", "token", "NYLON_ADMIN_TOKEN", "", "bearer token the admin API requires on /v1; required outside --env dev with role admin")
 	f.String(&c.NodeID, "node-id", "id", "NYLON_NODE_ID", "", "this node's id in micro metadata, /healthz and /v1/nodes (default: host name + random suffix)")
 	f.String(&c.Role, "role", "roles", "NYLON_ROLE", "all", "what this process runs: all, or a comma list of node, gateway, admin")
+	c.Function.register(f)
 	c.Log.register(f)
 	f.Duration(&c.DrainTimeout, "drain-timeout", "NYLON_DRAIN_TIMEOUT", 30*time.Second, "how long shutdown may take to finish in-flight work before it is cut off")
 	f.Bool(&c.Profiling, "pprof", "NYLON_PPROF", false, "serve Go runtime profiles on the admin address under /debug/pprof/ (behind --admin-token)")
@@ -88,6 +96,9 @@ func (c *serveConfig) register(f *flagSet) {
 func (c *serveConfig) Validate() error {
 	if c.Env == "" || strings.ContainsAny(c.Env, ".*> \t\r\n") {
 		return fmt.Errorf("--env: %q must be one NATS subject token (no '.', '*', '>' or spaces)", c.Env)
+	}
+	if err := validateSubjectPrefix(c.SubjectPrefix); err != nil {
+		return err
 	}
 	if c.Data == "" {
 		return errors.New("--data: empty")
@@ -106,6 +117,12 @@ func (c *serveConfig) Validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		return fmt.Errorf("--drain-timeout: %v must be positive", c.DrainTimeout)
+	}
+	if err := c.Function.validate(); err != nil {
+		return err
+	}
+	if err := c.HTTPLimits.validate(); err != nil {
+		return err
 	}
 	if c.Replicas < 1 || c.Replicas > gateway.MaxReplicas {
 		return fmt.Errorf("--replicas: %d: want 1 to %d", c.Replicas, gateway.MaxReplicas)
@@ -126,6 +143,10 @@ func (c *serveConfig) Validate() error {
 	}
 	return nil
 }
+
+// prefix is the subject prefix of everything this process serves and
+// calls: --subject-prefix, else nylon.<env>.
+func (c *serveConfig) prefix() string { return subjectPrefix(c.SubjectPrefix, c.Env) }
 
 // gatewayConfig loads and checks --gateway-config when this process runs
 // the gateway: strict YAML, references, and the security rule of env, so a

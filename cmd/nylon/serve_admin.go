@@ -43,7 +43,7 @@ func (s *serveShared) buildAdmin(ctx context.Context, d serveDeps) (component, e
 		api, err = platform.NewAdmin(ctx, platform.AdminConfig{
 			Env: s.cfg.Env, Token: s.cfg.AdminToken,
 			Registry: reg, Host: host, NATS: d.NATS.NC, Metrics: s.Metrics, Logger: d.Log,
-			Profiling: s.cfg.Profiling,
+			Profiling: s.cfg.Profiling, ReservedPaths: listenerPaths(),
 		})
 		if err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/platform"
-	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
 	"github.com/nylon-functions/nylon/wasmhost"
 	"github.com/nylon-functions/nylon/ws"
@@ -132,17 +132,19 @@ func (s *serveShared) buildNode(ctx context.Context, d serveDeps) (component, er
 	if err != nil {
 		return nil, err
 	}
-	n, err := platform.NewNode(platform.Config{
-		NATS: d.NATS.NC, Registry: reg, Host: host, Env: s.cfg.Env, NodeID: s.cfg.NodeID,
+	ncfg := platform.Config{
+		NATS: d.NATS.NC, Registry: reg, Host: host, Env: s.cfg.Env, SubjectPrefix: s.cfg.prefix(), NodeID: s.cfg.NodeID,
 		Logger: d.Log, Metrics: s.Metrics,
-	})
+	}
+	s.cfg.Function.apply(&ncfg)
+	n, err := platform.NewNode(ncfg)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	s.node = n
 	s.mu.Unlock()
-	fmt.Fprintf(d.Stdout, "node: %s serving functions on nylon.%s.>\n", n.ID(), s.cfg.Env)
+	fmt.Fprintf(d.Stdout, "node: %s serving functions on %s.>\n", n.ID(), s.cfg.prefix())
 	return n, nil
 }
 
@@ -165,7 +167,12 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 			c.nc.Close()
 		}
 	}
-	opts := []gateway.Option{gateway.WithLogger(d.Log), gateway.WithRegisterer(s.Metrics), gateway.WithEnv(s.cfg.Env), gateway.WithReplicas(s.cfg.Replicas)}
+	// Messaging configs without a subject_prefix of their own, the
+	// implicit one included, call on serve's prefix; so do the function
+	// routes, over the first config, unless its YAML names another prefix.
+	prefix := s.cfg.prefix()
+	opts := []gateway.Option{gateway.WithLogger(d.Log), gateway.WithRegisterer(s.Metrics), gateway.WithEnv(s.cfg.Env),
+		gateway.WithSubjectPrefix(prefix), gateway.WithReplicas(s.cfg.Replicas)}
 	for i := range gcfg.Messaging {
 		mc := &gcfg.Messaging[i]
 		if len(mc.Servers) == 0 {
@@ -179,7 +186,7 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 		own = append(own, namedConn{name: mc.Name, nc: nc})
 		opts = append(opts, gateway.WithMessagingConn(mc.Name, nc))
 	}
-	edge, err := ws.New(ws.Config{Env: s.cfg.Env}, d.NATS.NC, ws.WithLogger(d.Log), ws.WithRegistry(s.Metrics))
+	edge, err := ws.New(ws.Config{Env: s.cfg.Env, SubjectPrefix: prefix}, d.NATS.NC, ws.WithLogger(d.Log), ws.WithRegistry(s.Metrics))
 	if err != nil {
 		closeOwn()
 		return nil, fmt.Errorf("websocket edge: %w", err)
@@ -243,7 +250,7 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 	if err := untilJetStream(ctx, g.deps.Log, "gateway", func() error { return g.gw.Start(ctx) }); err != nil {
 		return err
 	}
-	warnSingleCopy(ctx, g.deps, gateway.DLQStreamName(protocol.Prefix(g.shared.cfg.Env)))
+	warnSingleCopy(ctx, g.deps, gateway.DLQStreamName(g.shared.cfg.prefix()))
 	reg, err := g.shared.registry(ctx, g.deps)
 	if err != nil {
 		return err
@@ -264,7 +271,8 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 
 	mux := http.NewServeMux()
 	// The chat page's socket (/chat/ws) is a function route like any other:
-	// deploy the chat example with --route /chat/ws.
+	// deploy the chat example with --route /chat/ws. listenerPaths tells the
+	// admin API about this mux.
 	mux.Handle("/chat/ws", g.gw)
 	mux.Handle("/chat/", http.StripPrefix("/chat", ws.ChatPage()))
 	mux.Handle("/", g.gw)
@@ -274,7 +282,15 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 		_ = w.Stop()
 		return fmt.Errorf("gateway: listen %s: %w", g.shared.cfg.HTTP, err)
 	}
-	g.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(g.deps.Log.Handler(), slog.LevelWarn)}
+	lim := g.shared.cfg.HTTPLimits
+	ln = lim.listener(ln)
+	g.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       lim.ReadTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(g.deps.Log.Handler(), slog.LevelWarn),
+	}
 	g.mu.Lock()
 	g.state, g.addr = stateServing, ln.Addr().String()
 	g.mu.Unlock()
@@ -312,23 +328,48 @@ func (g *gatewayComponent) followRoutes(w *registry.Watcher, ready chan struct{}
 		if initial {
 			continue
 		}
-		if err := g.gw.SetFunctionRoutes(functionRoutes(active)); err != nil {
+		if err := g.gw.SetFunctionRoutes(functionRoutes(active, g.shared.cfg.Function.Timeout)); err != nil {
 			g.deps.Log.Error("gateway: function routes", "err", err)
 		}
 	}
 }
 
-func functionRoutes(active map[string]registry.Record) []gateway.FunctionRoute {
+// listenerPaths are the paths of the --http listener's mux (see
+// gatewayComponent.Start) as platform.AdminConfig.ReservedPaths wants them:
+// true for what the listener answers itself (the chat page), false for an
+// exception it hands to the gateway. The admin API refuses routes the
+// gateway would never see.
+func listenerPaths() map[string]bool { return map[string]bool{"/chat/": true, "/chat/ws": false} }
+
+// functionRoutes are the gateway routes of the active records. nodeTimeout
+// is the node's default for records without a timeout (--function-timeout;
+// 0: the platform's).
+func functionRoutes(active map[string]registry.Record, nodeTimeout time.Duration) []gateway.FunctionRoute {
 	var out []gateway.FunctionRoute
 	for _, rec := range active {
 		for _, path := range rec.Routes {
 			out = append(out, gateway.FunctionRoute{
 				Path: path, Function: rec.Name, Phases: rec.PhaseSet,
-				Config: rec.Config, Timeout: rec.Limits.Timeout(), MaxBodyBytes: rec.Limits.MaxBodyBytes,
+				Config: rec.Config, Timeout: callTimeout(rec.Limits.Timeout(), nodeTimeout), MaxBodyBytes: rec.Limits.MaxBodyBytes,
 			})
 		}
 	}
 	return out
+}
+
+// callTimeout is how long the gateway waits for one call of a function
+// whose handler may run for fn (0: the node's default). The node starts
+// the handler's clock only when a worker takes the request, and decoding,
+// stopping a handler that overran and the reply's trip come on top: with
+// the handler's own timeout the gateway would always give up first, answer
+// 504 and dead-letter a request the node was about to answer with its
+// timeout error (a 500, not worth replaying). The margin is 10 %, at least
+// 250 ms.
+func callTimeout(fn, nodeTimeout time.Duration) time.Duration {
+	if fn <= 0 {
+		fn = cmp.Or(nodeTimeout, platform.DefaultTimeout)
+	}
+	return fn + max(250*time.Millisecond, fn/10)
 }
 
 func (g *gatewayComponent) Done() <-chan struct{} { return g.done }

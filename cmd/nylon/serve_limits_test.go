@@ -1,0 +1,143 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nylon-functions/nylon/platform"
+	"github.com/nylon-functions/nylon/wasmhost"
+)
+
+// The node defaults and the subject prefix come from flags and NYLON_*
+// variables and reach platform.Config; without them serve passes the
+// platform's own defaults and nylon.<env>, as before the flags existed.
+func TestServeFunctionDefaultsAndPrefixFlags(t *testing.T) {
+	parse := func(env map[string]string, args ...string) *serveConfig {
+		t.Helper()
+		var c serveConfig
+		f := testFlagSet(env)
+		c.register(f)
+		if err := f.Parse(args); err != nil {
+			t.Fatalf("parse %v %v: %v", env, args, err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("validate %v %v: %v", env, args, err)
+		}
+		return &c
+	}
+	applied := func(c *serveConfig) platform.Config {
+		var p platform.Config
+		c.Function.apply(&p)
+		return p
+	}
+
+	c := parse(nil)
+	want := platform.Config{Timeout: platform.DefaultTimeout, MemoryMB: wasmhost.DefaultMemoryMB,
+		MaxBodyBytes: wasmhost.DefaultMaxInput, QueueLength: platform.DefaultQueueLength}
+	if got := applied(c); got.Timeout != want.Timeout || got.MaxWorkers != 0 || got.MemoryMB != want.MemoryMB ||
+		got.MaxBodyBytes != want.MaxBodyBytes || got.QueueLength != want.QueueLength {
+		t.Errorf("defaults: %+v, want the platform's %+v", c.Function, want)
+	}
+	// Zero is the platform's default too, as in platform.Config.
+	c = parse(nil, "--function-timeout", "0", "--function-memory-mb", "0", "--function-max-body-bytes", "0", "--function-queue", "0")
+	if got := applied(c); got.Timeout != 0 || got.MemoryMB != 0 || got.MaxBodyBytes != 0 || got.QueueLength != 0 {
+		t.Errorf("zeros: %+v, want zeros (the platform's defaults)", got)
+	}
+	if p := c.prefix(); p != "nylon.dev" {
+		t.Errorf("default prefix %q, want nylon.dev", p)
+	}
+	if p := parse(nil, "--env", "prod", "--nats-listen", "127.0.0.1:-1", "--role", "node").prefix(); p != "nylon.prod" {
+		t.Errorf("prefix of --env prod %q, want nylon.prod", p)
+	}
+
+	env := map[string]string{
+		"NYLON_SUBJECT_PREFIX":          "acme.fn",
+		"NYLON_FUNCTION_TIMEOUT":        "250ms",
+		"NYLON_FUNCTION_MAX_WORKERS":    "8",
+		"NYLON_FUNCTION_MEMORY_MB":      "64",
+		"NYLON_FUNCTION_MAX_BODY_BYTES": "4096",
+		"NYLON_FUNCTION_QUEUE":          "10",
+	}
+	c = parse(env)
+	if got := applied(c); c.prefix() != "acme.fn" || got.Timeout != 250*time.Millisecond || got.MaxWorkers != 8 ||
+		got.MemoryMB != 64 || got.MaxBodyBytes != 4096 || got.QueueLength != 10 {
+		t.Errorf("from NYLON_*: prefix %q, %+v", c.prefix(), got)
+	}
+	c = parse(env, "--subject-prefix", "x.y.z", "--function-timeout", "2s", "--function-max-workers", "0",
+		"--function-memory-mb", "256", "--function-max-body-bytes", "100", "--function-queue", "1")
+	if got := applied(c); c.prefix() != "x.y.z" || got.Timeout != 2*time.Second || got.MaxWorkers != 0 ||
+		got.MemoryMB != 256 || got.MaxBodyBytes != 100 || got.QueueLength != 1 {
+		t.Errorf("flags over NYLON_*: prefix %q, %+v", c.prefix(), got)
+	}
+}
+
+// Out-of-range node defaults and invalid prefixes are usage errors (exit
+// 2) that stop serve before anything starts; invoke and dlq ls refuse an
+// invalid prefix the same way.
+func TestServeRejectsBadFunctionDefaultsAndPrefix(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--subject-prefix", "acme.*"}, want: "--subject-prefix"},
+		{args: []string{"--subject-prefix", "acme..fn"}, want: "--subject-prefix"},
+		{env: map[string]string{"NYLON_SUBJECT_PREFIX": "acme fn"}, want: "--subject-prefix"},
+		{args: []string{"--function-timeout", "500us"}, want: "--function-timeout: 500µs: want 1ms to 10m"},
+		{args: []string{"--function-timeout", "11m"}, want: "--function-timeout"},
+		{env: map[string]string{"NYLON_FUNCTION_TIMEOUT": "soon"}, want: `NYLON_FUNCTION_TIMEOUT="soon": not a duration`},
+		{args: []string{"--function-max-workers", "-1"}, want: "--function-max-workers: -1"},
+		{args: []string{"--function-max-workers", "4097"}, want: "--function-max-workers: 4097"},
+		{args: []string{"--function-memory-mb", "-1"}, want: "--function-memory-mb: -1: want 1 to 4096"},
+		{args: []string{"--function-memory-mb", "4097"}, want: "--function-memory-mb"},
+		{args: []string{"--function-max-body-bytes", "-1"}, want: "--function-max-body-bytes: -1"},
+		{args: []string{"--function-max-body-bytes", "67108865"}, want: "--function-max-body-bytes"},
+		{args: []string{"--function-queue", "-5"}, want: "--function-queue: -5: want 1 to 1048576"},
+		{args: []string{"--function-queue", "1048577"}, want: "--function-queue: 1048577"},
+		{env: map[string]string{"NYLON_FUNCTION_QUEUE": "lots"}, want: `NYLON_FUNCTION_QUEUE="lots": not an integer`},
+		{args: []string{"--http-read-timeout", "-1s"}, want: "--http-read-timeout: -1s is negative"},
+		{args: []string{"--http-idle-timeout", "-1s"}, want: "--http-idle-timeout"},
+		{args: []string{"--http-max-connections", "-1"}, want: "--http-max-connections: -1 is negative"},
+		{env: map[string]string{"NYLON_HTTP_MAX_CONNECTIONS": "many"}, want: `NYLON_HTTP_MAX_CONNECTIONS="many": not an integer`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " ")+mapString(tt.env), func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			data := filepath.Join(t.TempDir(), "data")
+			code, out, errOut := runCmd(t, append([]string{"serve", "--nats-listen", "127.0.0.1:-1", "--data", data,
+				"--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, tt.args...)...)
+			if code != 2 || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.want)
+			}
+			assertNothingStarted(t, tt.args, out, data)
+		})
+	}
+
+	for _, args := range [][]string{
+		{"invoke", "hello", "--subject-prefix", "acme.>"},
+		{"invoke", "hello", "--subject-prefix", ".acme"},
+		{"dlq", "ls", "--subject-prefix", "acme.*.fn"},
+	} {
+		// No server listens on the default address: a usage error comes
+		// before any connection attempt.
+		if code, _, errOut := runCmd(t, append(args, "--nats", "nats://127.0.0.1:1")...); code != 2 || !strings.Contains(errOut, "--subject-prefix") {
+			t.Errorf("%v: exit %d, stderr %q; want a usage error naming --subject-prefix", args, code, errOut)
+		}
+	}
+	t.Setenv("NYLON_SUBJECT_PREFIX", "a..b")
+	if code, _, errOut := runCmd(t, "dlq", "ls", "--nats", "nats://127.0.0.1:1"); code != 2 || !strings.Contains(errOut, "--subject-prefix") {
+		t.Errorf("dlq ls with NYLON_SUBJECT_PREFIX=a..b: exit %d, stderr %q; want a usage error", code, errOut)
+	}
+}
+
+func mapString(m map[string]string) string {
+	var b strings.Builder
+	for k, v := range m {
+		b.WriteString(k + "=" + v)
+	}
+	return b.String()
+}
