@@ -31,6 +31,13 @@ const (
 // maxConcurrentValidations is how many uploads are compiled at once.
 const maxConcurrentValidations = 2
 
+// MaxUploadsInMemory is how many deploy bodies the admin API reads and
+// holds at once (each up to MaxModuleBytes, 32 MiB by default: 256 MiB in
+// all); further deploys wait for one to finish before their body is read.
+// Without it, a burst of uploads behind two slow validations would all be
+// buffered at once.
+const MaxUploadsInMemory = 8
+
 // AdminConfig configures the admin API. Plain struct, checked by NewAdmin.
 type AdminConfig struct {
 	// Addr is where Start listens (default DefaultAdminAddr). Ignored when
@@ -112,6 +119,8 @@ type Admin struct {
 	// validating bounds concurrent module validations: each compiles a
 	// module (CPU and memory heavy), so a burst of uploads queues here.
 	validating chan struct{}
+	// uploads bounds the deploy bodies held in memory (MaxUploadsInMemory).
+	uploads chan struct{}
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -172,6 +181,7 @@ func NewAdmin(ctx context.Context, cfg AdminConfig) (*Admin, error) {
 		reserved:   reserved,
 		host:       cfg.Host,
 		validating: make(chan struct{}, maxConcurrentValidations),
+		uploads:    make(chan struct{}, MaxUploadsInMemory),
 		done:       make(chan struct{}),
 	}
 	if a.host == nil {

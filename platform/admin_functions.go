@@ -80,6 +80,13 @@ func (a *Admin) deploy(w http.ResponseWriter, r *http.Request) {
 		}
 		mediaType = mt
 	}
+	select {
+	case a.uploads <- struct{}{}:
+		defer func() { <-a.uploads }()
+	case <-r.Context().Done():
+		writeProblem(w, r, problem(ProblemUnavailable, http.StatusServiceUnavailable, "request cancelled while waiting for other uploads to finish"))
+		return
+	}
 	max := a.cfg.MaxModuleBytes
 	var wasm []byte
 	switch mediaType {
