@@ -16,9 +16,11 @@ var update = flag.Bool("update", false, "rewrite the committed testdata/*.wasm f
 //
 //	go test ./wasmhost -run TestCommittedModules -update
 var committedModules = map[string]func() []byte{
-	"hello.wasm": helloModule,
-	"loop.wasm":  loopModule,
-	"trap.wasm":  trapModule,
+	"hello.wasm":     helloModule,
+	"loop.wasm":      loopModule,
+	"trap.wasm":      trapModule,
+	"bulkloop.wasm":  bulkLoopModule,
+	"tablegrow.wasm": tableGrowModule,
 }
 
 func TestCommittedModules(t *testing.T) {

@@ -49,6 +49,7 @@ type wasmModule struct {
 	types   []wasmType
 	imports []wasmImport
 	funcs   []wasmFunc
+	table   []uint32 // nil: none; {min} or {min, max} funcref entries
 	memory  []uint32 // nil: none; {min} or {min, max} pages
 	exports []wasmExport
 	data    []wasmData
@@ -121,17 +122,17 @@ func (m *wasmModule) bytes() []byte {
 		}
 		section(3, b)
 	}
-	if m.memory != nil {
-		b := []byte{1}
-		if len(m.memory) == 1 {
-			b = append(b, 0x00)
-			b = uleb(b, uint64(m.memory[0]))
-		} else {
-			b = append(b, 0x01)
-			b = uleb(b, uint64(m.memory[0]))
-			b = uleb(b, uint64(m.memory[1]))
+	limits := func(b []byte, l []uint32) []byte {
+		if len(l) == 1 {
+			return uleb(append(b, 0x00), uint64(l[0]))
 		}
-		section(5, b)
+		return uleb(uleb(append(b, 0x01), uint64(l[0])), uint64(l[1]))
+	}
+	if m.table != nil {
+		section(4, limits([]byte{1, 0x70}, m.table))
+	}
+	if m.memory != nil {
+		section(5, limits([]byte{1}, m.memory))
 	}
 	if len(m.exports) > 0 {
 		b := uleb(nil, uint64(len(m.exports)))
@@ -219,6 +220,11 @@ type abiSpec struct {
 	// It may call the "nylon" imports at the indices in nylonFuncs.
 	handle func(imp nylonFuncs) []byte
 	data   []wasmData
+	// initialize is _initialize's body (empty if nil).
+	initialize []byte
+	// memory and table are the limits of the memory ({1} if nil) and of a
+	// funcref table (none if nil).
+	memory, table []uint32
 
 	// Deviations from the ABI.
 	extraImports []wasmImport // with their types' params/results in extraTypes
@@ -237,11 +243,12 @@ type nylonFuncs struct{ read, write, log uint32 }
 //	  (import "nylon" "read"  (func $read  (param i32 i32 i32 i32 i32) (result i32)))
 //	  (import "nylon" "write" (func $write (param i32 i32 i32 i32 i32) (result i32)))
 //	  (import "nylon" "log"   (func $log   (param i32 i32 i32)))
-//	  (memory (export "memory") 1)
+//	  (table <table> funcref)                                   ;; if table is set
+//	  (memory (export "memory") <memory, default 1>)
 //	  (func (export "nylon_abi_v1"))
 //	  (func (export "nylon_phases") (result i32) (i32.const <phases>))
 //	  (func (export "nylon_handle") (param i32 i32) (result i32) <handle>)
-//	  (func (export "_initialize"))
+//	  (func (export "_initialize") <initialize>)
 //	  (data (i32.const <offset>) "<bytes>") ...)
 func buildABI(s abiSpec) []byte {
 	var m wasmModule
@@ -257,7 +264,11 @@ func buildABI(s abiSpec) []byte {
 	}
 	if !s.noMemory {
 		m.memory = []uint32{1}
+		if s.memory != nil {
+			m.memory = s.memory
+		}
 	}
+	m.table = s.table
 	export := func(name string, idx uint32) {
 		if name != s.skipExport {
 			m.exportFunc(name, idx)
@@ -279,7 +290,7 @@ func buildABI(s abiSpec) []byte {
 		body = i32Const(0)
 	}
 	export("nylon_handle", m.fn(handleSig.params, handleSig.results, body...))
-	export("_initialize", m.fn(nil, nil))
+	export("_initialize", m.fn(nil, nil, s.initialize...))
 	m.data = s.data
 	return m.bytes()
 }

@@ -1,8 +1,11 @@
 package yield
 
+import "slices"
+
 // codeSection rewrites every function body: a yield point after the locals and after every loop
-// instruction's block type, function indices of call and ref.func shifted, global indices of
-// global.get and global.set checked. Everything else is copied byte for byte.
+// instruction's block type, a charge before every bulk memory or table instruction (bulk.go, with
+// a scratch local declared for it), function indices of call and ref.func shifted, global
+// indices of global.get and global.set checked. Everything else is copied byte for byte.
 //
 // Each yield point charges the counter for the region it starts: the instructions of the
 // function or loop body, not counting those inside nested loops (which their own yield points
@@ -68,11 +71,28 @@ func (r *rewriter) body(p, end int) error {
 		}
 		q = q2 + 1
 	}
+	// The scratch local goes after every parameter and local, so no index moves. Both counts
+	// are bounded by the input's size (locals by maxLocals too).
+	r.scratch = r.params[r.funcTypes[r.fn-int(r.funcImports)]] + uint32(total)
+	r.scratchUsed = false
+	localsAt := len(r.out)
 	r.out = append(r.out, b[p:q]...)
 	r.regions = r.regions[:0]
 	r.loops = r.loops[:0]
 	r.openRegion()
-	return r.instructions(b, q)
+	if err := r.instructions(b, q); err != nil {
+		return err
+	}
+	if r.scratchUsed {
+		// Declare it: one more declaration, (1 i32), at the end. Every region's cost has
+		// been written by now, so moving the instructions is safe.
+		decls := b[p:q]
+		_, d, _ := readU32(decls, 0) // read above
+		locals := appendU32(make([]byte, 0, len(decls)+7), n+1)
+		locals = append(append(locals, decls[d:]...), 0x01, 0x7f)
+		r.out = slices.Replace(r.out, localsAt, localsAt+len(decls), locals...)
+	}
+	return nil
 }
 
 // region is a function or loop body, charged by the yield point at its start.
@@ -217,8 +237,15 @@ func (r *rewriter) instructions(b []byte, p int) error {
 			}
 		case 0xfc:
 			var err error
-			if p, err = r.misc(b, at); err != nil {
+			var sub uint32
+			if sub, p, err = r.misc(b, at); err != nil {
 				return err
+			}
+			if unit := bulkUnit(sub); unit != 0 {
+				// The charge goes before the instruction, whose length is on the stack.
+				r.out = append(r.out, b[flush:at]...)
+				flush = at
+				r.chargeBulk(unit)
 			}
 		case 0xfd:
 			var err error
@@ -281,11 +308,11 @@ func (r *rewriter) blockType(b []byte, p int) (int, error) {
 }
 
 // misc skips a 0xFC-prefixed instruction starting at b[at] (the prefix): saturating
-// conversions, bulk memory and table instructions.
-func (r *rewriter) misc(b []byte, at int) (int, error) {
+// conversions, bulk memory and table instructions. It returns the sub-opcode.
+func (r *rewriter) misc(b []byte, at int) (uint32, int, error) {
 	sub, p, ok := readU32(b, at+1)
 	if !ok {
-		return p, r.errf(ErrMalformed, at, "bad 0xfc sub-opcode")
+		return 0, p, r.errf(ErrMalformed, at, "bad 0xfc sub-opcode")
 	}
 	zero := func() { // a reserved memory index: wazero wants one 0x00 byte
 		if ok && (p >= len(b) || b[p] != 0x00) {
@@ -314,10 +341,10 @@ func (r *rewriter) misc(b []byte, at int) (int, error) {
 		u32()
 		u32()
 	default:
-		return p, r.errf(ErrUnsupported, at, "instruction 0xfc %d", sub)
+		return sub, p, r.errf(ErrUnsupported, at, "instruction 0xfc %d", sub)
 	}
 	if !ok {
-		return p, r.errf(ErrMalformed, at, "truncated or bad immediate of instruction 0xfc %d", sub)
+		return sub, p, r.errf(ErrMalformed, at, "truncated or bad immediate of instruction 0xfc %d", sub)
 	}
-	return p, nil
+	return sub, p, nil
 }

@@ -43,8 +43,29 @@
 // work rather than loop iterations: a loop with a long body pays more per iteration. Structured
 // control flow only jumps backwards to the start of a loop, so no instruction runs again
 // without its region's yield point running first, and $yield is called at least once per
-// Budget instructions executed, plus one region. (Host calls and bulk memory instructions do an
-// unbounded amount of work per instruction; the host bounds its own functions.)
+// Budget instructions executed, plus one region. (Host calls do an unbounded amount of work per
+// instruction; the host bounds its own functions.)
+//
+// # Bulk instructions
+//
+// memory.fill, memory.copy, memory.init, table.fill, table.copy and table.init do work in
+// proportion to their length operand n: one of them can move gigabytes. So each is charged by
+// n, taken from the stack before it runs (bulk.go has the sequence): one unit per 2 bytes of
+// memory, 4 per table entry (8 bytes), the rates BenchmarkBulk measured against the instruction
+// loop the budget counts. The charge comes with its own check: when the budget is spent, or this
+// instruction would spend it, $yield is called before the instruction runs, so a loop of huge
+// fills (or a long straight run of them) stops within one instruction of its deadline. The
+// arithmetic cannot wrap: the charge is below 2^31 and is only subtracted from a positive
+// counter. A function with such an instruction gets one scratch i32 local, declared after all
+// its other locals, so no local index moves and the name section's local names stay right.
+//
+// # Tables
+//
+// wazero lets a table grow to 2^32-1 entries of 8 bytes, host memory outside any linear memory
+// limit. With Config.MaxTableEntries set, the tables the module defines may hold that many
+// entries together: a module declaring more initial entries is rejected with ErrLimit, and every
+// table's maximum is set (or lowered) so that table.grow past the cap returns -1. The headroom
+// goes to the tables in index order, each up to its own maximum; modules usually have one table.
 //
 // # Index shifting
 //

@@ -43,13 +43,16 @@ func FuzzInstrument(f *testing.F) {
 	})
 }
 
+// fuzzConfig caps tables low enough for the fuzzer to find both sides of it.
+var fuzzConfig = Config{Module: testConfig.Module, Name: testConfig.Name, Budget: testConfig.Budget, MaxTableEntries: 64}
+
 // checkInstrument is the property both fuzz targets check.
 func checkInstrument(t *testing.T, rt wazero.Runtime, wasm []byte) {
 	ctx := context.Background()
-	out, err := Instrument(wasm, testConfig)
+	out, err := Instrument(wasm, fuzzConfig)
 	if err != nil {
 		var e *Error
-		if !errors.As(err, &e) || !(errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupported)) {
+		if !errors.As(err, &e) || !(errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupported) || errors.Is(err, ErrLimit)) {
 			t.Fatalf("error %v (%T) is not an *Error of a known kind", err, err)
 		}
 		return
@@ -127,6 +130,9 @@ func skeletonSeeds() [][]byte {
 		cat(i32c(1), i32c(2), localGet(0), op(opSelectT, 1, i32), op(opRefNull, fref, opRefIsNull), op(opI32Add),
 			misc(16, 0), op(opI32Add)),
 		cat(localGet(0), op(opIf, i32), i32c(1), op(opElse), i32c(2), op(opEnd)),
+		// table.fill, table.copy, and a memory.fill of the parameter's length
+		cat(i32c(0), op(opRefNull, fref), i32c(1), misc(17, 0), i32c(0), i32c(1), i32c(1), misc(14, 0, 0),
+			i32c(0), i32c(0), localGet(0), misc(11, 0), localGet(0)),
 	}
 }
 
@@ -146,7 +152,7 @@ func FuzzInstrumentBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		wasm := skeleton(body)
 		checkInstrument(t, rt, wasm)
-		if _, err := Instrument(wasm, testConfig); errors.Is(err, ErrMalformed) && compiles(rt, wasm) {
+		if _, err := Instrument(wasm, fuzzConfig); errors.Is(err, ErrMalformed) && compiles(rt, wasm) {
 			t.Fatalf("wazero compiles the module, Instrument calls it malformed: %v", err)
 		}
 	})

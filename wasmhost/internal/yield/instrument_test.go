@@ -357,6 +357,9 @@ func testModules() map[string][]byte {
 		"simd":       simdModule(),
 		"brtable":    brTableModule(),
 		"bulk":       bulkModule(),
+		"fills":      fillsModule(),
+		"hostile":    hostileBulk(hostileOps["table.init"], true, true),
+		"grow":       growModule(table(fref, 0), tableMax(xref, 1, 10)),
 	}
 }
 

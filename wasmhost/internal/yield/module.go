@@ -77,16 +77,23 @@ type rewriter struct {
 
 	// Facts about the input, filled by scan.
 	sections    [secTag + 1]span
-	types       uint32 // entries in the type section
-	funcImports uint32 // imported functions: the yield import's index
-	globals     uint32 // imported and defined globals: the counter global's index
-	funcs       uint32 // imported and defined functions
-	defined     uint32 // entries in the function section
+	types       uint32   // entries in the type section
+	funcImports uint32   // imported functions: the yield import's index
+	globals     uint32   // imported and defined globals: the counter global's index
+	funcs       uint32   // imported and defined functions
+	defined     uint32   // entries in the function section
+	params      []uint32 // parameter count of each type
+	funcTypes   []uint32 // type index of each defined function
 
 	yieldPoint []byte   // template, see buildYieldPoint
 	costAt     int      // offset of its cost immediate
 	regions    []region // open function and loop bodies, innermost last
 	loops      []bool   // open blocks of the current body: is it a loop
+
+	// The current body's scratch local (see chargeBulk): its index, one past the function's
+	// parameters and locals, and whether a bulk instruction used it, so that it must be declared.
+	scratch     uint32
+	scratchUsed bool
 
 	// Where we are, for errors.
 	section string

@@ -26,6 +26,7 @@ func (r *rewriter) scanTypes(p, end int) error {
 	if err != nil {
 		return err
 	}
+	r.params = make([]uint32, 0, n)
 	for i := uint32(0); i < n; i++ {
 		if p >= end {
 			return r.errf(ErrMalformed, p, "type[%d]: truncated", i)
@@ -34,10 +35,13 @@ func (r *rewriter) scanTypes(p, end int) error {
 			return r.errf(ErrUnsupported, p, "type[%d]: form %#x: want func (0x60)", i, b[p])
 		}
 		p++
-		for _, what := range [...]string{"params", "results"} {
+		for k, what := range [...]string{"params", "results"} {
 			m, q, err := r.count(b, p, 1, what)
 			if err != nil {
 				return err
+			}
+			if k == 0 {
+				r.params = append(r.params, m)
 			}
 			for j := uint32(0); j < m; j++ {
 				if !isValType(b[q]) {
@@ -96,11 +100,11 @@ func (r *rewriter) scanImports(p, end int) error {
 			r.funcImports++
 			p = q
 		case 0x01: // table
-			if p, err = r.tableType(b, p); err != nil {
+			if _, p, err = r.tableType(b, p); err != nil {
 				return err
 			}
 		case 0x02: // memory
-			if p, err = r.limits(b, p, true); err != nil {
+			if _, p, err = r.limits(b, p, true); err != nil {
 				return err
 			}
 		case 0x03: // global
@@ -135,6 +139,7 @@ func (r *rewriter) scanFunctions(p, end int) error {
 	if err != nil {
 		return err
 	}
+	r.funcTypes = make([]uint32, 0, n)
 	for i := uint32(0); i < n; i++ {
 		t, q, ok := readU32(b, p)
 		if !ok {
@@ -143,6 +148,7 @@ func (r *rewriter) scanFunctions(p, end int) error {
 		if t >= r.types {
 			return r.errf(ErrMalformed, p, "function[%d]: type index %d out of range (%d types)", i, t, r.types)
 		}
+		r.funcTypes = append(r.funcTypes, t)
 		p = q
 	}
 	if p != end {
@@ -155,57 +161,101 @@ func (r *rewriter) scanFunctions(p, end int) error {
 // tableType checks a reference type and limits. The typed-function-references forms (an
 // initialiser prefixed by 0x40 0x00, or a 0x63/0x64 reference type) are rejected: wazero decodes
 // them even without the feature, and their expressions could name functions.
-func (r *rewriter) tableType(b []byte, p int) (int, error) {
+func (r *rewriter) tableType(b []byte, p int) (sizeLimits, int, error) {
 	if p >= len(b) {
-		return p, r.errf(ErrMalformed, p, "truncated table type")
+		return sizeLimits{}, p, r.errf(ErrMalformed, p, "truncated table type")
 	}
 	if !isRefType(b[p]) {
-		return p, r.errf(ErrUnsupported, p, "table element type %#x", b[p])
+		return sizeLimits{}, p, r.errf(ErrUnsupported, p, "table element type %#x", b[p])
 	}
 	return r.limits(b, p+1, false)
 }
 
+// sizeLimits are a table's or memory's size bounds.
+type sizeLimits struct {
+	min, max uint32
+	hasMax   bool
+}
+
 // limits checks (flags min [max]) with flags 0 or 1: shared memories (threads) and memory64
 // are unsupported.
-func (r *rewriter) limits(b []byte, p int, memory bool) (int, error) {
+func (r *rewriter) limits(b []byte, p int, memory bool) (sizeLimits, int, error) {
+	var l sizeLimits
 	if p >= len(b) {
-		return p, r.errf(ErrMalformed, p, "truncated limits")
+		return l, p, r.errf(ErrMalformed, p, "truncated limits")
 	}
 	flags := b[p]
 	if flags > 1 {
 		if memory {
-			return p, r.errf(ErrUnsupported, p, "memory limits flags %#x (shared memory or memory64)", flags)
+			return l, p, r.errf(ErrUnsupported, p, "memory limits flags %#x (shared memory or memory64)", flags)
 		}
-		return p, r.errf(ErrMalformed, p, "table limits flags %#x", flags)
+		return l, p, r.errf(ErrMalformed, p, "table limits flags %#x", flags)
 	}
 	p++
+	l.hasMax = flags == 1
 	for k := 0; k <= int(flags); k++ {
-		_, q, ok := readU32(b, p)
+		v, q, ok := readU32(b, p)
 		if !ok {
-			return p, r.errf(ErrMalformed, p, "bad limit")
+			return l, p, r.errf(ErrMalformed, p, "bad limit")
+		}
+		if k == 0 {
+			l.min = v
+		} else {
+			l.max = v
 		}
 		p = q
 	}
-	return p, nil
+	return l, p, nil
 }
 
-// tables checks the table section and copies it.
+// tables checks the table section and copies it, capping the tables' maxima when
+// Config.MaxTableEntries is set: wazero lets a table grow to 2^32-1 entries of 8 bytes each,
+// host memory that no other limit bounds.
 func (r *rewriter) tables(hdr, p, end int) error {
 	b := r.in[:end]
 	n, q, err := r.count(b, p, 3, "table")
 	if err != nil {
 		return err
 	}
-	for i := uint32(0); i < n; i++ {
-		if q, err = r.tableType(b, q); err != nil {
+	types := make([]byte, n)
+	lims := make([]sizeLimits, n)
+	var total uint64
+	for i := range lims {
+		at := q
+		if lims[i], q, err = r.tableType(b, q); err != nil {
 			return err
 		}
+		types[i] = b[at]
+		if lims[i].hasMax && lims[i].max < lims[i].min {
+			return r.errf(ErrMalformed, at, "table[%d]: maximum %d below minimum %d", i, lims[i].max, lims[i].min)
+		}
+		total += uint64(lims[i].min)
 	}
 	if q != end {
 		return r.errf(ErrMalformed, q, "%d bytes after the last table", end-q)
 	}
-	r.out = append(r.out, r.in[hdr:end]...)
-	return nil
+	limit := r.cfg.MaxTableEntries
+	if limit == 0 {
+		r.out = append(r.out, r.in[hdr:end]...)
+		return nil
+	}
+	if total > uint64(limit) {
+		return r.errf(ErrLimit, p, "tables declare %d initial entries, limit %d entries", total, limit)
+	}
+	r.out = append(r.out, secTable)
+	start := r.open()
+	r.out = appendU32(r.out, n)
+	headroom := limit - uint32(total)
+	for i, l := range lims {
+		grow := headroom
+		if l.hasMax {
+			grow = min(grow, l.max-l.min)
+		}
+		headroom -= grow
+		r.out = append(r.out, types[i], 0x01)
+		r.out = appendU32(appendU32(r.out, l.min), l.min+grow)
+	}
+	return r.close(start)
 }
 
 // memories checks the memory section and copies it.
@@ -216,7 +266,7 @@ func (r *rewriter) memories(hdr, p, end int) error {
 		return err
 	}
 	for i := uint32(0); i < n; i++ {
-		if q, err = r.limits(b, q, true); err != nil {
+		if _, q, err = r.limits(b, q, true); err != nil {
 			return err
 		}
 	}

@@ -18,6 +18,9 @@ var (
 	ErrUnsupported = errors.New("unsupported wasm")
 	// ErrInvalidConfig: Config is unusable (empty import names, budget not positive).
 	ErrInvalidConfig = errors.New("invalid yield config")
+	// ErrLimit: the input is valid but exceeds a limit of Config: its tables declare more
+	// initial entries than Config.MaxTableEntries.
+	ErrLimit = errors.New("too large")
 )
 
 // Config names the import the instrumented module calls and its budget.
@@ -30,6 +33,13 @@ type Config struct {
 	// function or loop body it starts). It must be > 0. Later stretches use whatever the import
 	// returns; a result <= 0 makes the very next yield point call it again.
 	Budget int32
+	// MaxTableEntries bounds the tables the module defines, all together: their initial sizes
+	// must add up to at most this many entries (else Instrument fails with ErrLimit), and each
+	// table's maximum is lowered (or set, when it has none) so that they cannot grow past it
+	// either; table.grow beyond a maximum returns -1. The headroom above the initial sizes goes
+	// to the tables in index order, each taking what its own maximum allows. Imported tables
+	// belong to another module and are not counted. 0 leaves tables as they are.
+	MaxTableEntries uint32
 }
 
 // maxNameLen bounds Config.Module and Config.Name.
@@ -47,7 +57,8 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Error reports where Instrument gave up on its input. Err wraps ErrMalformed or ErrUnsupported.
+// Error reports where Instrument gave up on its input. Err wraps ErrMalformed, ErrUnsupported
+// or ErrLimit.
 type Error struct {
 	Section string // section name ("header", "type", "import", "code", ...)
 	Func    int    // index of the function in the original module, or -1 outside function bodies
@@ -81,12 +92,15 @@ func (e *Error) Unwrap() error { return e.Err }
 // cfg.Name) of a new type (func (result i32)) appended to the type section. The import is
 // appended as the last import, so it takes function index = number of imported functions of
 // the input, and every defined function's index moves up by one; every reference to one is
-// rewritten. See the package documentation for the details.
+// rewritten. Every bulk memory and table instruction is preceded by a charge of $c for its
+// length, which calls $yield first when it would spend the budget, and the defined tables are
+// capped at cfg.MaxTableEntries. See the package documentation for the details.
 //
 // Instrument never panics, its work and memory are linear in len(wasm), and it does not modify
 // wasm. It rejects (with an *Error wrapping ErrMalformed or ErrUnsupported) anything it cannot
 // parse or instrument faithfully, including a module that names the global index or function
-// import the rewrite adds. Output is deterministic.
+// import the rewrite adds, and (wrapping ErrLimit) tables over cfg.MaxTableEntries. Output is
+// deterministic.
 func Instrument(wasm []byte, cfg Config) ([]byte, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
