@@ -169,23 +169,11 @@ func TestExternalTLS(t *testing.T) {
 // TestProductionRule connects the way a non-dev node must: TLS plus an nkey,
 // and checks that dropping either is refused before dialing.
 func TestProductionRule(t *testing.T) {
-	pki := newTestPKI(t)
-	user, _ := nkeys.CreateUser()
-	pub, _ := user.PublicKey()
-	seed, _ := user.Seed()
-	seedFile := filepath.Join(t.TempDir(), "user.nk")
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts := testutil.NATSOptions(t)
-	opts.TLSConfig = pki.ServerTLS
-	opts.Nkeys = []*server.NkeyUser{{Nkey: pub}}
-	s := testutil.RunNATSWith(t, opts)
-
-	cfg := externalConfig(s.ClientURL())
+	sn := testutil.RunSecureNATS(t)
+	cfg := externalConfig(sn.URL)
 	cfg.Env = "prod"
-	cfg.TLS.CAFile = pki.CAFile
-	cfg.NKeySeedFile = seedFile
+	cfg.TLS.CAFile = sn.CAFile
+	cfg.NKeySeedFile = sn.SeedFile
 	c := mustConnect(t, cfg)
 	roundTrip(t, c.NC, c.NC)
 
@@ -195,9 +183,9 @@ func TestProductionRule(t *testing.T) {
 	if _, err := Connect(context.Background(), noCreds, nil); !errors.Is(err, ErrInsecure) {
 		t.Errorf("Connect(prod, token only) = %v, want ErrInsecure", err)
 	}
-	plain := externalConfig(strings.Replace(s.ClientURL(), "tls://", "nats://", 1))
+	plain := externalConfig(strings.Replace(sn.URL, "tls://", "nats://", 1))
 	plain.Env = "prod"
-	plain.NKeySeedFile = seedFile
+	plain.NKeySeedFile = sn.SeedFile
 	if _, err := Connect(context.Background(), plain, nil); !errors.Is(err, ErrInsecure) {
 		t.Errorf("Connect(prod, plaintext) = %v, want ErrInsecure", err)
 	}
