@@ -78,7 +78,7 @@ func FuzzRouteKey(f *testing.F) {
 	f.Add("/", "k", "}", true, "{{:}}*")
 	f.Fuzz(func(t *testing.T, prefix, name, re string, isRegexp bool, suffix string) {
 		if strings.ContainsAny(prefix, "{}") || strings.ContainsAny(name, "{}:") {
-			t.Skip() // renaming would change another parameter's text
+			return // renaming would change another parameter's text
 		}
 		param := func(name string) string {
 			if isRegexp {
@@ -88,7 +88,7 @@ func FuzzRouteKey(f *testing.F) {
 		}
 		a, b := param(name), param("renamed")
 		if RouteKey(b) == b {
-			t.Skip() // an unclosed brace: not a pattern chi takes, left as is
+			return // an unclosed brace: not a pattern chi takes, left as is
 		}
 		if RouteKey(a) != RouteKey(b) {
 			t.Fatalf("RouteKey(%q) = %q but RouteKey(%q) = %q: the name counts", a, RouteKey(a), b, RouteKey(b))
