@@ -161,6 +161,7 @@ plugins:
 		{"bad jitter", "messaging:\n  - name: m\n    retry: {jitter: some}\n", `"some" is not one of full|equal|none`},
 		{"bad method", "routes:\n  - {path: /x, upstream: 'http://a', methods: [FETCH]}\n", `routes[0].methods[0]: "FETCH" is not an HTTP method`},
 		{"duplicate route", "routes:\n  - {path: /x, upstream: 'http://a'}\n  - {path: /x, upstream: 'http://b'}\n", `routes[1].path: * /x is already routed by routes[0]`},
+		{"same route, other parameter name", "routes:\n  - {path: '/u/{id}', upstream: 'http://a'}\n  - {path: '/u/{name}', upstream: 'http://b'}\n", `routes[1].path: * /u/{name} is already routed by routes[0]`},
 		{"auth without credential", "messaging:\n  - name: m\n    auth: {enabled: true}\n", `messaging[0].auth: enabled without nkey`},
 		{"two documents", "messaging: []\n---\nroutes: []\n", `c.yaml:2: more than one YAML document`},
 	} {

@@ -68,9 +68,11 @@ func (c *Config) validate() error {
 		path := fmt.Sprintf("routes[%d]", i)
 		r.validate(path, plugins, msgs, &ps)
 		for _, m := range routeMethods(r.Methods) {
-			key := m + " " + r.Path
+			// Keyed as chi files patterns: "/a/{x}" and "/a/{y}" are one
+			// route, and the one mounted last would replace the other.
+			key := m + " " + protocol.RouteKey(r.Path)
 			if prev, ok := seen[key]; ok && r.Path != "" {
-				ps.add(path+".path", "%s %s is already routed by %s", m, r.Path, prev)
+				ps.add(path+".path", "%s %s is already routed by %s (patterns that differ only in parameter names are one route)", m, r.Path, prev)
 			}
 			seen[key] = path
 		}

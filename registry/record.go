@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -213,6 +215,15 @@ func routeProblem(rt string) string {
 		}
 		if c == '?' || c == '#' {
 			return fmt.Sprintf("%q at %d: a route is a path, without query or fragment", c, i)
+		}
+	}
+	// An HTTP listener built on http.ServeMux (nylon serve's) redirects a
+	// path with empty, "." or ".." segments to its clean form, so a route
+	// spelled that way would never match.
+	segs := strings.Split(rt[1:], "/")
+	for i, seg := range segs {
+		if seg == "." || seg == ".." || seg == "" && i < len(segs)-1 {
+			return fmt.Sprintf("segment %d %q: not a clean path (use %q); requests are redirected to the clean form, so this route would never match", i+1, seg, path.Clean(rt))
 		}
 	}
 	return ""

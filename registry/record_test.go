@@ -14,7 +14,7 @@ func TestSpecValidate(t *testing.T) {
 	ok.Config = map[string]string{"k": "v", "empty-value": ""}
 	ok.Limits = registry.Limits{TimeoutMS: registry.MaxTimeoutMS, MemoryMB: 1, MaxWorkers: 8, MaxBodyBytes: 1 << 20}
 	ok.QueueGroup = "workers.fn-1"
-	ok.Routes = []string{"/", "/users/{id}", "/static/*"}
+	ok.Routes = []string{"/", "/users/{id}", "/static/*", "/api/"}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid spec: %v", err)
 	}
@@ -36,6 +36,9 @@ func TestSpecValidate(t *testing.T) {
 		{"empty route", "routes[0]", func(s *registry.Spec) { s.Routes = []string{""} }},
 		{"route with space", "routes[1]", func(s *registry.Spec) { s.Routes = []string{"/ok", "/a b"} }},
 		{"route with query", "routes[0]", func(s *registry.Spec) { s.Routes = []string{"/a?b=c"} }},
+		{"route with dot segment", "routes[0]", func(s *registry.Spec) { s.Routes = []string{"/a/../b"} }},
+		{"route with empty segment", "routes[1]", func(s *registry.Spec) { s.Routes = []string{"/", "/a//b"} }},
+		{"route with trailing dot", "routes[0]", func(s *registry.Spec) { s.Routes = []string{"/a/."} }},
 		{"duplicate route", "routes[1]", func(s *registry.Spec) { s.Routes = []string{"/a", "/a"} }},
 		{"same route, other parameter name", "routes[2]", func(s *registry.Spec) { s.Routes = []string{"/b", "/a/{x}", "/a/{y}"} }},
 		{"too many routes", "routes", func(s *registry.Spec) { s.Routes = make([]string, registry.MaxRoutes+1) }},

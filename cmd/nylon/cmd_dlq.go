@@ -31,7 +31,8 @@ func runDLQ(ctx context.Context, a *app, cmd command, args []string) error {
 	case "ls":
 		return runDLQLs(ctx, a, cmd, args[1:])
 	case "-h", "-help", "--help":
-		newFlagSet(a, cmd, "ls [flags]").PrintUsage(a.stdout)
+		f, _ := newDLQLsFlags(a, cmd)
+		f.PrintUsage(a.stdout)
 		return errHelp
 	}
 	return usageErrorf(cmd.name, "unknown subcommand %q (want ls)", args[0])
@@ -55,18 +56,31 @@ type dlqEntry struct {
 	PayloadSize int    `json:"payload_bytes"`
 }
 
-func runDLQLs(ctx context.Context, a *app, cmd command, args []string) error {
-	var conn clientNATS
-	var output string
-	var limit int
+// dlqLsOptions are the flags of `nylon dlq ls`.
+type dlqLsOptions struct {
+	conn   clientNATS
+	output string
+	limit  int
+}
+
+// newDLQLsFlags registers the flags of `dlq ls`, for parsing and for
+// `nylon dlq --help` alike.
+func newDLQLsFlags(a *app, cmd command) (*flagSet, *dlqLsOptions) {
+	var o dlqLsOptions
 	f := newFlagSet(a, cmd, "ls [flags]")
-	conn.register(f)
-	registerOutput(f, &output)
-	f.Int(&limit, "limit", "n", "", 100, "how many of the newest dead letters to show (at most 1000)")
+	o.conn.register(f)
+	registerOutput(f, &o.output)
+	f.Int(&o.limit, "limit", "n", "", 100, "how many of the newest dead letters to show (at most 1000)")
+	return f, &o
+}
+
+func runDLQLs(ctx context.Context, a *app, cmd command, args []string) error {
+	f, o := newDLQLsFlags(a, cmd)
 	pos, err := parseArgs(f, args)
 	if err != nil {
 		return err
 	}
+	conn, output, limit := &o.conn, o.output, o.limit
 	if err := wantArgs(cmd.name, pos); err != nil {
 		return err
 	}

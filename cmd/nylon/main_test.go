@@ -39,6 +39,16 @@ func TestHelpForEveryCommand(t *testing.T) {
 	}
 }
 
+// `nylon dlq --help` shows the flags of its one subcommand, ls.
+func TestDLQHelpListsTheFlagsOfLs(t *testing.T) {
+	code, out, _ := runCmd(t, "dlq", "--help")
+	for _, want := range []string{"Usage: nylon dlq ls", "--nats url,...", "--subject-prefix", "--limit n", "--output"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("dlq --help: exit %d, lacks %q:\n%s", code, want, out)
+		}
+	}
+}
+
 func TestServeHelpListsEveryFlagAndVariable(t *testing.T) {
 	_, out, _ := runCmd(t, "serve", "--help")
 	for _, want := range []string{
@@ -57,6 +67,9 @@ func TestServeHelpListsEveryFlagAndVariable(t *testing.T) {
 		"--drain-timeout duration", "NYLON_DRAIN_TIMEOUT, default 30s",
 		"--pprof", "NYLON_PPROF",
 		"--replicas n", "NYLON_REPLICAS, default 1",
+		"--http-read-timeout duration", "NYLON_HTTP_READ_TIMEOUT, default 1m0s",
+		"--http-idle-timeout duration", "NYLON_HTTP_IDLE_TIMEOUT, default 2m0s",
+		"--http-max-connections n", "NYLON_HTTP_MAX_CONNECTIONS",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)
