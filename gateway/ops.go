@@ -69,6 +69,7 @@ type responseBody struct {
 	body  []byte
 	set   bool // a body op applied: the body is the reply's
 	ended bool
+	owned bool // body is a buffer of its own, not a slice of the reply
 }
 
 // apply applies op if it is a body op and reports whether it was one.
@@ -83,13 +84,18 @@ func (b *responseBody) apply(op *protocol.Op) bool {
 	}
 	switch op.Code {
 	case protocol.OpSetResponseBody:
-		b.body = op.Value
+		b.body, b.owned = op.Value, false
 	case protocol.OpSetStreamHeader:
-		b.body = nil
+		b.body, b.owned = nil, true
 	case protocol.OpSetStreamData:
-		// The full slice expression makes the first append copy: after a
-		// 103 the body aliases the reply's buffer.
-		b.body = append(b.body[:len(b.body):len(b.body)], op.Value...)
+		if !b.owned {
+			// After a 103 the body is a slice of the reply's buffer:
+			// appending in place would overwrite the ops behind it. Copy
+			// once; later chunks append to the copy (amortised linear, a
+			// reply may hold tens of thousands of small chunks).
+			b.body, b.owned = append(make([]byte, 0, 2*len(b.body)+len(op.Value)), b.body...), true
+		}
+		b.body = append(b.body, op.Value...)
 	case protocol.OpSetStreamEnd:
 		b.ended = true
 	}

@@ -121,6 +121,9 @@ type Admin struct {
 	validating chan struct{}
 	// uploads bounds the deploy bodies held in memory (MaxUploadsInMemory).
 	uploads chan struct{}
+	// routesMu makes a deploy's or rollback's route check and its write to
+	// the registry one step for this admin API.
+	routesMu sync.Mutex
 
 	mu     sync.Mutex
 	srv    *http.Server

@@ -149,8 +149,12 @@ func (a *Admin) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	spec.Phases = info.Phases
-	// Last before storing, to leave a concurrent deploy of the same route
-	// as little time as possible to slip past (the gateway settles those).
+	// Checked last before storing, and under routesMu with the store, so
+	// deploys through this admin API never both take one route; deploys
+	// through several admin processes can still race (the gateway settles
+	// those).
+	a.routesMu.Lock()
+	defer a.routesMu.Unlock()
 	if !a.checkRoutes(w, r, name, "the routes are taken", "route", spec.Routes) {
 		return
 	}
@@ -173,11 +177,33 @@ func (a *Admin) checkSpec(w http.ResponseWriter, r *http.Request, spec registry.
 		writeProblem(w, r, problem(ProblemInvalidSpec, http.StatusBadRequest, err.Error()))
 		return false
 	}
+	for i, rt := range spec.Routes {
+		if err := chiPattern(rt); err != nil {
+			writeProblem(w, r, problem(ProblemInvalidSpec, http.StatusBadRequest,
+				fmt.Sprintf("routes[%d]: %q is not a route pattern the gateway can mount: %v", i, rt, err)))
+			return false
+		}
+	}
 	if p, ok := a.checkBodyLimit(spec.Limits.MaxBodyBytes); !ok {
 		writeProblem(w, r, p)
 		return false
 	}
 	return true
+}
+
+// chiPattern reports why the gateway's router (chi) would refuse pattern:
+// an unclosed "{", a parameter named twice, a bad regexp, a "*" before the
+// end. chi panics on those when the route is mounted, which the gateway
+// turns into a skipped route; caught here, the deploy is refused instead of
+// stored with a route that never answers.
+func chiPattern(pattern string) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%v", v)
+		}
+	}()
+	chi.NewRouter().Handle(pattern, http.NotFoundHandler())
+	return nil
 }
 
 // checkBodyLimit refuses a max_body_bytes that NATS cannot carry. A request
@@ -478,7 +504,9 @@ func (a *Admin) rollback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// The target's routes must still be free: another function may have
-	// taken one since that version was active.
+	// taken one since that version was active (routesMu: see deploy).
+	a.routesMu.Lock()
+	defer a.routesMu.Unlock()
 	target, found, err := a.rollbackTarget(r.Context(), name, to)
 	if err != nil {
 		a.registryError(w, r, err)

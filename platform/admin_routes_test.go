@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -198,5 +199,39 @@ func TestAdminEscapesInName(t *testing.T) {
 	defer raw.Body.Close()
 	if raw.StatusCode != http.StatusBadRequest || raw.Header.Get("X-Request-Id") != "" {
 		t.Fatalf("a%%zz: %d, X-Request-Id %q: want net/http's own 400, before our middleware", raw.StatusCode, raw.Header.Get("X-Request-Id"))
+	}
+}
+
+// Deploys racing for one route through one admin API: exactly one gets it,
+// the others 409 (the check and the store are one step).
+func TestAdminConcurrentDeploysOfOneRoute(t *testing.T) {
+	a := newAdminEnv(t, nil)
+	hello := guest(t, helloDir)
+	const n = 8
+	codes := make(chan int, n)
+	for i := range n {
+		go func() {
+			req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/v1/functions/racer%d?route=/race/{p%d}", a.base, i, i), bytes.NewReader(hello))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			req.Header.Set("Content-Type", "application/wasm")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	got := map[int]int{}
+	for range n {
+		got[<-codes]++
+	}
+	if got[http.StatusCreated] != 1 || got[http.StatusConflict] != n-1 {
+		t.Fatalf("statuses %v: want one 201 and %d 409", got, n-1)
 	}
 }

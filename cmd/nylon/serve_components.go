@@ -286,7 +286,7 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 	ln = lim.listener(ln)
 	g.srv = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: lim.headerTimeout(),
 		ReadTimeout:       lim.ReadTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.deps.Log.Handler(), slog.LevelWarn),

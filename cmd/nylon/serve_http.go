@@ -45,6 +45,17 @@ func (l *httpLimits) validate() error {
 	return nil
 }
 
+// headerTimeout is how long a request's headers may take: 10 s, or the
+// read timeout when that is shorter (net/http applies ReadHeaderTimeout,
+// not ReadTimeout, to the headers when both are set, so a longer one would
+// let a slowloris client outlast the read timeout).
+func (l *httpLimits) headerTimeout() time.Duration {
+	if l.ReadTimeout > 0 {
+		return min(10*time.Second, l.ReadTimeout)
+	}
+	return 10 * time.Second
+}
+
 // maxConns is MaxConns, or half the open-file limit when it is 0: the
 // other half stays for NATS, JetStream's files and upstream connections.
 func (l *httpLimits) maxConns() int {

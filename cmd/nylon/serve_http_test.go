@@ -86,12 +86,25 @@ func TestServeHTTPLimits(t *testing.T) {
 		t.Fatalf("idle connection closed after %v, want about the 3s idle timeout", d)
 	}
 
+	// Headers that never end lose their connection at the read timeout
+	// too (not net/http's 10 s header timeout).
+	h, hr := dial()
+	if _, err := io.WriteString(h, "GET /nope HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = h.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, hr); err != nil || time.Since(start) > 2500*time.Millisecond {
+		t.Fatalf("slow headers: connection still open after %v (%v)", time.Since(start), err)
+	}
+	_ = h.Close()
+
 	// A body trickling in loses its connection at the read timeout.
 	d, dr := dial()
 	if _, err := io.WriteString(d, "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"+strings.Repeat("a", 10)); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	start = time.Now()
 	_ = d.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err = io.Copy(io.Discard, dr) // whatever answer, then the close
 	if err != nil || time.Since(start) > 2500*time.Millisecond {
