@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nylon-functions/nylon/internal/natsconn"
 	"github.com/nylon-functions/nylon/platform"
 )
 
@@ -51,7 +52,7 @@ func (s *serveShared) buildAdmin(ctx context.Context, d serveDeps) (component, e
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/healthz", getOnly(s.healthHandler(d.NATS.NC)))
+	mux.Handle("/healthz", getOnly(s.healthHandler(d.NATS)))
 	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(d.Log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
@@ -139,11 +140,12 @@ func (a *adminServer) Drain(ctx context.Context) error {
 // processHealth is serve's /healthz document. Its top-level fields are the
 // admin API's platform.Health: the node's when this process runs one,
 // otherwise the NATS connection's. Roles and Gateway tell what else the
-// process runs.
+// process runs; JetStream whether JetStream stores this process's writes.
 type processHealth struct {
 	platform.Health
-	Roles   []string       `json:"roles"`
-	Gateway *gatewayHealth `json:"gateway,omitempty"`
+	Roles     []string              `json:"roles"`
+	Gateway   *gatewayHealth        `json:"gateway,omitempty"`
+	JetStream *natsconn.StoreHealth `json:"jetstream,omitempty"`
 }
 
 // gatewayHealth is the gateway component: its HTTP listener, the WebSocket
@@ -171,10 +173,17 @@ type messagingHealth struct {
 // and degraded when a messaging config's own connection is down: its
 // plugins fail, but every gateway shares the config, so taking this one out
 // of rotation would not help (?strict=1 answers 503 for that too).
-func (s *serveShared) health(nc *nats.Conn) processHealth {
+//
+// It is degraded too when JetStream does not store what this process
+// writes (natsconn.StoreHealth): a stream stopped by a write error fails
+// every deploy, rollback and delete, and dead letters, until its server
+// restarts, while functions go on being served, so taking the process out
+// of rotation would stop traffic that works.
+func (s *serveShared) health(ctx context.Context, conn *natsconn.Conn) processHealth {
 	s.mu.Lock()
 	node, gw := s.node, s.gw
 	s.mu.Unlock()
+	nc := conn.NC
 	h := processHealth{Roles: s.cfg.roles()}
 	if node != nil {
 		h.Health = node.Health()
@@ -195,6 +204,11 @@ func (s *serveShared) health(nc *nats.Conn) processHealth {
 				h.Status = platform.HealthDegraded
 			}
 		}
+	}
+	st := conn.StoreHealth(ctx)
+	h.JetStream = &st
+	if st.Status != natsconn.StoreOK && h.Status == platform.HealthOK {
+		h.Status = platform.HealthDegraded
 	}
 	return h
 }
@@ -221,9 +235,9 @@ func connHealth(nc *nats.Conn) platform.NATSHealth {
 
 // healthHandler answers /healthz as the admin API does: 200 for ok and
 // degraded, 503 for unavailable, and with ?strict=1 503 for degraded too.
-func (s *serveShared) healthHandler(nc *nats.Conn) http.Handler {
+func (s *serveShared) healthHandler(conn *natsconn.Conn) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := s.health(nc)
+		h := s.health(r.Context(), conn)
 		q := r.URL.Query()
 		strict := q.Has("strict") && q.Get("strict") != "0" && q.Get("strict") != "false"
 		code := http.StatusOK

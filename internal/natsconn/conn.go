@@ -24,6 +24,7 @@ type Conn struct {
 	Server *server.Server
 
 	js     jetstream.JetStream
+	store  *storeWatch // what StoreHealth reports
 	log    *slog.Logger
 	closed chan struct{} // closed by nats.go's ClosedHandler
 
@@ -46,7 +47,7 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Conn{log: logger, closed: make(chan struct{})}
+	c := &Conn{log: logger, closed: make(chan struct{}), store: &storeWatch{}}
 	opts := c.clientOptions(cfg)
 	var err error
 	if cfg.IsEmbedded() {
@@ -69,15 +70,18 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 			return nil, err
 		}
 	}
-	c.js, err = jetstream.New(c.NC)
+	js, err := jetstream.New(c.NC)
 	if err != nil {
 		_ = c.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
+	c.js = watchedJS{JetStream: js, w: c.store}
 	return c, nil
 }
 
 // JetStream returns the JetStream context of the connection, created once.
+// The key-value and object stores it opens report whether JetStream
+// acknowledged their writes to StoreHealth.
 func (c *Conn) JetStream() jetstream.JetStream { return c.js }
 
 // ClientURL is the URL other processes (the nats CLI, more nylon processes)

@@ -40,9 +40,11 @@ func ExampleConnect() {
 	}
 	fmt.Println(string(reply.Data))
 	fmt.Println("embedded:", c.Embedded(), "jetstream:", c.Health().JetStream)
+	fmt.Println("store:", c.StoreHealth(ctx).Status)
 	// Output:
 	// hello nylon
 	// embedded: true jetstream: true
+	// store: ok
 }
 
 // Outside "dev", plaintext or anonymous NATS is refused before dialing.
