@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,7 +46,7 @@ func TestServeHealthReportsStoppedStore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("registry bucket: %v", err)
 	}
-	withoutFileWrites(t, func() {
+	testutil.FailFileWrites(t, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
 		defer cancel()
 		if _, err := kv.Put(ctx, "store-probe", []byte("x")); err == nil {
@@ -70,29 +69,4 @@ func TestServeHealthReportsStoppedStore(t *testing.T) {
 	if code, _ := httpGet(t, admin+"/healthz?strict=1"); code != http.StatusServiceUnavailable {
 		t.Errorf("/healthz?strict=1 = %d, want 503", code)
 	}
-}
-
-// withoutFileWrites runs fn with RLIMIT_FSIZE 0: every write to a regular
-// file by this process fails with EFBIG (Go ignores the SIGXFSZ), as a full
-// disk or an exhausted open-file limit fails the store's writes. The test
-// must not be parallel.
-func withoutFileWrites(t *testing.T, fn func()) {
-	t.Helper()
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatalf("getrlimit: %v", err)
-	}
-	restore := func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-			t.Errorf("restore RLIMIT_FSIZE: %v", err)
-		}
-	}
-	t.Cleanup(restore) // should fn stop the test
-	lim := old
-	lim.Cur = 0
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatalf("setrlimit: %v", err)
-	}
-	fn()
-	restore()
 }

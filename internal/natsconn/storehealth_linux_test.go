@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,33 +12,6 @@ import (
 
 	"github.com/nylon-functions/nylon/internal/testutil"
 )
-
-// failFileWrites makes every write to a regular file by this process fail
-// (EFBIG; Go ignores the SIGXFSZ that comes with it) while fn runs: RLIMIT_FSIZE
-// 0 stands in for a full disk or an exhausted open-file limit, and unlike
-// either it is restored exactly. nats-server in this process treats the
-// failure as it treats ENOSPC or EMFILE: a critical write error that stops
-// the stream. The test must not be parallel.
-func failFileWrites(t *testing.T, fn func()) {
-	t.Helper()
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatalf("getrlimit: %v", err)
-	}
-	restore := func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-			t.Errorf("restore RLIMIT_FSIZE: %v", err)
-		}
-	}
-	t.Cleanup(restore) // should fn stop the test
-	lim := old
-	lim.Cur = 0
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatalf("setrlimit: %v", err)
-	}
-	fn()
-	restore()
-}
 
 // putFails checks that a put to kv gets no acknowledgement.
 func putFails(t *testing.T, kv jetstream.KeyValue) {
@@ -109,7 +81,7 @@ func TestStoreHealthEmbeddedStreamStoppedByWriteError(t *testing.T) {
 		t.Fatalf("StoreHealth before = %+v, want ok", h)
 	}
 
-	failFileWrites(t, func() { putFails(t, reg) })
+	testutil.FailFileWrites(t, func() { putFails(t, reg) })
 	putFails(t, reg) // the cause is gone, the stream stays stopped
 	put(t, other)    // other streams go on
 	h := storeFailing(t, c, "KV_reg", true)
@@ -144,7 +116,7 @@ func TestStoreHealthExternalWriteErrors(t *testing.T) {
 	reg, other := createKV(t, c, "reg"), createKV(t, c, "other")
 	put(t, reg)
 
-	failFileWrites(t, func() { putFails(t, reg) })
+	testutil.FailFileWrites(t, func() { putFails(t, reg) })
 	put(t, other) // acknowledged writes to other streams clear nothing
 	h := storeFailing(t, c, "KV_reg", false)
 	if len(h.Errors) != 0 || len(h.WriteErrors) != 1 {
