@@ -24,6 +24,14 @@ const (
 	storeCheckWait = 300 * time.Millisecond
 )
 
+// writeErrorTTL is how long a failed write is reported without a newer
+// write to its stream. Registry writes are rare (deploys), so without an
+// end one timeout during a cluster's leader election would leave /healthz
+// degraded for days; a stream that stays stopped fails every later write,
+// and each deploy attempt reports it again. (The embedded server's own
+// check does not age.)
+const writeErrorTTL = 10 * time.Minute
+
 // Store health statuses.
 const (
 	StoreOK      = "ok"
@@ -77,7 +85,7 @@ func (c *Conn) StoreHealth(ctx context.Context) StoreHealth {
 			timedOut = true
 		}
 	}
-	h.WriteErrors = c.store.writeErrors()
+	h.WriteErrors = c.store.writeErrors(time.Now())
 	switch {
 	case len(serverErrs) > 0 || len(h.WriteErrors) > 0:
 		h.Status = StoreFailing
@@ -170,14 +178,17 @@ func (w *storeWatch) observe(stream string, err error) {
 	w.writes[stream] = WriteError{Stream: stream, Error: err.Error(), At: time.Now().UTC()}
 }
 
-func (w *storeWatch) writeErrors() []WriteError {
+// writeErrors returns the failed writes not older than writeErrorTTL at
+// now, and forgets the older ones.
+func (w *storeWatch) writeErrors(now time.Time) []WriteError {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.writes) == 0 {
-		return nil
-	}
-	out := make([]WriteError, 0, len(w.writes))
-	for _, e := range w.writes {
+	var out []WriteError
+	for stream, e := range w.writes {
+		if now.Sub(e.At) > writeErrorTTL {
+			delete(w.writes, stream)
+			continue
+		}
 		out = append(out, e)
 	}
 	slices.SortFunc(out, func(a, b WriteError) int { return strings.Compare(a.Stream, b.Stream) })

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,11 +41,19 @@ func TestStoreWatchObserve(t *testing.T) {
 	w.observe("KV_a", context.DeadlineExceeded)
 	w.observe("KV_b", nil)
 	w.observe("KV_a", jetstream.ErrKeyExists)
-	if got := w.writeErrors(); len(got) != 1 || got[0].Stream != "KV_a" || got[0].Error != context.DeadlineExceeded.Error() || got[0].At.IsZero() {
+	if got := w.writeErrors(time.Now()); len(got) != 1 || got[0].Stream != "KV_a" || got[0].Error != context.DeadlineExceeded.Error() || got[0].At.IsZero() {
 		t.Fatalf("writeErrors = %+v, want KV_a's timeout", got)
 	}
 	w.observe("KV_a", nil)
-	if got := w.writeErrors(); len(got) != 0 {
+	if got := w.writeErrors(time.Now()); len(got) != 0 {
 		t.Fatalf("writeErrors after an acknowledged write = %+v, want none", got)
+	}
+	// Without a newer write, a failure is reported for writeErrorTTL.
+	w.observe("OBJ_m", context.DeadlineExceeded)
+	if got := w.writeErrors(time.Now().Add(writeErrorTTL - time.Minute)); len(got) != 1 {
+		t.Fatalf("writeErrors before the TTL = %+v, want OBJ_m's timeout", got)
+	}
+	if got := w.writeErrors(time.Now().Add(writeErrorTTL + time.Minute)); len(got) != 0 {
+		t.Fatalf("writeErrors after the TTL = %+v, want none", got)
 	}
 }
