@@ -144,8 +144,11 @@ func TestRunCountsErrorsAndRedials(t *testing.T) {
 	if !errors.Is(res.FirstError, ErrStatus) || !strings.Contains(res.FirstError.Error(), "503") {
 		t.Errorf("first error %v, want a 503 status error", res.FirstError)
 	}
-	if got := srv.conns.Load(); got != 2+10 {
-		t.Errorf("server saw %d connections, want 12 (2, and one per failure)", got)
+	// A failed connection is redialed by its worker's next request, so
+	// each worker's last failure may go without one when the other worker
+	// takes the run's remaining requests.
+	if got := srv.conns.Load(); got < 2+10-2 || got > 2+10 {
+		t.Errorf("server saw %d connections, want 10 to 12 (2, and one per failure but each worker's last)", got)
 	}
 }
 
