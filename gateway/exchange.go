@@ -244,11 +244,7 @@ func (ex *exchange) fail(err error) {
 		ex.rec.status = statusClientClosed
 		return
 	}
-	p := problemFor(err)
-	if errors.Is(err, errBodyTooLarge) {
-		// The route's limit is what the client has to stay under.
-		p.Detail = fmt.Sprintf("the request body is larger than this route accepts (%d bytes at most)", ex.rt.maxBody)
-	}
+	p := problemFor(err, ex.rt.maxBody)
 	if p.RequestID == "" {
 		p.RequestID = protocol.NewRequestID().String()
 	}
@@ -283,7 +279,7 @@ func applyEndOps(h http.Header, ops []protocol.Op, log *slog.Logger) (status int
 		case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader:
 			applyResponseHeaderOps(h, ops[i:i+1], log)
 		case protocol.OpSetResponseStatus:
-			if validStatus(op.Num) {
+			if protocol.ValidStatus(op.Num) {
 				status = int(op.Num)
 			}
 		default:

@@ -155,17 +155,11 @@ func applyInvocationHeaderOp(q *protocol.HTTPRequest, op *protocol.Op, log *slog
 	return true
 }
 
-// validStatus accepts the final statuses a plugin may set: an edge cannot
-// answer with an interim 1xx, and HTTP has no status above 599. The node's
-// ABI refuses the others to a guest; a reply that carries one anyway (a
-// non-wasm responder) has it ignored, logged by refusedStatus's caller.
-func validStatus(n int64) bool { return n >= 200 && n <= 599 }
-
-// refusedStatus returns the first status op of ops that validStatus
-// refuses, and how many there are.
+// refusedStatus returns the first status op of ops that protocol.ValidStatus
+// refuses (a reply from a non-wasm responder), and how many there are.
 func refusedStatus(ops []protocol.Op) (first int64, n int) {
 	for i := range ops {
-		if ops[i].Code == protocol.OpSetResponseStatus && !validStatus(ops[i].Num) {
+		if ops[i].Code == protocol.OpSetResponseStatus && !protocol.ValidStatus(ops[i].Num) {
 			if n == 0 {
 				first = ops[i].Num
 			}
@@ -179,7 +173,7 @@ func refusedStatus(ops []protocol.Op) (first int64, n int) {
 func opStatus(ops []protocol.Op) int {
 	s := 0
 	for i := range ops {
-		if ops[i].Code == protocol.OpSetResponseStatus && validStatus(ops[i].Num) {
+		if ops[i].Code == protocol.OpSetResponseStatus && protocol.ValidStatus(ops[i].Num) {
 			s = int(ops[i].Num)
 		}
 	}

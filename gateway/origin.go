@@ -174,7 +174,7 @@ func (ex *exchange) responsePhases(resp *http.Response) error {
 				applyResponseHeaderOps(resp.Header, rep.ops[i:i+1], log)
 				changed = true
 			case protocol.OpSetResponseStatus:
-				if validStatus(op.Num) {
+				if protocol.ValidStatus(op.Num) {
 					resp.StatusCode = int(op.Num)
 					resp.Status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
 					r.Status = resp.StatusCode

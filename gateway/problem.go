@@ -48,7 +48,8 @@ const maxPluginDetail = 200
 
 // problemFor maps a failure to its problem. Details are short and name no
 // internals beyond the phase; logs carry the rest under the same request_id.
-func problemFor(err error) Problem {
+// maxBody is the route's body limit, named when the body was too large.
+func problemFor(err error, maxBody int64) Problem {
 	var ce *CallError
 	phase := "plugin"
 	var rid string
@@ -62,7 +63,7 @@ func problemFor(err error) Problem {
 	switch {
 	case errors.Is(err, errBodyTooLarge), errors.Is(err, protocol.ErrTooLarge):
 		p.Type, p.Title, p.Status = ProblemTooLarge, "Payload Too Large", http.StatusRequestEntityTooLarge
-		p.Detail = tooLargeDetail(err, phase)
+		p.Detail = tooLargeDetail(err, phase, maxBody)
 	case errors.Is(err, errBadRequest):
 		p.Type, p.Title, p.Status = ProblemBadRequest, "Bad Request", http.StatusBadRequest
 		p.Detail = "the request body could not be read"
@@ -115,11 +116,12 @@ func problemFor(err error) Problem {
 // tooLargeDetail says which limit a too large request ran into. A request
 // over what NATS carries cannot be sent at all: it is the client's to
 // shrink, so it gets a 413 saying so, not a 502.
-func tooLargeDetail(err error, phase string) string {
+func tooLargeDetail(err error, phase string, maxBody int64) string {
 	var tl *tooLargeError
 	switch {
 	case errors.Is(err, errBodyTooLarge):
-		return "the request body is larger than this route accepts"
+		// The route's limit is what the client has to stay under.
+		return fmt.Sprintf("the request body is larger than this route accepts (%d bytes at most)", maxBody)
 	case errors.As(err, &tl) && tl.nats:
 		return fmt.Sprintf("the request is %d bytes with its headers, over the %d bytes one NATS message may carry", tl.size, tl.limit)
 	case errors.As(err, &tl):

@@ -5,13 +5,13 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/nylon-functions/nylon/internal/loadgen"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
@@ -97,7 +97,7 @@ func runLoad(b *testing.B, nc *nats.Conn, subject string, inflight int, next fun
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := loadgen.ProcessCPU()
 	start := time.Now()
 	for range inflight {
 		wg.Add(1)
@@ -128,7 +128,7 @@ func runLoad(b *testing.B, nc *nats.Conn, subject string, inflight int, next fun
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu := loadgen.ProcessCPU() - cpu0
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d of %d requests failed, first: %v", n, b.N, firstErr.Load())
@@ -146,13 +146,4 @@ func runLoad(b *testing.B, nc *nats.Conn, subject string, inflight int, next fun
 	// machine runs, and 2 cores / cpu-µs/req bounds the throughput of an
 	// otherwise idle 2-core machine.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
-}
-
-// processCPU returns the user plus system CPU time of this process.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -139,11 +139,7 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 // the node's PayloadLimits for the phase.
 func (f *function) checkSize(phase protocol.Phase, n int) error {
 	if rt := f.route.Load(); rt != nil {
-		v := rt.cur
-		if !v.phases.Has(phase) && rt.prev != nil {
-			v = rt.prev
-		}
-		if v.maxMessage > 0 {
+		if v := rt.serving(phase); v != nil && v.maxMessage > 0 {
 			if n > v.maxMessage {
 				return &protocol.DecodeError{Field: "payload", Err: fmt.Errorf("%w: %d bytes, limit %d for %s (max_body_bytes %d + %d for the rest of the request)",
 					protocol.ErrTooLarge, n, v.maxMessage, phase, v.maxBody, protocol.RequestOverhead)}

@@ -86,6 +86,19 @@ func newFunction(n *Node, name string) *function {
 	return f
 }
 
+// serving returns the version of rt that serves phase: the current one,
+// else the previous one while a version that dropped the phase takes over,
+// or nil.
+func (rt *route) serving(phase protocol.Phase) *version {
+	if rt.cur.phases.Has(phase) {
+		return rt.cur
+	}
+	if rt.prev != nil && rt.prev.phases.Has(phase) {
+		return rt.prev
+	}
+	return nil
+}
+
 // acquire returns the version serving phase with a reference taken, or nil.
 func (f *function) acquire(phase protocol.Phase) *version {
 	for {
@@ -93,11 +106,8 @@ func (f *function) acquire(phase protocol.Phase) *version {
 		if rt == nil {
 			return nil
 		}
-		v := rt.cur
-		if !v.phases.Has(phase) {
-			v = rt.prev
-		}
-		if v == nil || !v.phases.Has(phase) {
+		v := rt.serving(phase)
+		if v == nil {
 			return nil
 		}
 		if v.acquire() {

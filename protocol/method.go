@@ -95,6 +95,12 @@ type Op struct {
 	Num   int64
 }
 
+// ValidStatus reports whether op 102 (set status) may set code: a final
+// HTTP status, 200-599. An edge cannot answer with an interim 1xx, and
+// HTTP has none above 599. The node's ABI refuses the others to a guest;
+// callers ignore them in a reply from any other responder.
+func ValidStatus(code int64) bool { return code >= 200 && code <= 599 }
+
 // IsResponseOp reports whether code is an HTTP response write (100-106).
 func IsResponseOp(code uint32) bool { return code >= OpSetResponseHeader && code <= OpSetStreamEnd }
 

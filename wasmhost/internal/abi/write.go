@@ -12,12 +12,6 @@ const (
 	ResultBadArgument int32 = -3 // unknown method, bad flags, bad status, room, header...
 )
 
-// The statuses op 102 (set status) accepts: the final ones of HTTP.
-const (
-	MinStatus = 200
-	MaxStatus = 599
-)
-
 // FlagBroadcastExclude in the high 16 bits of write's method makes a
 // broadcast skip the sending connection.
 const FlagBroadcastExclude uint32 = 1 << 16
@@ -97,11 +91,10 @@ func (s *State) write(method uint32, a, b []byte) int32 {
 		}
 		key = a
 	case protocol.OpSetResponseStatus:
-		// A final HTTP status: 1xx are interim responses an edge cannot
-		// answer with, and HTTP has no status above 599, so the guest hears
-		// of a bad one now rather than the client getting a silent 200.
+		// Refused now, so the guest hears of a bad status rather than the
+		// client getting a silent 200.
 		n, ok := parseDecimal(a, 3)
-		if !ok || n < MinStatus || n > MaxStatus {
+		if !ok || !protocol.ValidStatus(n) {
 			return ResultBadArgument
 		}
 		num = n
