@@ -26,8 +26,14 @@ const (
 )
 
 // DLQStreamName is the JetStream stream capturing {prefix}.dlq.>:
-// NYLON_DLQ_DEV for "nylon.dev"; other prefixes are upper-cased with dots as
-// underscores (NYLON_DLQ_ACME_PROD for "acme.prod").
+// NYLON_DLQ_DEV for "nylon.dev"; other prefixes are upper-cased with every
+// character other than a letter, a digit, '-' or '_' as '_'
+// (NYLON_DLQ_ACME_PROD for "acme.prod").
+//
+// The name is not unique to a prefix: "x" and "nylon.x", "a.b" and "a_b",
+// "Acme" and "acme" share one. It stays this way because renaming would
+// orphan every deployed stream; EnsureDLQ and ListDLQ instead refuse a
+// stream whose subjects are not the prefix's own (ErrDLQConflict).
 func DLQStreamName(prefix string) string {
 	p := strings.TrimPrefix(prefix, "nylon.")
 	b := []byte(strings.ToUpper(p))
@@ -39,6 +45,22 @@ func DLQStreamName(prefix string) string {
 	return "NYLON_DLQ_" + string(b)
 }
 
+// checkDLQOwner returns an error wrapping ErrDLQConflict unless subjects,
+// those of the stream name, are exactly prefix's {prefix}.dlq.>: anything
+// else is the stream of another prefix whose name collides with this one
+// (or one an operator pointed elsewhere), and updating it would take its
+// subjects away, so its environment's dead letters would no longer be kept.
+func checkDLQOwner(name, prefix string, subjects []string) error {
+	want := protocol.DLQWildcard(prefix)
+	if len(subjects) == 1 && subjects[0] == want {
+		return nil
+	}
+	return fmt.Errorf("dlq stream[%s]: %w: it holds subjects %q, not %q of subject prefix %q "+
+		"(a stream name drops a leading \"nylon.\", upper-cases the rest and turns characters other than letters, digits, '-' and '_' into '_', so prefixes can share one); "+
+		"use a subject prefix whose stream name is not %s, or remove the other stream (nats stream rm %s) once its dead letters are no longer needed",
+		name, ErrDLQConflict, subjects, want, prefix, name, name)
+}
+
 // EnsureDLQ creates the dead-letter stream of prefix, or updates the one
 // that exists: subjects {prefix}.dlq.>, limits retention, oldest dropped
 // past MaxMsgs or MaxBytes, messages expire after MaxAgeHours (default 7
@@ -47,6 +69,9 @@ func DLQStreamName(prefix string) string {
 // and an existing one keeps its own, so that a gateway started without
 // the cluster's setting cannot shrink a replicated stream (an operator may
 // also have scaled it with `nats stream edit`).
+//
+// A stream of that name whose subjects are not exactly {prefix}.dlq.> is
+// left alone and the error wraps ErrDLQConflict (see DLQStreamName).
 func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg DLQConfig, replicas int) (jetstream.Stream, error) {
 	maxMsgs := cfg.MaxMsgs
 	if maxMsgs == 0 {
@@ -61,18 +86,7 @@ func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg D
 		maxAge = time.Duration(cfg.MaxAgeHours) * time.Hour
 	}
 	name := DLQStreamName(prefix)
-	if cfg.Replicas > 0 {
-		replicas = cfg.Replicas
-	} else {
-		s, err := js.Stream(ctx, name)
-		switch {
-		case err == nil:
-			replicas = s.CachedInfo().Config.Replicas
-		case !errors.Is(err, jetstream.ErrStreamNotFound):
-			return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
-		}
-	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	sc := jetstream.StreamConfig{
 		Name:        name,
 		Description: "Nylon gateway dead letters: phase requests that failed their last attempt",
 		Subjects:    []string{protocol.DLQWildcard(prefix)},
@@ -84,11 +98,44 @@ func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg D
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
 		AllowDirect: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
 	}
-	return s, nil
+	if cfg.Replicas > 0 {
+		sc.Replicas = cfg.Replicas
+	}
+	// Create and update are separate calls, not CreateOrUpdateStream, so
+	// that an existing stream's subjects are checked before it is changed.
+	// Two attempts: a gateway of the same or a colliding prefix may create
+	// the stream between the lookup and the create, and the second round
+	// checks what it made.
+	for range 2 {
+		s, err := js.Stream(ctx, name)
+		switch {
+		case err == nil:
+			cur := s.CachedInfo().Config
+			if err := checkDLQOwner(name, prefix, cur.Subjects); err != nil {
+				return nil, err
+			}
+			if cfg.Replicas == 0 {
+				sc.Replicas = cur.Replicas
+			}
+			s, err = js.UpdateStream(ctx, sc)
+			if err != nil {
+				return nil, fmt.Errorf("dlq stream[%s]: update: %w", name, err)
+			}
+			return s, nil
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
+		}
+		s, err = js.CreateStream(ctx, sc)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dlq stream[%s]: create: %w", name, err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("dlq stream[%s]: created and removed by others while ensuring it for subject prefix %q", name, prefix)
 }
 
 // Start creates or updates the dead-letter stream of every messaging
@@ -169,7 +216,9 @@ type DeadLetter struct {
 
 // ListDLQ returns the newest limit dead letters under prefix (default and
 // maximum 1000), oldest first. It reads the stream EnsureDLQ made; a missing
-// stream is an error wrapping jetstream.ErrStreamNotFound.
+// stream is an error wrapping jetstream.ErrStreamNotFound, and one whose
+// subjects are not exactly {prefix}.dlq.> (another prefix's, see
+// DLQStreamName) an error wrapping ErrDLQConflict.
 func ListDLQ(ctx context.Context, js jetstream.JetStream, prefix string, limit int) ([]DeadLetter, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
@@ -182,6 +231,11 @@ func ListDLQ(ctx context.Context, js jetstream.JetStream, prefix string, limit i
 	info, err := s.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
+	}
+	// Another prefix's stream would show that environment's dead letters
+	// (or none, filtered by subject) as if they were this one's.
+	if err := checkDLQOwner(name, prefix, info.Config.Subjects); err != nil {
+		return nil, err
 	}
 	st := info.State
 	if st.Msgs == 0 {

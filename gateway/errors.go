@@ -29,6 +29,13 @@ var (
 	// pass the request to. HTTP 502.
 	ErrOriginNotEnded = errors.New("origin function did not end the request")
 
+	// ErrDLQConflict is wrapped when the dead-letter stream named for a
+	// subject prefix (DLQStreamName) exists with other subjects than the
+	// prefix's {prefix}.dlq.>: usually a second prefix whose name collides
+	// ("x" and "nylon.x"). EnsureDLQ leaves that stream alone, so Start and
+	// `nylon serve` fail, and ListDLQ does not list it.
+	ErrDLQConflict = errors.New("dead-letter stream belongs to other subjects")
+
 	// errShed is the limiter's verdict under overflow_policy shed: skip the
 	// plugin as if on_error were continue.
 	errShed = errors.New("shed")
