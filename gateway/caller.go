@@ -36,9 +36,12 @@ func (g *Gateway) attempt(ctx context.Context, t *target, ph protocol.Phase, id 
 		t.msg.limiter.release()
 	}()
 
+	// The node learns how long this attempt waits for its reply, so that
+	// it does not start the request after the wait is over.
 	hdr := nats.Header{
 		protocol.HeaderTraceparent: []string{meta.trace},
-		protocol.HeaderEnv:         t.msg.envHeader, // shared: nats.go only reads it
+		protocol.HeaderEnv:         t.msg.envHeader,  // shared: nats.go only reads it
+		protocol.HeaderTimeout:     t.timeoutHdr[ph], // shared likewise
 	}
 	start := time.Now()
 	m, err := t.msg.replies.request(ctx, t.subject[ph], hdr, payload, pol.Timeout)

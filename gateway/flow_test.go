@@ -101,6 +101,11 @@ routes:
 	if c.Headers.Get(protocol.HeaderEnv) != "dev" {
 		t.Fatalf("Nylon-Env %q", c.Headers.Get(protocol.HeaderEnv))
 	}
+	// The attempt's wait, request_timeout_ms, so the node does not start
+	// the request after it.
+	if got := c.Headers.Values(protocol.HeaderTimeout); len(got) != 1 || got[0] != "2000" {
+		t.Fatalf("Nylon-Timeout-Ms %q, want [2000]", got)
+	}
 	if c.Subject != "nylon.dev.auth.request_filter" {
 		t.Fatalf("subject %q", c.Subject)
 	}

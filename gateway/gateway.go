@@ -244,6 +244,7 @@ type target struct {
 	explicit   bool
 	config     map[string]string
 	policy     [protocol.PhaseLogging + 1]Policy
+	timeoutHdr [protocol.PhaseLogging + 1][]string // the policy's Timeout as a Nylon-Timeout-Ms value
 	subject    [protocol.PhaseLogging + 1]string
 	dlqSubject [protocol.PhaseLogging + 1]string
 	metrics    [protocol.PhaseLogging + 1]*phaseMetrics
@@ -269,6 +270,7 @@ func (g *Gateway) newTarget(name, function, group string, m *messaging, phases p
 	t := &target{name: name, function: function, group: group, msg: m, phases: phases, explicit: explicit, config: config}
 	for _, ph := range protocol.HTTPPhases {
 		t.policy[ph] = policy(ph)
+		t.timeoutHdr[ph] = []string{protocol.FormatTimeout(t.policy[ph].Timeout)}
 		t.subject[ph] = protocol.PhaseSubject(m.prefix, function, ph)
 		t.dlqSubject[ph] = protocol.DLQSubject(m.prefix, function, ph)
 		t.metrics[ph] = g.met.forPhase(m.cfg.Name, name, ph)

@@ -24,7 +24,10 @@ type job struct {
 	reply string
 	trace string
 	start time.Time
-	dedup *dedupEntry // the running entry in the function's dedup cache, if any
+	// expires is when the caller stops waiting for the reply (its
+	// Nylon-Timeout-Ms from start); zero when it did not say.
+	expires time.Time
+	dedup   *dedupEntry // the running entry in the function's dedup cache, if any
 
 	req protocol.PluginRequest
 	inv protocol.Invocation
@@ -43,7 +46,7 @@ func (n *Node) getJob() *job {
 // oversized buffers.
 func (n *Node) putJob(j *job) {
 	const keep = 64 << 10
-	j.ep, j.v, j.reply, j.trace, j.dedup = nil, nil, "", "", nil
+	j.ep, j.v, j.reply, j.trace, j.expires, j.dedup = nil, nil, "", "", time.Time{}, nil
 	if cap(j.req.Data) > keep {
 		j.req.Data = nil
 	}
@@ -66,7 +69,17 @@ func (n *Node) putJob(j *job) {
 func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 	start := time.Now()
 	n := f.node
-	trace := traceparent(msg.Header)
+	trace := headerValue(msg.Header, protocol.HeaderTraceparent)
+	var expires time.Time
+	if v := headerValue(msg.Header, protocol.HeaderTimeout); v != "" {
+		d, err := protocol.ParseTimeout(v)
+		if err != nil {
+			ep.m.bad.Inc()
+			f.replyError(ep, msg.Reply, trace, start, protocol.ServiceErrDecode, err.Error())
+			return
+		}
+		expires = start.Add(d)
+	}
 	if err := f.checkSize(ep.phase, len(msg.Data)); err != nil {
 		ep.m.tooLarge.Inc()
 		f.replyError(ep, msg.Reply, trace, start, protocol.ServiceErrTooLarge, err.Error())
@@ -89,11 +102,11 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 	if j.req.Newer() {
 		f.warnNewer(j.req.Version)
 	}
-	j.ep, j.reply, j.trace, j.start = ep, msg.Reply, trace, start
+	j.ep, j.reply, j.trace, j.start, j.expires = ep, msg.Reply, trace, start, expires
 
 	if f.dedup != nil && !j.req.RequestID.IsZero() {
 		key := dedupKey{phase: ep.phase, id: j.req.RequestID}
-		out, lead, reply, errText := f.dedup.begin(key, waiter{reply: msg.Reply, traceparent: trace, start: start})
+		out, lead, reply, errText := f.dedup.begin(key, waiter{reply: msg.Reply, traceparent: trace, start: start, expires: expires})
 		switch out {
 		case dedupHit:
 			n.putJob(j)
@@ -174,6 +187,19 @@ func (f *function) run(v *version, j *job) {
 		v.release()
 	}()
 
+	if now := time.Now(); f.expired(j, now) {
+		// Under overload a queue fills with requests whose callers have
+		// given up (and retried, or failed the HTTP request): running them
+		// would spend the workers on answers nobody reads, and every later
+		// request would wait behind them too. A call already running is
+		// never cut short: a retry joins it and takes its reply.
+		ep.m.expired.Inc()
+		f.log.Debug("platform: request expired in the queue", "subject", ep.subject, "queue", ep.queue,
+			"waited", now.Sub(j.start), "request_id", j.req.RequestID.String(), "traceparent", j.trace)
+		f.fail(j, protocol.ServiceErrTimeout, fmt.Sprintf("expired: queued %v by function[%s], past the caller's %s; not run",
+			now.Sub(j.start).Round(time.Millisecond), f.name, protocol.HeaderTimeout))
+		return
+	}
 	if err := protocol.DecodeInvocation(j.req.Data, &j.inv); err != nil {
 		ep.m.bad.Inc()
 		f.fail(j, protocol.ServiceErrDecode, err.Error())
@@ -273,6 +299,17 @@ func (f *function) run(v *version, j *job) {
 		return
 	}
 	f.answer(j, &resp)
+}
+
+// expired reports whether every caller waiting for j has stopped waiting
+// by now: its own, and for a deduplicated request the retries that joined
+// it. Only the second check takes the cache's lock, and only once the
+// first caller's time is up.
+func (f *function) expired(j *job, now time.Time) bool {
+	if j.expires.IsZero() || !now.After(j.expires) {
+		return false
+	}
+	return j.dedup == nil || f.dedup.expired(j.dedup, now)
 }
 
 // guestFault reports whether err is the guest's own failure — a trap or
@@ -413,16 +450,18 @@ func (f *function) warnNewer(v uint16) {
 		"function", f.name, "version", v, "node_version", protocol.Version)
 }
 
-// traceparent returns the W3C traceparent header of h, whatever its case.
-func traceparent(h nats.Header) string {
+// headerValue returns the first value of header name in h, whatever the
+// case of its name: NATS headers are case-sensitive, and a caller in
+// another language may not spell them as we do.
+func headerValue(h nats.Header, name string) string {
 	if len(h) == 0 {
 		return ""
 	}
-	if v := h.Get(protocol.HeaderTraceparent); v != "" {
+	if v := h.Get(name); v != "" {
 		return v
 	}
 	for k, vs := range h {
-		if len(vs) > 0 && strings.EqualFold(k, protocol.HeaderTraceparent) {
+		if len(vs) > 0 && strings.EqualFold(k, name) {
 			return vs[0]
 		}
 	}

@@ -205,10 +205,18 @@ func (e *serviceError) Error() string { return fmt.Sprintf("micro error %d: %s",
 // call sends req to function's phase subject and decodes the reply; a micro
 // error reply is returned as *serviceError.
 func call(nc *nats.Conn, function string, req protocol.PluginRequest, timeout time.Duration) (*protocol.PluginResponse, *nats.Msg, error) {
+	return callWith(nc, function, req, nil, timeout)
+}
+
+// callWith is call with more NATS headers.
+func callWith(nc *nats.Conn, function string, req protocol.PluginRequest, extra nats.Header, timeout time.Duration) (*protocol.PluginResponse, *nats.Msg, error) {
 	msg := &nats.Msg{
 		Subject: protocol.PhaseSubject(protocol.Prefix("dev"), function, req.Phase),
 		Data:    req.AppendMsgpack(nil),
 		Header:  nats.Header{protocol.HeaderTraceparent: []string{"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}},
+	}
+	for k, v := range extra {
+		msg.Header[k] = v
 	}
 	reply, err := nc.RequestMsg(msg, timeout)
 	if err != nil {

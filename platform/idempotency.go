@@ -31,6 +31,7 @@ type waiter struct {
 	reply       string
 	traceparent string
 	start       time.Time
+	expires     time.Time // when its caller stops waiting; zero: never said
 }
 
 // dedupEntry is a request that is running (done false, waiters queued) or
@@ -42,6 +43,10 @@ type dedupEntry struct {
 	errText string // the reply's error text, for the duplicates' accounting
 	waiters []waiter
 	at      time.Time
+	// expires is the latest time a caller of a running entry waits for
+	// its reply, the leader's or a waiter's; zero when one of them did not
+	// say, so someone may wait for ever.
+	expires time.Time
 
 	prev, next *dedupEntry
 }
@@ -112,6 +117,7 @@ func (c *dedupCache) begin(key dedupKey, w waiter) (out dedupOutcome, lead *dedu
 			return dedupHit, nil, e.reply, e.errText
 		}
 		e.waiters = append(e.waiters, w)
+		e.expires = later(e.expires, w.expires)
 		return dedupJoined, nil, nil, ""
 	}
 	e := c.free
@@ -122,6 +128,7 @@ func (c *dedupCache) begin(key dedupKey, w waiter) (out dedupOutcome, lead *dedu
 	} else {
 		e = &dedupEntry{key: key}
 	}
+	e.expires = w.expires
 	c.m[h] = e
 	return dedupLead, e, nil, ""
 }
@@ -153,6 +160,25 @@ func (c *dedupCache) finish(e *dedupEntry, reply []byte, errText string, remembe
 	c.bytes += int64(len(reply)) + dedupOverhead
 	c.expire(now)
 	return ws
+}
+
+// expired reports whether every caller of the running entry e has stopped
+// waiting by now.
+func (c *dedupCache) expired(e *dedupEntry, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !e.expires.IsZero() && now.After(e.expires)
+}
+
+// later is the later of a and b, where zero (no deadline) is the latest.
+func later(a, b time.Time) time.Time {
+	if a.IsZero() || b.IsZero() {
+		return time.Time{}
+	}
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // len reports the remembered and running entries.

@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) (*metrics, error) {
 		}, fp),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nylon_function_rejected_total",
-			Help: "Requests answered with a micro error before running, by code (400 decode, 413 too large, 503 unavailable).",
+			Help: "Requests answered with a micro error before running, by code (400 decode, 413 too large, 503 unavailable, 504 expired: every caller had stopped waiting by the time a worker took it).",
 		}, []string{"function", "phase", "code"}),
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "nylon_function_inflight",
@@ -129,6 +129,7 @@ type phaseMetrics struct {
 	bad        prometheus.Counter // 400
 	tooLarge   prometheus.Counter // 413
 	refused    prometheus.Counter // 503 without a version to run
+	expired    prometheus.Counter // 504: its callers' Nylon-Timeout-Ms passed in the queue
 	duration   prometheus.Observer
 	inflight   prometheus.Gauge
 }
@@ -154,6 +155,7 @@ func (m *metrics) phase(function string, p protocol.Phase) *phaseMetrics {
 		bad:        m.rejected.WithLabelValues(function, ph, "400"),
 		tooLarge:   m.rejected.WithLabelValues(function, ph, "413"),
 		refused:    m.rejected.WithLabelValues(function, ph, "503"),
+		expired:    m.rejected.WithLabelValues(function, ph, "504"),
 		duration:   m.duration.WithLabelValues(function, ph),
 		inflight:   m.inflight.WithLabelValues(function),
 	}

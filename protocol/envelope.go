@@ -21,10 +21,12 @@ const (
 	MaxReadableVersion uint16 = Version + 1
 )
 
-// NATS header names carried beside every message.
+// NATS header names carried beside every message. HeaderTimeout is
+// optional; see ParseTimeout.
 const (
 	HeaderTraceparent = "traceparent"
 	HeaderEnv         = "Nylon-Env"
+	HeaderTimeout     = "Nylon-Timeout-Ms"
 )
 
 // RequestID is the u128 idempotency key of a request, big-endian (on the wire

@@ -323,5 +323,8 @@ func (c *conn) eventHeader(h nats.Header, traceparent string) nats.Header {
 	}
 	h[protocol.HeaderTraceparent] = append(h[protocol.HeaderTraceparent][:0], traceparent)
 	h[protocol.HeaderEnv] = append(h[protocol.HeaderEnv][:0], c.e.cfg.Env)
+	// How long the edge waits for the reply, so that the node does not
+	// start an event whose wait is over.
+	h[protocol.HeaderTimeout] = append(h[protocol.HeaderTimeout][:0], c.e.timeoutHdr)
 	return h
 }

@@ -36,6 +36,9 @@ type Edge struct {
 	m      *metrics
 	rooms  *rooms
 	accept websocket.AcceptOptions
+	// timeoutHdr is cfg.EventTimeout as the Nylon-Timeout-Ms value every
+	// event request carries.
+	timeoutHdr string
 
 	// ctx is the parent of every connection's reads and event requests. It
 	// is cancelled only when Close runs out of time, to abort what is left.
@@ -88,11 +91,12 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Edge, error) {
 		return nil, err
 	}
 	e := &Edge{
-		cfg:   cfg,
-		nc:    nc,
-		log:   o.logger.With("edge_id", cfg.EdgeID),
-		m:     m,
-		conns: make(map[*conn]struct{}),
+		cfg:        cfg,
+		timeoutHdr: protocol.FormatTimeout(cfg.EventTimeout),
+		nc:         nc,
+		log:        o.logger.With("edge_id", cfg.EdgeID),
+		m:          m,
+		conns:      make(map[*conn]struct{}),
 		accept: websocket.AcceptOptions{
 			OriginPatterns:     cfg.OriginPatterns,
 			InsecureSkipVerify: cfg.InsecureSkipVerify,

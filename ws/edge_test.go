@@ -90,6 +90,9 @@ func TestEventsCarryRequestAndClose(t *testing.T) {
 	if env := open.header.Get(protocol.HeaderEnv); env != "dev" {
 		t.Errorf("Nylon-Env header = %q", env)
 	}
+	if got := open.header.Values(protocol.HeaderTimeout); len(got) != 1 || got[0] != "5000" {
+		t.Errorf("Nylon-Timeout-Ms header = %q, want the default event timeout [5000]", got)
+	}
 	tp := open.header.Get(protocol.HeaderTraceparent)
 	if !strings.HasPrefix(tp, "00-0af7651916cd43dd8448eb211c80319c-") || strings.Contains(tp, "b7ad6b7169203331") {
 		t.Errorf("traceparent %q: want the client's trace id with a new span id", tp)

@@ -156,6 +156,7 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	msg := &nats.Msg{Subject: subject, Data: req.AppendMsgpack(nil), Header: nats.Header{
 		protocol.HeaderTraceparent: {traceparent},
 		protocol.HeaderEnv:         {fl.conn.Env},
+		protocol.HeaderTimeout:     {protocol.FormatTimeout(fl.timeout)},
 	}}
 	reply, err := conn.NC.RequestMsgWithContext(rctx, msg)
 	elapsed := time.Since(start)

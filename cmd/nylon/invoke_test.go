@@ -13,7 +13,7 @@ import (
 )
 
 // invoke sends the headers every caller sends (DESIGN.md, wire protocol):
-// traceparent and Nylon-Env, here for env prod (so over TLS with an nkey,
+// traceparent, Nylon-Env and Nylon-Timeout-Ms, here for env prod (so over TLS with an nkey,
 // as natsconn requires outside dev), and prints the traceparent the reply
 // echoes.
 func TestInvokeSendsTraceparentAndEnv(t *testing.T) {
@@ -59,6 +59,9 @@ func TestInvokeSendsTraceparentAndEnv(t *testing.T) {
 	}
 	if env := h.Values(protocol.HeaderEnv); len(env) != 1 || env[0] != "prod" {
 		t.Errorf("Nylon-Env %q, want [prod]", env)
+	}
+	if got := h.Values(protocol.HeaderTimeout); len(got) != 1 || got[0] != "2000" {
+		t.Errorf("Nylon-Timeout-Ms %q, want the default --timeout [2000]", got)
 	}
 	var res invokeResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Traceparent != tp || res.Action != "End" {
