@@ -146,13 +146,16 @@ func (g *Gateway) Start(ctx context.Context) error {
 		nc     *nats.Conn
 		prefix string
 	}
-	done := map[key]bool{}
+	done := map[key]jetstream.JetStream{}
 	for _, m := range g.msgs {
 		k := key{m.nc, m.prefix}
-		if m.cfg.DLQ.Disabled || done[k] {
+		if m.cfg.DLQ.Disabled {
 			continue
 		}
-		done[k] = true
+		if js, ok := done[k]; ok {
+			m.dlqJS = js
+			continue
+		}
 		js, err := jetstream.New(m.nc)
 		if err != nil {
 			return fmt.Errorf("gateway: messaging[%s]: %w", m.cfg.Name, err)
@@ -160,13 +163,18 @@ func (g *Gateway) Start(ctx context.Context) error {
 		if _, err := EnsureDLQ(ctx, js, m.prefix, m.cfg.DLQ, g.opts.replicas); err != nil {
 			return fmt.Errorf("gateway: messaging[%s]: %w", m.cfg.Name, err)
 		}
+		done[k] = js
+		m.dlqJS = js
 	}
 	return nil
 }
 
-// deadLetter publishes a request after its last failed attempt. Core
-// publish, not a JetStream one: the request path must not wait for a
-// stream acknowledgement, and the stream captures the subject anyway.
+// deadLetter publishes a request after its last failed attempt. Once Start
+// made the stream, the letter goes to the dead-letter writer, which stores
+// it with a JetStream publish off the request path (the request must not
+// wait for an acknowledgement, and a core publish is dropped silently
+// while the stream has no leader). Before Start, or without a stream, it
+// is a core publish that nothing may keep.
 func (g *Gateway) deadLetter(t *target, ph protocol.Phase, payload []byte, id protocol.RequestID, meta *callMeta, cause error, attempts int) {
 	if t.msg.cfg.DLQ.Disabled {
 		return
@@ -185,7 +193,16 @@ func (g *Gateway) deadLetter(t *target, ph protocol.Phase, payload []byte, id pr
 			protocol.HeaderEnv:         []string{t.msg.env},
 		},
 	}
-	if err := t.msg.nc.PublishMsg(msg); err != nil {
+	if js := t.msg.dlqJS; js != nil {
+		// The caller reuses payload once the request is answered.
+		msg.Data = append([]byte(nil), payload...)
+		if !g.dlq.enqueue(dlqJob{js: js, msg: msg, id: id.String(), lost: t.metrics[ph].dlqLost}) {
+			t.metrics[ph].dlqLost.Inc()
+			g.log.Error("gateway: dead letter lost", "subject", msg.Subject, "request_id", id.String(),
+				"error", "dead-letter queue full or closed")
+			return
+		}
+	} else if err := t.msg.nc.PublishMsg(msg); err != nil {
 		g.log.Error("gateway: dead letter lost", "subject", msg.Subject, "request_id", id.String(), "error", err)
 		return
 	}

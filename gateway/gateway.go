@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -39,6 +40,7 @@ type Gateway struct {
 
 	session atomic.Uint32
 	logs    *logPool
+	dlq     *dlqWriter
 	wire    wirePool
 	bufs    bufferPool
 }
@@ -52,6 +54,10 @@ type messaging struct {
 	envHeader []string // the Nylon-Env header value, built once
 	limiter   *limiter
 	replies   *replyMux // shared by the configs on one connection
+	// dlqJS stores this config's dead letters with acknowledgements; set
+	// by Start (before serving) once the stream exists. Without it dead
+	// letters go out with a core publish.
+	dlqJS jetstream.JetStream
 }
 
 // New builds a gateway from cfg (validated here) calling phases over nc,
@@ -120,6 +126,7 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Gateway, error) {
 	}
 	g.table.Store(mux)
 	g.logs = newLogPool(g, o.logWorkers, o.logQueue)
+	g.dlq = newDLQWriter(g)
 	ok = true
 	return g, nil
 }
@@ -201,12 +208,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Close stops accepting logging calls and waits, at most until ctx is done,
 // for those queued and in flight; then it abandons the rest and returns
-// ctx's error. Then it unsubscribes the gateway's reply inboxes: call it
-// once the HTTP server has stopped, as phase calls still waiting fail as if
-// the connection had closed. It does not close the NATS connection. Safe
-// to call twice.
+// ctx's error. It does the same for the dead letters still being stored (a
+// stream without a leader is retried for up to 30 s; what is left when ctx
+// ends is counted lost). Then it unsubscribes the gateway's reply inboxes:
+// call it once the HTTP server has stopped, as phase calls still waiting
+// fail as if the connection had closed. It does not close the NATS
+// connection. Safe to call twice.
 func (g *Gateway) Close(ctx context.Context) error {
+	// Logging calls may dead-letter, so the writer closes after them.
 	err := g.logs.close(ctx)
+	if derr := g.dlq.close(ctx); err == nil {
+		err = derr
+	}
 	for _, m := range g.msgs {
 		m.replies.close()
 	}

@@ -29,6 +29,7 @@ type metrics struct {
 	retries  *prometheus.CounterVec   // plugin, phase
 	timeouts *prometheus.CounterVec   // plugin, phase
 	dlq      *prometheus.CounterVec   // plugin, phase
+	dlqLost  *prometheus.CounterVec   // plugin, phase
 	errors   *prometheus.CounterVec   // plugin, phase, kind
 	shed     *prometheus.CounterVec   // messaging, plugin
 	duration *prometheus.HistogramVec // plugin, phase
@@ -58,6 +59,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plugins_messaging_dlq_total",
 			Help: "Requests published to the dead-letter subject after their last attempt.",
+		}, []string{"plugin", "phase"}),
+		dlqLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plugins_messaging_dlq_lost_total",
+			Help: "Dead letters the dead-letter stream did not store: its queue was full, or JetStream did not acknowledge them within 30s.",
 		}, []string{"plugin", "phase"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "plugins_messaging_errors_total",
@@ -110,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		m.inflight, m.retries, m.timeouts, m.dlq, m.errors, m.shed, m.duration,
+		m.inflight, m.retries, m.timeouts, m.dlq, m.dlqLost, m.errors, m.shed, m.duration,
 		m.httpRequests, m.httpDuration, m.logDropped, m.routeConflicts,
 	}
 }
@@ -133,6 +138,7 @@ type phaseMetrics struct {
 	retries  prometheus.Counter
 	timeouts prometheus.Counter
 	dlq      prometheus.Counter
+	dlqLost  prometheus.Counter
 	shed     prometheus.Counter
 	duration prometheus.Observer
 	errs     *prometheus.CounterVec // curried plugin, phase
@@ -145,6 +151,7 @@ func (m *metrics) forPhase(messaging, plugin string, ph protocol.Phase) *phaseMe
 		retries:  m.retries.WithLabelValues(plugin, phase),
 		timeouts: m.timeouts.WithLabelValues(plugin, phase),
 		dlq:      m.dlq.WithLabelValues(plugin, phase),
+		dlqLost:  m.dlqLost.WithLabelValues(plugin, phase),
 		shed:     m.shed.WithLabelValues(messaging, plugin),
 		duration: m.duration.WithLabelValues(plugin, phase),
 		errs:     m.errors.MustCurryWith(prometheus.Labels{"plugin": plugin, "phase": phase}),
