@@ -21,7 +21,8 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-deploy() { "$bin" deploy "$@" >/dev/null && echo "deployed $1"; }
+# --wait: a function answers once this returns (a node has compiled it).
+deploy() { "$bin" deploy "$@" --quiet --wait 2m >/dev/null && echo "deployed $1"; }
 deploy hello "$wasm/functions_examples_hello.wasm" --route /hello --route '/hello/{name}'
 deploy chat "$wasm/functions_examples_chat.wasm" --route /chat/ws
 deploy auth "$wasm/functions_examples_auth.wasm" --config token=dev-token --config user=dev

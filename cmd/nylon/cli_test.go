@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -297,4 +298,49 @@ func mustRun(t *testing.T, args ...string) string {
 		t.Fatalf("nylon %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
 	}
 	return out
+}
+
+// deploy --wait returns once a node serves the new version, so the function
+// answers at once afterwards; with no node it fails in time, saying the
+// version is stored.
+func TestCLIDeployWait(t *testing.T) {
+	e := startPlatform(t)
+	hello := testutil.WasmPath(t, "functions/examples/hello")
+
+	out := e.mustCLI(t, "deploy", "hello", hello, "--wait", "30s", "--quiet")
+	if !strings.Contains(out, "deployed hello version 1 (active)") || !strings.Contains(out, "served by 1 node(s) after") {
+		t.Fatalf("deploy --wait output:\n%s", out)
+	}
+	// No polling here: --wait promised a node serves it.
+	if code, out, errOut := e.invoke(t, "hello", "--path", "/hello?name=w"); code != 0 || !strings.Contains(out, "hello, w") {
+		t.Fatalf("invoke right after deploy --wait: exit %d\n%s%s", code, out, errOut)
+	}
+
+	out = e.mustCLI(t, "deploy", "-o", "json", "--quiet", "hello", hello, "--wait", "30s")
+	var rec registry.Record
+	if err := json.Unmarshal([]byte(out), &rec); err != nil || rec.Version != 2 {
+		t.Fatalf("deploy -o json --wait: %v\n%s", err, out)
+	}
+	out = e.mustCLI(t, "nodes")
+	if !strings.Contains(out, "hello") || !strings.Contains(out, "cli-node") || !regexp.MustCompile(`hello\s+2\s`).MatchString(out) {
+		t.Fatalf("nodes right after deploy --wait of version 2:\n%s", out)
+	}
+
+	if code, _, errOut := e.cli(t, "deploy", "hello", hello, "--wait", "-1s"); code != 2 || !strings.Contains(errOut, "--wait") {
+		t.Errorf("deploy --wait -1s: exit %d, stderr %q; want a usage error", code, errOut)
+	}
+
+	// An admin API with no node behind it: the version is stored, the wait
+	// fails when it is over.
+	b := startCmd(t, serveArgs(t, "--role", "admin", "--admin-token", cliToken)...)
+	b.waitLine(t, readyLine)
+	lonely := platformEnv{adminURL: b.waitLine(t, adminLine)}
+	start := time.Now()
+	code, out, errOut := lonely.cli(t, "deploy", "hello", hello, "--wait", "1500ms", "--quiet")
+	if code != 1 || !strings.Contains(errOut, "version 1 is stored and active, but no node served it within 1.5s") {
+		t.Fatalf("deploy --wait with no node: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("deploy --wait 1500ms took %v", d)
+	}
 }

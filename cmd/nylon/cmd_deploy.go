@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
 )
@@ -26,7 +27,13 @@ func deployCommand() command {
 is stored; a bad module is refused with 422 and nothing changes. Flags may come
 before or after NAME and FILE. FILE "-" reads the module from stdin.
 
-  nylon deploy hello hello.wasm --route /hello --route /hi --config greeting=hey --timeout 500ms`,
+  nylon deploy hello hello.wasm --route /hello --route /hi --config greeting=hey --timeout 500ms
+
+A new version is active once stored, and its routes go live on every gateway
+at once, but a node answers only after it has fetched and compiled the module
+(seconds for a Go guest the first time): until then the routes of a new
+function answer 503 "no node serves". --wait 1m waits until a node serves the
+new version before returning, and fails (exit 1) if none does in time.`,
 		run: runDeploy,
 	}
 }
@@ -42,6 +49,7 @@ type deployFlags struct {
 	queueGroup  string
 	description string
 	quiet       bool
+	wait        time.Duration
 }
 
 func runDeploy(ctx context.Context, a *app, cmd command, args []string) error {
@@ -58,6 +66,8 @@ func runDeploy(ctx context.Context, a *app, cmd command, args []string) error {
 	f.String(&d.queueGroup, "queue-group", "name", "", "", "NATS queue group of the function's endpoints (default: the platform's)")
 	f.String(&d.description, "description", "text", "", "", "free text stored with the version")
 	f.Bool(&d.quiet, "quiet", "", false, "no upload progress on stderr")
+	f.fs.DurationVar(&d.wait, "wait", 0, "")
+	f.doc("wait", "duration", "", "", "wait up to this long until a node serves the new version, e.g. 1m (default: do not wait)")
 	pos, err := parseArgs(f, args)
 	if err != nil {
 		return err
@@ -68,6 +78,9 @@ func runDeploy(ctx context.Context, a *app, cmd command, args []string) error {
 	name, file := pos[0], pos[1]
 	if err := protocol.ValidateName(name); err != nil {
 		return usageErrorf(cmd.name, "%v", err)
+	}
+	if d.wait < 0 {
+		return usageErrorf(cmd.name, "--wait: %v is negative", d.wait)
 	}
 	q, err := d.query(cmd.name)
 	if err != nil {
@@ -103,15 +116,80 @@ func runDeploy(ctx context.Context, a *app, cmd command, args []string) error {
 	if err != nil {
 		return fmt.Errorf("deploy %s: %w", name, err)
 	}
-	if d.admin.Output == outputJSON {
-		return writeJSONBody(a.stdout, raw)
-	}
 	var rec registry.Record
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		return fmt.Errorf("deploy %s: decoding the record: %w", name, err)
 	}
+	var served servedBy
+	if d.wait > 0 {
+		if served, err = waitServed(ctx, c, rec.Name, rec.Version, d.wait); err != nil {
+			return fmt.Errorf("deploy %s: %w", name, err)
+		}
+	}
+	if d.admin.Output == outputJSON {
+		return writeJSONBody(a.stdout, raw)
+	}
 	fmt.Fprintf(a.stdout, "deployed %s version %d (active)\n", rec.Name, rec.Version)
+	if d.wait > 0 {
+		fmt.Fprintf(a.stdout, "served by %d node(s) after %v\n", served.nodes, served.after.Round(time.Millisecond))
+	}
 	return writeRecord(a.stdout, rec)
+}
+
+// servedBy is what waitServed found: how many nodes serve the version, and
+// how long after the deploy the first one did.
+type servedBy struct {
+	nodes int
+	after time.Duration
+}
+
+// waitPoll is how often waitServed asks the admin API for the nodes.
+const waitPoll = 250 * time.Millisecond
+
+// waitServed polls GET /v1/nodes until a node serves version of function
+// (a micro service of the function whose deployment_version is version),
+// for at most d. Errors of the admin API end the wait only when d is over:
+// a node list can fail while NATS is busy.
+func waitServed(ctx context.Context, c *adminClient, function string, version uint64, d time.Duration) (servedBy, error) {
+	start := time.Now()
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var lastErr error
+	for {
+		var list platform.NodeList
+		_, err := c.getJSON(ctx, "/v1/nodes", &list)
+		if err == nil {
+			n := 0
+			for _, node := range list.Nodes {
+				for _, fn := range node.Functions {
+					if fn.Name == function && fn.DeploymentVersion == version {
+						n++
+						break
+					}
+				}
+			}
+			if n > 0 {
+				return servedBy{nodes: n, after: time.Since(start)}, nil
+			}
+		} else if ctx.Err() == nil {
+			lastErr = err
+		}
+		t := time.NewTimer(waitPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err := parent.Err(); err != nil {
+				return servedBy{}, err
+			}
+			if lastErr != nil {
+				return servedBy{}, fmt.Errorf("version %d is stored and active, but no node served it within %v (last node list failed: %w)", version, d, lastErr)
+			}
+			return servedBy{}, fmt.Errorf("version %d is stored and active, but no node served it within %v; "+
+				"see `nylon nodes`, and the nodes' logs and nylon_function_load_errors_total for a module that does not load", version, d)
+		case <-t.C:
+		}
+	}
 }
 
 // query turns the flags into the deploy query options of the admin API.
