@@ -166,7 +166,68 @@ func (g *Gateway) Start(ctx context.Context) error {
 		done[k] = js
 		m.dlqJS = js
 	}
+	// Published last: StoreDeadLetter, which another edge may call at any
+	// time, reads dlqJS only once this is set.
+	g.dlqReady.Store(true)
 	return nil
+}
+
+// StoreDeadLetter queues a dead letter built by another edge of the same
+// process (the WebSocket edge, through ws.WithDeadLetterSink) on the
+// gateway's dead-letter writer, which stores it with acknowledged
+// JetStream publishes and retries while the stream has no leader, as it
+// does the gateway's own. A core publish would be dropped silently then.
+//
+// msg.Subject must be protocol.DLQSubject(prefix, function, phase) under
+// the prefix of a messaging config whose stream Start made; the function
+// routes' config is tried first, then the others in order, and the first
+// that matches stores the letter on its connection. The gateway takes msg:
+// the caller must not change it, or its Data, afterwards. The letter's
+// Nats-Msg-Id (the stream drops a second copy of a retried publish) is
+// "{subject}/{Nylon-Request-Id header}", so that header must be unique per
+// letter; without it a fresh id is used.
+//
+// It returns false, having counted and logged nothing, when msg is nil, no
+// config matches, Start has not returned, or the queue is full or closed:
+// the caller counts and logs that loss. A letter accepted but not stored
+// within 30 s, or abandoned by Close, is counted by the gateway in
+// plugins_messaging_dlq_lost_total{plugin=function, phase=phase} (the
+// labels of a function route's own letters) and logged as "gateway: dead
+// letter lost". Accepted letters are not counted in
+// plugins_messaging_dlq_total: the caller counts what it dead-letters.
+func (g *Gateway) StoreDeadLetter(msg *nats.Msg) bool {
+	if msg == nil || !g.dlqReady.Load() {
+		return false
+	}
+	m, st, ok := g.dlqConfigOf(msg.Subject)
+	if !ok {
+		return false
+	}
+	id := msg.Header.Get(HeaderRequestID)
+	if id == "" {
+		id = protocol.NewRequestID().String()
+	}
+	return g.dlq.enqueue(dlqJob{js: m.dlqJS, msg: msg, id: id,
+		lost: g.met.dlqLost.WithLabelValues(st.Function, st.Phase.String())})
+}
+
+// dlqConfigOf returns the messaging config with a dead-letter stream whose
+// prefix subject is a dead-letter subject of, and the subject's function
+// and phase; the function routes' config first.
+func (g *Gateway) dlqConfigOf(subject string) (*messaging, protocol.SubjectTarget, bool) {
+	for i := -1; i < len(g.msgs); i++ {
+		m := g.fnMsg
+		if i >= 0 {
+			m = g.msgs[i]
+		}
+		if m.dlqJS == nil {
+			continue
+		}
+		if st, err := protocol.ParseSubject(m.prefix, subject); err == nil && st.DLQ {
+			return m, st, true
+		}
+	}
+	return nil, protocol.SubjectTarget{}, false
 }
 
 // deadLetter publishes a request after its last failed attempt. Once Start

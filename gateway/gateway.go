@@ -43,6 +43,10 @@ type Gateway struct {
 	dlq     *dlqWriter
 	wire    wirePool
 	bufs    bufferPool
+
+	// dlqReady is set once Start has made the dead-letter streams (and
+	// set every messaging config's dlqJS).
+	dlqReady atomic.Bool
 }
 
 // messaging is a resolved MessagingConfig with its connection and limiter.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nylon-functions/nylon/protocol"
@@ -168,6 +169,7 @@ type Option func(*options) error
 type options struct {
 	logger   *slog.Logger
 	registry prometheus.Registerer
+	dlqSink  func(*nats.Msg) bool
 }
 
 // WithLogger sets the logger for connection, event and room records.
@@ -191,6 +193,29 @@ func WithRegistry(reg prometheus.Registerer) Option {
 			return fmt.Errorf("%w: registry: nil", ErrInvalidConfig)
 		}
 		o.registry = reg
+		return nil
+	}
+}
+
+// WithDeadLetterSink hands every dead letter to sink instead of publishing
+// it with a core NATS publish, which the server drops without a word while
+// the dead-letter stream has no leader (a NATS server lost, an election:
+// the moments that make dead letters). In one process with the gateway,
+// pass (*gateway.Gateway).StoreDeadLetter, so the letters are stored with
+// acknowledged JetStream publishes and retried like the gateway's own.
+//
+// sink is called on the connection's event goroutine and must not block.
+// It owns the message it is given (Data is a copy). true means accepted:
+// the event counts in nylon_ws_dead_letters_total; false means lost: it is
+// logged at ERROR ("ws dead letter lost") and counted in
+// nylon_ws_dead_letters_lost_total. Config.DisableDeadLetters still turns
+// dead letters off.
+func WithDeadLetterSink(sink func(msg *nats.Msg) bool) Option {
+	return func(o *options) error {
+		if sink == nil {
+			return fmt.Errorf("%w: dead letter sink: nil", ErrInvalidConfig)
+		}
+		o.dlqSink = sink
 		return nil
 	}
 }

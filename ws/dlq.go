@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"bytes"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -46,7 +47,9 @@ func serviceErrorKind(code string) string {
 // deadLetter publishes an event that failed for a transport reason to
 // protocol.DLQSubject(prefix, function, PhaseEvent), where a JetStream
 // stream keeps it for inspection and replay. The data is the request as it
-// was sent. Core publish: the connection must not wait for a stream ack.
+// was sent. With a dead-letter sink (WithDeadLetterSink) the sink stores
+// it; otherwise it is a core publish, as the connection must not wait for
+// a stream ack, and one the server drops (no stream leader) goes unseen.
 func (c *conn) deadLetter(f *eventFailure) {
 	if f.kind == "" || c.e.cfg.DisableDeadLetters {
 		return
@@ -65,7 +68,17 @@ func (c *conn) deadLetter(f *eventFailure) {
 			protocol.HeaderEnv:         {c.e.cfg.Env},
 		},
 	}
-	if err := c.e.nc.PublishMsg(msg); err != nil {
+	if sink := c.e.dlqSink; sink != nil {
+		// reqBuf is the next event's request buffer; the sink keeps msg.
+		msg.Data = bytes.Clone(s.reqBuf)
+		if !sink(msg) {
+			c.e.m.dlqLost.Inc()
+			c.log.Error("ws dead letter lost", "subject", c.dlqSubject, "request_id", s.requestID.String(),
+				"error", "dead-letter sink refused it (queue full or closed, or no dead-letter stream for the subject)")
+			return
+		}
+	} else if err := c.e.nc.PublishMsg(msg); err != nil {
+		c.e.m.dlqLost.Inc()
 		c.log.Error("ws dead letter lost", "subject", c.dlqSubject, "request_id", s.requestID.String(), "error", err)
 		return
 	}

@@ -39,6 +39,9 @@ type Edge struct {
 	// timeoutHdr is cfg.EventTimeout as the Nylon-Timeout-Ms value every
 	// event request carries.
 	timeoutHdr string
+	// dlqSink stores dead letters instead of a core publish when set
+	// (WithDeadLetterSink).
+	dlqSink func(*nats.Msg) bool
 
 	// ctx is the parent of every connection's reads and event requests. It
 	// is cancelled only when Close runs out of time, to abort what is left.
@@ -95,6 +98,7 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Edge, error) {
 		timeoutHdr: protocol.FormatTimeout(cfg.EventTimeout),
 		nc:         nc,
 		log:        o.logger.With("edge_id", cfg.EdgeID),
+		dlqSink:    o.dlqSink,
 		m:          m,
 		conns:      make(map[*conn]struct{}),
 		accept: websocket.AcceptOptions{

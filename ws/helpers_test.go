@@ -211,11 +211,11 @@ func startEdge(t testing.TB, s *server.Server, cfg ws.Config, function string) *
 }
 
 // startEdgeWith is startEdge with a hook to adjust the unstarted server
-// (e.g. its listener).
-func startEdgeWith(t testing.TB, s *server.Server, cfg ws.Config, function string, adjust func(*httptest.Server)) *edgeEnv {
+// (e.g. its listener) and options after the test's registry and logger.
+func startEdgeWith(t testing.TB, s *server.Server, cfg ws.Config, function string, adjust func(*httptest.Server), opts ...ws.Option) *edgeEnv {
 	t.Helper()
 	env := &edgeEnv{nc: testutil.Connect(t, s), reg: prometheus.NewRegistry()}
-	edge, err := ws.New(cfg, env.nc, ws.WithRegistry(env.reg), ws.WithLogger(testLogger(t)))
+	edge, err := ws.New(cfg, env.nc, append([]ws.Option{ws.WithRegistry(env.reg), ws.WithLogger(testLogger(t))}, opts...)...)
 	if err != nil {
 		t.Fatalf("new edge: %v", err)
 	}

@@ -31,6 +31,7 @@ type metrics struct {
 	broadcasts   prometheus.Counter
 	slowClosed   prometheus.Counter
 	deadLetters  prometheus.Counter
+	dlqLost      prometheus.Counter
 	rejected     *prometheus.CounterVec // reason
 }
 
@@ -69,6 +70,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "nylon_ws_dead_letters_total",
 			Help: "Events published to the dead-letter subject after a transport failure.",
 		}),
+		dlqLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nylon_ws_dead_letters_lost_total",
+			Help: "Dead letters neither published nor accepted by the dead-letter sink: the publish failed, or the sink refused them (its queue full or closed, no stream for the subject).",
+		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nylon_ws_rejected_total",
 			Help: "Upgrade requests refused before the handshake, by reason.",
@@ -84,6 +89,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.broadcasts = register(reg, m.broadcasts, &err)
 		m.slowClosed = register(reg, m.slowClosed, &err)
 		m.deadLetters = register(reg, m.deadLetters, &err)
+		m.dlqLost = register(reg, m.dlqLost, &err)
 		m.rejected = register(reg, m.rejected, &err)
 		if err != nil {
 			return nil, err

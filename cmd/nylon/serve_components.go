@@ -186,7 +186,14 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 		own = append(own, namedConn{name: mc.Name, nc: nc})
 		opts = append(opts, gateway.WithMessagingConn(mc.Name, nc))
 	}
-	edge, err := ws.New(ws.Config{Env: s.cfg.Env, SubjectPrefix: prefix}, d.NATS.NC, ws.WithLogger(d.Log), ws.WithRegistry(s.Metrics))
+	// The edge is built first, as the gateway takes its handler; its dead
+	// letters go to the gateway's writer, through gw once it is set.
+	var gw *gateway.Gateway
+	edgeOpts := []ws.Option{ws.WithLogger(d.Log), ws.WithRegistry(s.Metrics)}
+	if o := edgeDeadLetters(&gw, gcfg, prefix); o != nil {
+		edgeOpts = append(edgeOpts, o)
+	}
+	edge, err := ws.New(ws.Config{Env: s.cfg.Env, SubjectPrefix: prefix}, d.NATS.NC, edgeOpts...)
 	if err != nil {
 		closeOwn()
 		return nil, fmt.Errorf("websocket edge: %w", err)
@@ -199,7 +206,7 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 		}
 		edge.ServeFunction(w, r.WithContext(ws.WithParams(r.Context(), info.Params)), info.Function, info.Config)
 	})
-	gw, err := gateway.New(gcfg, d.NATS.NC, append(opts, gateway.WithWebSocket(wsHandler))...)
+	gw, err = gateway.New(gcfg, d.NATS.NC, append(opts, gateway.WithWebSocket(wsHandler))...)
 	if err != nil {
 		_ = edge.Close(context.Background())
 		closeOwn()
@@ -396,6 +403,8 @@ func (g *gatewayComponent) Drain(ctx context.Context) error {
 	if err := g.srv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
+	// The edge before the gateway: its dead letters go to the gateway's
+	// writer, which gw.Close drains, and it makes none once Close returns.
 	if err := g.edge.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("websocket edge: %w", err))
 	}
