@@ -24,7 +24,10 @@ func serveCommand() command {
 		help: `Without --nats, serve starts an embedded NATS server with JetStream (store in
 <data>/jetstream) on --nats-listen, so the nats CLI and other nylon processes
 can connect to it. SIGINT or SIGTERM drains every component and NATS within
---drain-timeout; a second signal exits at once.
+--drain-timeout; a second signal exits at once. With --shutdown-delay, serve
+first goes on serving for that long while /healthz answers 503 (state
+draining), so load balancers stop sending before the listeners close; a
+second signal ends the delay early, a third exits at once.
 
 Every process listens on --admin for /healthz and /metrics, whatever its
 roles; the admin API (/v1) is served there only when the roles include admin.
@@ -64,6 +67,9 @@ type serveConfig struct {
 	NodeID        string
 	Log           logFlags
 	DrainTimeout  time.Duration
+	// ShutdownDelay is how long serve keeps serving after the first signal,
+	// /healthz answering 503, before it drains; 0 drains at once.
+	ShutdownDelay time.Duration
 	Profiling     bool
 	Replicas      int
 	// SubjectPrefix is --subject-prefix; empty means nylon.<env>: use
@@ -89,6 +95,7 @@ func (c *serveConfig) register(f *flagSet) {
 	c.Function.register(f)
 	c.Log.register(f)
 	f.Duration(&c.DrainTimeout, "drain-timeout", "NYLON_DRAIN_TIMEOUT", 30*time.Second, "how long shutdown may take to finish in-flight work before it is cut off")
+	f.Duration(&c.ShutdownDelay, "shutdown-delay", "NYLON_SHUTDOWN_DELAY", 0, "how long to go on serving after SIGINT/SIGTERM, /healthz answering 503, before draining, so load balancers stop sending first; a second signal ends it. 0: drain at once")
 	f.Bool(&c.Profiling, "pprof", "NYLON_PPROF", false, "serve Go runtime profiles on the admin address under /debug/pprof/ (behind --admin-token)")
 }
 
@@ -117,6 +124,9 @@ func (c *serveConfig) Validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		return fmt.Errorf("--drain-timeout: %v must be positive", c.DrainTimeout)
+	}
+	if c.ShutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay: %v is negative", c.ShutdownDelay)
 	}
 	if err := c.Function.validate(); err != nil {
 		return err
@@ -241,9 +251,18 @@ func runServe(ctx context.Context, a *app, cmd command, args []string) error {
 }
 
 // serve connects NATS, starts the components of specs for the selected roles, blocks
-// until ctx is done (or a component stops by itself), then drains the
-// components in reverse order and closes NATS, all within the drain timeout.
+// until ctx is done (or a component stops by itself), goes on serving for
+// the shutdown delay if there is one, then drains the components in reverse
+// order and closes NATS, all within the drain timeout.
 func serve(ctx context.Context, a *app, cfg *serveConfig, log *slog.Logger, specs []componentSpec) error {
+	// Held from the start, so a second signal that comes quickly after
+	// the first cannot kill the process before the delay begins.
+	var hurry <-chan struct{}
+	release := func() {}
+	if cfg.ShutdownDelay > 0 {
+		hurry, release = a.interrupts.Hold()
+		defer release()
+	}
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -254,7 +273,8 @@ func serve(ctx context.Context, a *app, cfg *serveConfig, log *slog.Logger, spec
 	printNATS(a, cfg, conn)
 
 	roles := cfg.roles()
-	deps := serveDeps{Config: cfg, NATS: conn, Log: log, Stdout: a.stdout}
+	shuttingDown := make(chan struct{})
+	deps := serveDeps{Config: cfg, NATS: conn, Log: log, Stdout: a.stdout, ShuttingDown: shuttingDown}
 	started, startErr := startComponents(ctx, deps, specs, roles)
 	var stoppedBy error
 	if startErr == nil {
@@ -262,6 +282,16 @@ func serve(ctx context.Context, a *app, cfg *serveConfig, log *slog.Logger, spec
 		log.Info("serving", "env", cfg.Env, "roles", roles)
 		stoppedBy = waitForStop(ctx, started)
 	}
+	// /healthz answers 503 from here on. A shutdown asked for by a signal
+	// waits out the delay; a failed start or a component that died does
+	// not.
+	close(shuttingDown)
+	if startErr == nil && stoppedBy == nil && cfg.ShutdownDelay > 0 {
+		stoppedBy = shutdownDelay(ctx, a, log, cfg.ShutdownDelay, hurry, started)
+	}
+	// From here on a further signal kills the process, as it does without
+	// a delay.
+	release()
 
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancel()

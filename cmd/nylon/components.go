@@ -39,6 +39,10 @@ type serveDeps struct {
 	// Stdout receives the one line per address a component listens on, e.g.
 	// "gateway: http://127.0.0.1:8080".
 	Stdout io.Writer
+	// ShuttingDown is closed when serve starts to shut down, before
+	// --shutdown-delay: the components still serve, but /healthz answers
+	// 503 so load balancers take the process out of rotation.
+	ShuttingDown <-chan struct{}
 }
 
 // componentSpec is one entry of the serve table.

@@ -5,15 +5,19 @@
 //
 // main stays thin: run(ctx, args, stdout, stderr) holds the logic and
 // returns the exit code (0 ok or help, 1 failure, 2 usage error), so tests
-// call it directly. Each subcommand lives in cmd_<name>.go with a
-// constructor returning a command, listed in commands(). Flags come from a
-// flagSet whose every flag may fall back to a NYLON_* environment variable
-// (a flag wins over the variable, the variable over the default).
+// call it directly. main adds the process's signals (signals.go): the first
+// SIGINT/SIGTERM cancels the command's context, a second kills the process
+// unless serve holds it during --shutdown-delay. Each subcommand lives in
+// cmd_<name>.go with a constructor returning a command, listed in
+// commands(). Flags come from a flagSet whose every flag may fall back to a
+// NYLON_* environment variable (a flag wins over the variable, the variable
+// over the default).
 //
 // serve checks its whole configuration (--gateway-config included) before it
 // starts anything, then starts the components of the selected roles (the
 // componentSpec table in serve_components.go) in order after NATS is
-// connected and drains them in reverse order, then NATS, within
+// connected and, on a signal, serves on for --shutdown-delay with /healthz
+// answering 503, then drains them in reverse order, then NATS, within
 // --drain-timeout. The --admin listener (serve_admin.go: /healthz, /metrics,
 // and the admin API with role admin) runs in every process.
 //

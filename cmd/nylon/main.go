@@ -6,28 +6,24 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		// After the first signal starts a drain, restore the default
-		// handling so a second Ctrl-C kills the process at once.
-		<-ctx.Done()
-		stop()
-	}()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	// The first SIGINT or SIGTERM cancels ctx and starts a drain; a second
+	// kills the process at once, unless serve holds it (see interrupts).
+	ctx, in := notifyInterrupts(context.Background())
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, interrupts: in}
+	os.Exit(a.exitCode(a.dispatch(ctx, os.Args[1:])))
 }
 
 // app is what every command runs with: its output streams and environment.
 type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// interrupts are the process's signals after the first, which cancels
+	// ctx; nil when tests call run.
+	interrupts *interrupts
 }
 
 // command is one subcommand of nylon. Adding one is a file with a
@@ -59,7 +55,8 @@ func commands() []command {
 
 // run executes the command line args (without the program name) and returns
 // the process exit code: 0 on success or help, 2 on a usage error, 1 on any
-// other failure. Tests call it directly.
+// other failure. Tests call it directly; it gets no signals but ctx's
+// cancellation (main builds its app itself, with the process's interrupts).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	return a.exitCode(a.dispatch(ctx, args))

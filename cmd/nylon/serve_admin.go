@@ -52,7 +52,7 @@ func (s *serveShared) buildAdmin(ctx context.Context, d serveDeps) (component, e
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/healthz", getOnly(s.healthHandler(d.NATS)))
+	mux.Handle("/healthz", getOnly(s.healthHandler(d.NATS, d.ShuttingDown)))
 	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(d.Log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
@@ -179,7 +179,12 @@ type messagingHealth struct {
 // every deploy, rollback and delete, and dead letters, until its server
 // restarts, while functions go on being served, so taking the process out
 // of rotation would stop traffic that works.
-func (s *serveShared) health(ctx context.Context, conn *natsconn.Conn) processHealth {
+//
+// Once shuttingDown is closed the process is going away: unavailable, state
+// draining, whatever its components say, though they serve on during
+// --shutdown-delay, so balancers take it out of rotation before its
+// listeners close.
+func (s *serveShared) health(ctx context.Context, conn *natsconn.Conn, shuttingDown <-chan struct{}) processHealth {
 	s.mu.Lock()
 	node, gw := s.node, s.gw
 	s.mu.Unlock()
@@ -210,6 +215,11 @@ func (s *serveShared) health(ctx context.Context, conn *natsconn.Conn) processHe
 	if st.Status != natsconn.StoreOK && h.Status == platform.HealthOK {
 		h.Status = platform.HealthDegraded
 	}
+	select {
+	case <-shuttingDown:
+		h.Status, h.State = platform.HealthUnavailable, stateDraining
+	default:
+	}
 	return h
 }
 
@@ -235,9 +245,9 @@ func connHealth(nc *nats.Conn) platform.NATSHealth {
 
 // healthHandler answers /healthz as the admin API does: 200 for ok and
 // degraded, 503 for unavailable, and with ?strict=1 503 for degraded too.
-func (s *serveShared) healthHandler(conn *natsconn.Conn) http.Handler {
+func (s *serveShared) healthHandler(conn *natsconn.Conn, shuttingDown <-chan struct{}) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := s.health(r.Context(), conn)
+		h := s.health(r.Context(), conn, shuttingDown)
 		q := r.URL.Query()
 		strict := q.Has("strict") && q.Get("strict") != "0" && q.Get("strict") != "false"
 		code := http.StatusOK
