@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,15 @@ func checkDLQOwner(name, prefix string, subjects []string) error {
 	want := protocol.DLQWildcard(prefix)
 	if len(subjects) == 1 && subjects[0] == want {
 		return nil
+	}
+	if slices.Contains(subjects, want) {
+		// No other prefix's stream can hold this prefix's subjects (streams
+		// may not overlap): it is this one's, edited by hand. Removing it,
+		// the advice below, would delete this environment's dead letters.
+		return fmt.Errorf("dlq stream[%s]: %w: it holds subjects %q, %q of subject prefix %q and others besides "+
+			"(edited by hand?); a gateway neither takes them away nor keeps dead letters in a stream shared with them: "+
+			"restore its subjects (nats stream edit %s --subjects '%s') and keep the others in a stream of their own",
+			name, ErrDLQConflict, subjects, want, prefix, name, want)
 	}
 	return fmt.Errorf("dlq stream[%s]: %w: it holds subjects %q, not %q of subject prefix %q "+
 		"(a stream name drops a leading \"nylon.\", upper-cases the rest and turns characters other than letters, digits, '-' and '_' into '_', so prefixes can share one); "+

@@ -202,3 +202,43 @@ func TestEnsureDLQUpdatesOwnStream(t *testing.T) {
 		t.Fatalf("ListDLQ = %d dead letters, %v, want 1", len(dls), err)
 	}
 }
+
+// A prefix's own stream with a subject added by hand is refused (a gateway
+// does not take the operator's subject away), but the error must not advise
+// removing the stream, which would delete this environment's dead letters:
+// it says to restore the subjects.
+func TestDLQOwnStreamEditedByHand(t *testing.T) {
+	nc := testutil.Connect(t, testutil.RunNATS(t))
+	js := testutil.JetStream(t, nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := gateway.EnsureDLQ(ctx, js, "nylon.x", gateway.DLQConfig{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "nylon.x.dlq.fn.request_filter", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Subjects = append(cfg.Subjects, "audit.>")
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, ensureErr := gateway.EnsureDLQ(ctx, js, "nylon.x", gateway.DLQConfig{}, 1)
+	_, listErr := gateway.ListDLQ(ctx, js, "nylon.x", 10)
+	for what, err := range map[string]error{"EnsureDLQ": ensureErr, "ListDLQ": listErr} {
+		if !errors.Is(err, gateway.ErrDLQConflict) {
+			t.Fatalf("%s of a stream edited by hand: %v, want ErrDLQConflict", what, err)
+		}
+		if msg := err.Error(); strings.Contains(msg, "stream rm") || !strings.Contains(msg, "nats stream edit NYLON_DLQ_X --subjects 'nylon.x.dlq.>'") {
+			t.Errorf("%s: %q; want advice to restore the subjects, not to remove the stream", what, msg)
+		}
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(info.Config.Subjects, []string{"nylon.x.dlq.>", "audit.>"}) || info.State.Msgs != 1 {
+		t.Fatalf("stream after the refusals: subjects %v, %d messages; want both subjects and the 1 message", info.Config.Subjects, info.State.Msgs)
+	}
+}
