@@ -344,3 +344,28 @@ func TestCLIDeployWait(t *testing.T) {
 		t.Errorf("deploy --wait 1500ms took %v", d)
 	}
 }
+
+// Ctrl-C during deploy --wait ends only the wait: the error must say the
+// version is stored and active, not a bare "context canceled" that reads
+// as a deploy that did not happen.
+func TestCLIDeployWaitInterrupted(t *testing.T) {
+	b := startCmd(t, serveArgs(t, "--role", "admin", "--admin-token", cliToken)...)
+	b.waitLine(t, readyLine)
+	e := platformEnv{adminURL: b.waitLine(t, adminLine)}
+	hello := testutil.WasmPath(t, "functions/examples/hello")
+
+	d := startCmd(t, "deploy", "hello", hello, "--wait", "1m", "--quiet", "--admin", e.adminURL, "--token", cliToken)
+	// No node: the wait goes on until the interrupt once the version is
+	// stored.
+	testutil.Eventually(t, 15*time.Second, 20*time.Millisecond, func() error {
+		if out := e.mustCLI(t, "ls"); !strings.Contains(out, "hello") {
+			return fmt.Errorf("hello not listed yet:\n%s", out)
+		}
+		return nil
+	})
+	time.Sleep(2 * waitPoll) // the CLI has read the deploy's answer and polls
+	code := d.stop(t)
+	if errOut := d.stderr.String(); code != 1 || !strings.Contains(errOut, "version 1 is stored and active; stopped waiting") {
+		t.Fatalf("deploy --wait interrupted: exit %d\nstdout:\n%s\nstderr:\n%s", code, d.stdout.String(), errOut)
+	}
+}

@@ -180,7 +180,9 @@ func waitServed(ctx context.Context, c *adminClient, function string, version ui
 		case <-ctx.Done():
 			t.Stop()
 			if err := parent.Err(); err != nil {
-				return servedBy{}, err
+				// Ctrl-C ends only the wait: a bare "context canceled"
+				// would read as a deploy that did not happen.
+				return servedBy{}, fmt.Errorf("version %d is stored and active; stopped waiting for a node to serve it: %w", version, err)
 			}
 			if lastErr != nil {
 				return servedBy{}, fmt.Errorf("version %d is stored and active, but no node served it within %v (last node list failed: %w)", version, d, lastErr)
