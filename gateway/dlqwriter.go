@@ -3,7 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
-	"sync"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +24,7 @@ const (
 	dlqAttemptTimeout = 2 * time.Second
 	dlqBackoffInitial = 100 * time.Millisecond
 	dlqBackoffMax     = 2 * time.Second
+	dlqCloseWait      = 5 * time.Second
 )
 
 // dlqJob is one dead letter on its way to the stream.
@@ -41,77 +42,52 @@ type dlqJob struct {
 // until the stream takes it or dlqRetryFor has passed. enqueue never
 // blocks; a full queue loses the letter, counted and logged.
 type dlqWriter struct {
-	g      *Gateway
-	mu     sync.RWMutex // guards closed against a send on the closed channel
-	closed bool
-	jobs   chan dlqJob
-	bytes  atomic.Int64 // payload bytes queued
-	wg     sync.WaitGroup
-	ctx    context.Context // canceled when Close gives up waiting
-	cancel context.CancelFunc
+	g     *Gateway
+	q     *workQueue[dlqJob]
+	bytes atomic.Int64 // payload bytes queued
 }
 
 func newDLQWriter(g *Gateway) *dlqWriter {
-	w := &dlqWriter{g: g, jobs: make(chan dlqJob, dlqQueue)}
-	w.ctx, w.cancel = context.WithCancel(context.Background())
-	w.wg.Add(dlqWorkers)
-	for range dlqWorkers {
-		go w.run()
-	}
+	w := &dlqWriter{g: g}
+	w.q = newWorkQueue(dlqWorkers, dlqQueue, func(ctx context.Context, j dlqJob) {
+		w.store(ctx, j)
+		w.bytes.Add(-int64(len(j.msg.Data)))
+	})
 	return w
 }
 
-func (w *dlqWriter) run() {
-	defer w.wg.Done()
-	for j := range w.jobs {
-		w.store(j)
-		w.bytes.Add(-int64(len(j.msg.Data)))
-	}
-}
-
-// enqueue hands j to a worker, or reports false when the queue is full or
-// the writer closed.
+// enqueue hands j to a worker, or reports false when the queue is full (in
+// letters or bytes) or the writer closed.
 func (w *dlqWriter) enqueue(j dlqJob) bool {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.closed {
-		return false
-	}
 	n := int64(len(j.msg.Data))
-	if w.bytes.Add(n) > dlqMaxQueuedBytes {
+	if w.bytes.Add(n) > dlqMaxQueuedBytes || !w.q.push(j) {
 		w.bytes.Add(-n)
 		return false
 	}
-	select {
-	case w.jobs <- j:
-		return true
-	default:
-		w.bytes.Add(-n)
-		return false
-	}
+	return true
 }
 
 // store publishes j until the stream acknowledges it, retrying what may
 // pass (no leader, a timeout, a reconnect) with backoff for dlqRetryFor.
-func (w *dlqWriter) store(j dlqJob) {
+func (w *dlqWriter) store(ctx context.Context, j dlqJob) {
 	deadline := time.Now().Add(dlqRetryFor)
 	var err error
 	attempt := 0
 	for {
 		attempt++
-		ctx, cancel := context.WithTimeout(w.ctx, dlqAttemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, dlqAttemptTimeout)
 		// The message id lets the stream drop a second copy when only the
 		// acknowledgement of an earlier attempt was lost.
-		_, err = j.js.PublishMsg(ctx, j.msg, jetstream.WithMsgID(j.msg.Subject+"/"+j.id))
+		_, err = j.js.PublishMsg(actx, j.msg, jetstream.WithMsgID(j.msg.Subject+"/"+j.id))
 		cancel()
 		if err == nil {
 			return
 		}
-		if dlqPermanent(err) || w.ctx.Err() != nil || time.Now().After(deadline) {
+		if dlqPermanent(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			break
 		}
 		d := min(dlqBackoffInitial<<min(attempt-1, 10), dlqBackoffMax)
-		if !sleep(w.ctx.Done(), d) {
+		if !sleep(ctx.Done(), d) {
 			break
 		}
 	}
@@ -120,34 +96,37 @@ func (w *dlqWriter) store(j dlqJob) {
 		"publish_attempts", attempt, "error", err)
 }
 
-// dlqPermanent reports whether publishing again cannot help.
+// jsErrClusterNotAvailable is nats-server's JSClusterNotAvailErr,
+// "JetStream system temporarily unavailable": the one stream answer worth
+// retrying (nats.go names no constant for it).
+const jsErrClusterNotAvailable jetstream.ErrorCode = 10008
+
+// dlqPermanent reports whether publishing again cannot help. No answer (no
+// responders while the stream has no leader, a timeout, a reconnect) may
+// pass; an answer of the stream itself (a limit reached under discard
+// new, a message over its max_msg_size, a store that failed) is given
+// again to every retry, and retrying would hold a worker for dlqRetryFor
+// per letter, so that letters for healthy streams wait behind it.
 func dlqPermanent(err error) bool {
-	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrMaxPayload) ||
-		errors.Is(err, nats.ErrBadSubject)
+	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrMaxPayload) ||
+		errors.Is(err, nats.ErrBadSubject) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode != jsErrClusterNotAvailable
 }
 
-// close stops intake and waits for the queue to drain; when ctx ends first
-// it cancels the publishes in flight (their letters are counted lost) and
-// returns ctx's error after the workers exit.
+// close stops intake and waits, at most dlqCloseWait and until ctx ends,
+// for the queue to drain; the letters still queued or being retried then
+// are counted lost. A stream that stores now drains the queue in
+// milliseconds; one that cannot store would otherwise hold the whole
+// shutdown budget (each letter retries for dlqRetryFor), leaving none for
+// the node's drain and NATS.
 func (w *dlqWriter) close(ctx context.Context) error {
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.jobs)
+	wctx, cancel := context.WithTimeout(ctx, dlqCloseWait)
+	defer cancel()
+	if err := w.q.close(wctx); err != nil {
+		return fmt.Errorf("dead letters: those not stored within %v were counted lost: %w", dlqCloseWait, err)
 	}
-	w.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		w.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		w.cancel()
-		return nil
-	case <-ctx.Done():
-		w.cancel()
-		<-done
-		return ctx.Err()
-	}
+	return nil
 }

@@ -382,7 +382,7 @@ func (ex *exchange) finish(aborted bool) {
 		}
 		ex.inv.Config = h.config
 		data := protocol.AppendInvocation(nil, &ex.inv)
-		if !ex.g.logs.enqueue(logJob{t: h.t, meta: ex.meta, data: data}) {
+		if !ex.g.logs.push(logJob{t: h.t, meta: ex.meta, data: data}) {
 			ex.g.met.logDropped.Inc()
 		}
 	}

@@ -39,7 +39,7 @@ type Gateway struct {
 	table atomic.Pointer[routeTable]
 
 	session atomic.Uint32
-	logs    *logPool
+	logs    *workQueue[logJob]
 	dlq     *dlqWriter
 	wire    wirePool
 	bufs    bufferPool
@@ -212,9 +212,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Close stops accepting logging calls and waits, at most until ctx is done,
 // for those queued and in flight; then it abandons the rest and returns
-// ctx's error. It does the same for the dead letters still being stored (a
-// stream without a leader is retried for up to 30 s; what is left when ctx
-// ends is counted lost). Then it unsubscribes the gateway's reply inboxes:
+// ctx's error. It does the same for the dead letters still being stored,
+// for at most 5 s (what is left then is counted lost). Then it unsubscribes the gateway's reply inboxes:
 // call it once the HTTP server has stopped, as phase calls still waiting
 // fail as if the connection had closed. It does not close the NATS
 // connection. Safe to call twice.
