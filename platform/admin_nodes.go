@@ -87,6 +87,11 @@ func discover(ctx context.Context, nc *nats.Conn, timeout time.Duration) ([]micr
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 				return infos, nil
 			}
+			if errors.Is(err, nats.ErrNoResponders) {
+				// Nothing subscribes to $SRV.INFO: no service at all, so
+				// no node (not an error: `nylon nodes` says so).
+				return infos, nil
+			}
 			return infos, fmt.Errorf("discover: %w", err)
 		}
 		var info micro.Info

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -367,5 +370,26 @@ func TestCLIDeployWaitInterrupted(t *testing.T) {
 	code := d.stop(t)
 	if errOut := d.stderr.String(); code != 1 || !strings.Contains(errOut, "version 1 is stored and active; stopped waiting") {
 		t.Fatalf("deploy --wait interrupted: exit %d\nstdout:\n%s\nstderr:\n%s", code, d.stdout.String(), errOut)
+	}
+}
+
+// deploy --wait against an admin API whose node list never answers says so,
+// instead of blaming the nodes.
+func TestCLIDeployWaitNodeListHangs(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			_ = json.NewEncoder(w).Encode(registry.Record{Name: "hello", Version: 7})
+			return
+		}
+		<-r.Context().Done() // GET /v1/nodes: stuck
+	}))
+	t.Cleanup(api.Close)
+	hello := testutil.WasmPath(t, "functions/examples/hello")
+	code, out, errOut := runCmd(t, "deploy", "hello", hello, "--wait", "700ms", "--quiet", "--admin", api.URL, "--token", cliToken)
+	if code != 1 || !strings.Contains(errOut, "version 7 is stored and active, but the admin API's node list (GET /v1/nodes) failed throughout the 700ms wait: ") || !strings.Contains(errOut, "deadline exceeded") {
+		t.Fatalf("deploy --wait, node list stuck: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }

@@ -156,10 +156,12 @@ func waitServed(ctx context.Context, c *adminClient, function string, version ui
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var lastErr error
+	answered := false // a node list came back at least once
 	for {
 		var list platform.NodeList
 		_, err := c.getJSON(ctx, "/v1/nodes", &list)
 		if err == nil {
+			answered = true
 			n := 0
 			for _, node := range list.Nodes {
 				for _, fn := range node.Functions {
@@ -172,7 +174,7 @@ func waitServed(ctx context.Context, c *adminClient, function string, version ui
 			if n > 0 {
 				return servedBy{nodes: n, after: time.Since(start)}, nil
 			}
-		} else if ctx.Err() == nil {
+		} else {
 			lastErr = err
 		}
 		t := time.NewTimer(waitPoll)
@@ -184,8 +186,9 @@ func waitServed(ctx context.Context, c *adminClient, function string, version ui
 				// would read as a deploy that did not happen.
 				return servedBy{}, fmt.Errorf("version %d is stored and active; stopped waiting for a node to serve it: %w", version, err)
 			}
-			if lastErr != nil {
-				return servedBy{}, fmt.Errorf("version %d is stored and active, but no node served it within %v (last node list failed: %w)", version, d, lastErr)
+			if !answered {
+				// Not "no node serves it": nobody could tell.
+				return servedBy{}, fmt.Errorf("version %d is stored and active, but the admin API's node list (GET /v1/nodes) failed throughout the %v wait: %w", version, d, lastErr)
 			}
 			return servedBy{}, fmt.Errorf("version %d is stored and active, but no node served it within %v; "+
 				"see `nylon nodes`, and the nodes' logs and nylon_function_load_errors_total for a module that does not load", version, d)
