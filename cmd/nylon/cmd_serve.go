@@ -305,6 +305,13 @@ func serve(ctx context.Context, a *app, cfg *serveConfig, log *slog.Logger, spec
 		log.Error("shutdown incomplete", "error", drainErr)
 	}
 	fmt.Fprintln(a.stdout, "nylon serve: stopped")
+	if startErr != nil && ctx.Err() != nil && errors.Is(startErr, ctx.Err()) {
+		// A signal during start-up (an orchestrator scaling down a pod
+		// that is still starting) asks for a stop, which this was: what
+		// had started is drained, and the exit is clean, not a failure.
+		log.Info("stopped during start-up", "interrupted", startErr)
+		startErr = nil
+	}
 	return errors.Join(startErr, stoppedBy, drainErr)
 }
 

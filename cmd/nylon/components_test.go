@@ -139,6 +139,42 @@ func TestServeStartFailureDrainsStarted(t *testing.T) {
 	}
 }
 
+// A signal while a component is still starting stops serve cleanly: the
+// components already started are drained and serve returns nil (exit 0),
+// not the start's "context canceled".
+func TestServeInterruptedDuringStartIsAStop(t *testing.T) {
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	specs := []componentSpec{
+		fakeSpec(rec, "node", roleNode, nil),
+		{name: "gateway", role: roleGateway, build: func(context.Context, serveDeps) (component, error) {
+			return startFunc(func(ctx context.Context) error {
+				rec.add("start gateway")
+				cancel() // the signal, while the gateway waits for JetStream
+				<-ctx.Done()
+				return fmt.Errorf("waiting for the initial functions: %w", ctx.Err())
+			}), nil
+		}},
+		fakeSpec(rec, "admin", roleAdmin, nil),
+	}
+	out, err := runServeWith(ctx, serveConfigForTest(t, "all"), specs)
+	if err != nil {
+		t.Fatalf("serve interrupted during start-up = %v, want nil", err)
+	}
+	if want := []string{"start node", "start gateway", "drain node"}; !reflect.DeepEqual(rec.list(), want) {
+		t.Errorf("events = %v, want %v", rec.list(), want)
+	}
+	if strings.Contains(out, "ready") || !strings.Contains(out, "stopped") {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+// startFunc is a component that only starts.
+type startFunc func(context.Context) error
+
+func (f startFunc) Start(ctx context.Context) error { return f(ctx) }
+func (startFunc) Drain(context.Context) error       { return nil }
+
 func TestServeStopsWhenAComponentDies(t *testing.T) {
 	rec := &recorder{}
 	var node *fakeComponent
