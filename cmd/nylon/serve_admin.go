@@ -51,6 +51,11 @@ func (s *serveShared) buildAdmin(ctx context.Context, d serveDeps) (component, e
 		}
 	}
 
+	// What /healthz says of JetStream, for alerts; once per process, as
+	// this listener is.
+	if err := s.Metrics.Register(newStoreCollector(d.NATS)); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", getOnly(s.healthHandler(d.NATS, d.ShuttingDown)))
 	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{

@@ -31,6 +31,7 @@ func TestServeHealthReportsStoppedStore(t *testing.T) {
 		h.JetStream == nil || h.JetStream.Status != natsconn.StoreOK {
 		t.Fatalf("/healthz before = %d %+v %+v, want ok", code, h.Health, h.JetStream)
 	}
+	wantStoreMetric(t, admin, "ok")
 
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
@@ -68,5 +69,25 @@ func TestServeHealthReportsStoppedStore(t *testing.T) {
 	}
 	if code, _ := httpGet(t, admin+"/healthz?strict=1"); code != http.StatusServiceUnavailable {
 		t.Errorf("/healthz?strict=1 = %d, want 503", code)
+	}
+	wantStoreMetric(t, admin, "failing")
+}
+
+// wantStoreMetric checks /metrics has the nylon_jetstream_store state set
+// with status 1 and the other two 0.
+func wantStoreMetric(t *testing.T, admin, status string) {
+	t.Helper()
+	code, body := httpGet(t, admin+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, s := range []string{natsconn.StoreOK, natsconn.StoreFailing, natsconn.StoreUnknown} {
+		v := "0"
+		if s == status {
+			v = "1"
+		}
+		if line := `nylon_jetstream_store{status="` + s + `"} ` + v; !strings.Contains(body, line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 }
