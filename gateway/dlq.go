@@ -311,21 +311,12 @@ func ListDLQ(ctx context.Context, js jetstream.JetStream, prefix string, limit i
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	name := DLQStreamName(prefix)
-	s, err := js.Stream(ctx, name)
+	s, err := OpenDLQ(ctx, js, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
-	}
-	// Another prefix's stream would show that environment's dead letters
-	// (or none, filtered by subject) as if they were this one's.
-	if err := checkDLQOwner(name, prefix, info.Config.Subjects); err != nil {
 		return nil, err
 	}
-	st := info.State
+	name := DLQStreamName(prefix)
+	st := s.CachedInfo().State
 	if st.Msgs == 0 {
 		return nil, nil
 	}
@@ -342,13 +333,36 @@ func ListDLQ(ctx context.Context, js jetstream.JetStream, prefix string, limit i
 		if err != nil {
 			return out, fmt.Errorf("dlq stream[%s] seq %d: %w", name, seq, err)
 		}
-		out = append(out, parseDeadLetter(prefix, m))
+		out = append(out, ParseDeadLetter(prefix, m))
 		seq = m.Sequence + 1
 	}
 	return out, nil
 }
 
-func parseDeadLetter(prefix string, m *jetstream.RawStreamMsg) DeadLetter {
+// OpenDLQ returns the dead-letter stream of prefix, for reading and
+// deleting its letters by sequence (`nylon dlq replay`), with its info as
+// of now in CachedInfo. A missing stream is an error wrapping
+// jetstream.ErrStreamNotFound, and one whose subjects are not exactly
+// {prefix}.dlq.> an error wrapping ErrDLQConflict: another prefix's stream
+// would hand out that environment's letters as if they were this one's.
+func OpenDLQ(ctx context.Context, js jetstream.JetStream, prefix string) (jetstream.Stream, error) {
+	name := DLQStreamName(prefix)
+	// js.Stream fetches the stream's info, so CachedInfo is current.
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
+	}
+	if err := checkDLQOwner(name, prefix, s.CachedInfo().Config.Subjects); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ParseDeadLetter reads a message of prefix's dead-letter stream. Function
+// stays empty when the subject is not a dead-letter subject of prefix (the
+// stream captures {prefix}.dlq.>, whatever the tokens after it); the
+// request id comes from the body, else from the Nylon-Request-Id header.
+func ParseDeadLetter(prefix string, m *jetstream.RawStreamMsg) DeadLetter {
 	d := DeadLetter{
 		Sequence:    m.Sequence,
 		Time:        m.Time,

@@ -287,7 +287,7 @@ func TestCLIDLQList(t *testing.T) {
 		t.Errorf("dead letter = %+v", d)
 	}
 	out := mustRun(t, "dlq", "ls", "--nats", e.natsURL, "--limit", "5")
-	for _, want := range []string{"FUNCTION", "hello", "request_filter", "Timeout", "no answer within 1s", id.String()} {
+	for _, want := range []string{"SEQ", "FUNCTION", "hello", "request_filter", "Timeout", "no answer within 1s", id.String()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dlq ls lacks %q:\n%s", want, out)
 		}

@@ -14,28 +14,38 @@ import (
 func dlqCommand() command {
 	return command{
 		name:    "dlq",
-		summary: "inspect the dead letters: gateway requests that failed their last attempt",
-		help: `Subcommands:
-  ls    list the newest dead letters, oldest first
-
-Without --nats it connects to ` + defaultClientNATS + `.`,
-		run: runDLQ,
+		summary: "inspect and replay the dead letters: gateway requests that failed their last attempt",
+		run:     runDLQ,
 	}
+}
+
+// dlqLsCommand and dlqReplayCommand are dlq as each subcommand's --help
+// shows it: the same name (usage errors point at `nylon dlq --help`,
+// which shows both), its own summary and help.
+func dlqLsCommand(cmd command) command {
+	cmd.summary = "list the newest dead letters, oldest first"
+	cmd.help = `Without --nats it connects to ` + defaultClientNATS + `.`
+	return cmd
 }
 
 func runDLQ(ctx context.Context, a *app, cmd command, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf(cmd.name, "missing subcommand (ls)")
+		return usageErrorf(cmd.name, "missing subcommand (ls or replay)")
 	}
 	switch args[0] {
 	case "ls":
-		return runDLQLs(ctx, a, cmd, args[1:])
+		return runDLQLs(ctx, a, dlqLsCommand(cmd), args[1:])
+	case "replay":
+		return runDLQReplay(ctx, a, dlqReplayCommand(cmd), args[1:])
 	case "-h", "-help", "--help":
-		f, _ := newDLQLsFlags(a, cmd)
+		f, _ := newDLQLsFlags(a, dlqLsCommand(cmd))
 		f.PrintUsage(a.stdout)
+		fmt.Fprintln(a.stdout)
+		r, _ := newDLQReplayFlags(a, dlqReplayCommand(cmd))
+		r.PrintUsage(a.stdout)
 		return errHelp
 	}
-	return usageErrorf(cmd.name, "unknown subcommand %q (want ls)", args[0])
+	return usageErrorf(cmd.name, "unknown subcommand %q (want ls or replay)", args[0])
 }
 
 // dlqEntry is one dead letter as -o json prints it.
@@ -100,15 +110,8 @@ func runDLQLs(ctx context.Context, a *app, cmd command, args []string) error {
 	defer closeConn(c)
 	prefix := conn.prefix()
 	letters, err := gateway.ListDLQ(ctx, c.JetStream(), prefix, limit)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		whose := "of env " + conn.Env
-		if conn.SubjectPrefix != "" {
-			whose = "on subject prefix " + prefix
-		}
-		return fmt.Errorf("dlq ls: no dead-letter stream %s: no gateway %s has started yet", gateway.DLQStreamName(prefix), whose)
-	}
 	if err != nil {
-		return fmt.Errorf("dlq ls: %w", err)
+		return dlqStreamError("dlq ls", conn, err)
 	}
 	entries := make([]dlqEntry, len(letters))
 	for i, d := range letters {
@@ -127,10 +130,25 @@ func runDLQLs(ctx context.Context, a *app, cmd command, args []string) error {
 		return nil
 	}
 	tw := newTable(a.stdout)
-	fmt.Fprintln(tw, "TIME\tFUNCTION\tPHASE\tKIND\tATTEMPTS\tERROR\tREQUEST ID")
+	// SEQ first: it is what `nylon dlq replay <seq>` takes.
+	fmt.Fprintln(tw, "SEQ\tTIME\tFUNCTION\tPHASE\tKIND\tATTEMPTS\tERROR\tREQUEST ID")
 	for i, d := range letters {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", formatTime(d.Time), orDash(d.Function), entries[i].Phase,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Sequence, formatTime(d.Time), orDash(d.Function), entries[i].Phase,
 			orDash(d.Kind), strconv.Itoa(d.Attempts), orDash(d.Error), entries[i].RequestID)
 	}
 	return tw.Flush()
+}
+
+// dlqStreamError words a failure to open or read the dead-letter stream
+// of conn's prefix; a missing stream says whose gateway would make it.
+func dlqStreamError(what string, conn *clientNATS, err error) error {
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	prefix := conn.prefix()
+	whose := "of env " + conn.Env
+	if conn.SubjectPrefix != "" {
+		whose = "on subject prefix " + prefix
+	}
+	return fmt.Errorf("%s: no dead-letter stream %s: no gateway %s has started yet", what, gateway.DLQStreamName(prefix), whose)
 }

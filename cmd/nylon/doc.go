@@ -29,7 +29,7 @@
 //	nylon deploy hello hello.wasm --route /hello --config greeting=hi
 //	nylon ls; nylon versions hello; nylon rollback hello; nylon rm hello
 //	nylon invoke hello --phase request_filter --path /hello?name=you
-//	nylon dlq ls
+//	nylon dlq ls; nylon dlq replay --all --delete
 //	nylon bench -c 32 -d 30s 'http://127.0.0.1:8080/hello?name=x'
 //	nylon version
 package main

@@ -39,12 +39,22 @@ func TestHelpForEveryCommand(t *testing.T) {
 	}
 }
 
-// `nylon dlq --help` shows the flags of its one subcommand, ls.
-func TestDLQHelpListsTheFlagsOfLs(t *testing.T) {
+// `nylon dlq --help` shows the flags of both subcommands, ls and replay.
+func TestDLQHelpListsTheFlagsOfLsAndReplay(t *testing.T) {
 	code, out, _ := runCmd(t, "dlq", "--help")
+	ls, replay, ok := strings.Cut(out, "Usage: nylon dlq replay")
+	if !ok {
+		t.Fatalf("dlq --help: exit %d, no usage of replay:\n%s", code, out)
+	}
 	for _, want := range []string{"Usage: nylon dlq ls", "--nats url,...", "--subject-prefix", "--limit n", "--output"} {
-		if code != 0 || !strings.Contains(out, want) {
-			t.Errorf("dlq --help: exit %d, lacks %q:\n%s", code, want, out)
+		if code != 0 || !strings.Contains(ls, want) {
+			t.Errorf("dlq --help: exit %d, ls lacks %q:\n%s", code, want, out)
+		}
+	}
+	for _, want := range []string{"<seq>... | --all", "--nats url,...", "--subject-prefix", "--all", "--function name",
+		"--phase phase", "--limit n", "--timeout duration", "default 5s", "--delete", "--output"} {
+		if code != 0 || !strings.Contains(replay, want) {
+			t.Errorf("dlq --help: exit %d, replay lacks %q:\n%s", code, want, out)
 		}
 	}
 }
@@ -117,6 +127,16 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--nats-listen", "nowhere"}, "embedded.listen"},
 		{[]string{"serve", "--nats-token", "t"}, "only used with external servers"},
 		{[]string{"version", "now"}, `unexpected argument "now"`},
+		{[]string{"dlq", "replay"}, "missing <seq>"},
+		{[]string{"dlq", "replay", "--all", "7"}, `give it no sequence (got "7")`},
+		{[]string{"dlq", "replay", "seven"}, `sequence "seven": want a positive integer`},
+		{[]string{"dlq", "replay", "0"}, `sequence "0": want a positive integer`},
+		{[]string{"dlq", "replay", "--all", "--limit", "0"}, "--limit: 0: want 1 to 1000"},
+		{[]string{"dlq", "replay", "--all", "--limit", "1001"}, "--limit: 1001: want 1 to 1000"},
+		{[]string{"dlq", "replay", "--function", "hello", "7"}, "--function and --phase filter --all"},
+		{[]string{"dlq", "replay", "--all", "--phase", "nope"}, "--phase"},
+		{[]string{"dlq", "replay", "--all", "--function", "Bad.Name"}, "--function"},
+		{[]string{"dlq", "replay", "7", "--timeout", "0s"}, "--timeout: 0s must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
