@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -148,5 +149,23 @@ func TestCLIDLQReplay(t *testing.T) {
 	// --function filters --all: nothing of hello is left.
 	if out := mustRun(t, "dlq", "replay", "--all", "--function", "hello", "--nats", e.natsURL); out != "no dead letters\n" {
 		t.Errorf("dlq replay --all --function hello with no hello letter left: %q", out)
+	}
+
+	// A handler that answers Error: an answer, so exit 0 and, with
+	// --delete, the letter goes (replaying again would fail the same way).
+	e.mustCLI(t, "deploy", "failing", testutil.WasmPath(t, "platform/testdata/guests/counter"), "--config", "fail=boom", "--wait", "30s", "--quiet")
+	failSeq, _ := publishDeadLetter(ctx, t, js, "failing", "cy")
+	fail := strconv.FormatUint(failSeq, 10)
+	code, out, errOut = runCmd(t, "dlq", "replay", "--delete", "-o", "json", fail, "--nats", e.natsURL)
+	res = nil
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("dlq replay of failing -o json: %v\n%s", err, out)
+	}
+	if code != 0 || len(res) != 1 || res[0].Result != "plugin_error" || res[0].Action != "Error" ||
+		!strings.Contains(res[0].Error, "boom") || !res[0].Deleted {
+		t.Errorf("dlq replay --delete of a handler Error: exit %d, %+v\nstderr: %s", code, res, errOut)
+	}
+	if got := dlqSequences(t, e.natsURL); slices.Contains(got, failSeq) {
+		t.Errorf("after replay --delete of a handler Error, dlq ls still shows %d: %v", failSeq, got)
 	}
 }
