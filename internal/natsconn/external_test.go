@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"github.com/nylon-functions/nylon/internal/testutil"
 )
@@ -95,22 +93,7 @@ func TestExternalUserPassword(t *testing.T) {
 }
 
 func TestExternalNKeySeed(t *testing.T) {
-	user, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := user.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := user.Seed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seedFile := filepath.Join(t.TempDir(), "user.nk")
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pub, seedFile := testutil.NKeyUser(t)
 	opts := testutil.NATSOptions(t)
 	opts.Nkeys = []*server.NkeyUser{{Nkey: pub}}
 	s := testutil.RunNATSWith(t, opts)
@@ -121,26 +104,21 @@ func TestExternalNKeySeed(t *testing.T) {
 	roundTrip(t, c.NC, c.NC)
 
 	// Another user's seed is refused.
-	other, _ := nkeys.CreateUser()
-	otherSeed, _ := other.Seed()
-	otherFile := filepath.Join(t.TempDir(), "other.nk")
-	if err := os.WriteFile(otherFile, otherSeed, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, otherFile := testutil.NKeyUser(t)
 	cfg.NKeySeedFile = otherFile
 	if _, err := Connect(context.Background(), cfg, nil); !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("Connect(other seed) = %v, want nats.ErrAuthorization", err)
 	}
 
 	cfg.NKeySeedFile = filepath.Join(t.TempDir(), "missing.nk")
-	_, err = Connect(context.Background(), cfg, nil)
+	_, err := Connect(context.Background(), cfg, nil)
 	if err == nil || !strings.Contains(err.Error(), "missing.nk") {
 		t.Fatalf("Connect(missing seed file) = %v, want an error naming the file", err)
 	}
 }
 
 func TestExternalTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testutil.NewPKI(t)
 	opts := testutil.NATSOptions(t)
 	opts.TLSConfig = pki.ServerTLS
 	opts.TLSTimeout = 2

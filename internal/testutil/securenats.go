@@ -20,54 +20,85 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-// SecureNATS is a nats-server reachable the way any environment but dev
-// must reach NATS (natsconn's security rule): TLS, and an nkey user.
-type SecureNATS struct {
-	Server   *server.Server
-	URL      string // tls://127.0.0.1:<port>
-	CAFile   string // PEM certificate that verifies the server (its own, self-signed)
-	SeedFile string // the nkey user's seed
+// PKI is a throw-away CA and a server certificate it signed for 127.0.0.1
+// and localhost, valid for an hour either side of now.
+type PKI struct {
+	CAFile    string      // PEM certificate of the CA: what clients trust
+	ServerTLS *tls.Config // the server's certificate and key
 }
 
-// RunSecureNATS starts a nats-server (RunNATSWith) with TLS on a throw-away
-// self-signed certificate for 127.0.0.1 and a single nkey user, and writes
-// the certificate and the user's seed to files in t.TempDir().
-func RunSecureNATS(t testing.TB) SecureNATS {
+// NewPKI makes a PKI and writes the CA certificate to a file in
+// t.TempDir().
+func NewPKI(t testing.TB) PKI {
 	t.Helper()
-	dir := t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	caKey := newKey(t)
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "nylon test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey := newKey(t)
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	pair, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	pair, err := tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return PKI{
+		CAFile:    writeFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
+		ServerTLS: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
+	}
+}
 
+func newKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// NKeyUser makes an nkey user and writes its seed to a file in
+// t.TempDir(): the public key goes into the server's options, the seed
+// file to the client.
+func NKeyUser(t testing.TB) (pub, seedFile string) {
+	t.Helper()
 	user, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := user.PublicKey()
+	pub, err = user.PublicKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,19 +106,39 @@ func RunSecureNATS(t testing.TB) SecureNATS {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pub, writeFile(t, "user.nk", seed)
+}
 
-	sn := SecureNATS{CAFile: filepath.Join(dir, "ca.pem"), SeedFile: filepath.Join(dir, "user.nk")}
-	if err := os.WriteFile(sn.CAFile, certPEM, 0o600); err != nil {
+// writeFile writes data to a new file named name in its own t.TempDir().
+func writeFile(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(sn.SeedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return path
+}
+
+// SecureNATS is a nats-server reachable the way any environment but dev
+// must reach NATS (natsconn's security rule): TLS, and an nkey user.
+type SecureNATS struct {
+	Server   *server.Server
+	URL      string // tls://127.0.0.1:<port>
+	CAFile   string // PEM certificate of the CA that signed the server's
+	SeedFile string // the nkey user's seed
+}
+
+// RunSecureNATS starts a nats-server (RunNATSWith) with TLS (NewPKI) and a
+// single nkey user (NKeyUser).
+func RunSecureNATS(t testing.TB) SecureNATS {
+	t.Helper()
+	pki := NewPKI(t)
+	pub, seedFile := NKeyUser(t)
 	opts := NATSOptions(t)
-	opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	opts.TLSConfig = pki.ServerTLS
 	opts.TLSTimeout = 2
 	opts.Nkeys = []*server.NkeyUser{{Nkey: pub}}
-	sn.Server = RunNATSWith(t, opts)
+	sn := SecureNATS{Server: RunNATSWith(t, opts), CAFile: pki.CAFile, SeedFile: seedFile}
 	sn.URL = sn.Server.ClientURL()
 	return sn
 }
