@@ -28,30 +28,16 @@ func FormatTimeout(d time.Duration) string {
 // else is a *DecodeError.
 func ParseTimeout(s string) (time.Duration, error) {
 	bad := func(why string) error {
-		return &DecodeError{Field: "header " + HeaderTimeout, Err: fmt.Errorf("%q: %s", truncateValue(s), why)}
+		return &DecodeError{Field: "header " + HeaderTimeout, Err: fmt.Errorf("%q: %s", truncate(s, 32), why)}
 	}
-	if s == "" || len(s) > 8 { // MaxTimeout is 86400000: 8 digits
+	// MaxTimeout is 86400000: 8 digits. ParseUint takes no sign.
+	ms, err := strconv.ParseUint(s, 10, 32)
+	if len(s) > 8 || err != nil {
 		return 0, bad("want 1 to 8 decimal digits of milliseconds")
-	}
-	var ms int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, bad("want 1 to 8 decimal digits of milliseconds")
-		}
-		ms = ms*10 + int64(c-'0')
 	}
 	d := time.Duration(ms) * time.Millisecond
 	if d < time.Millisecond || d > MaxTimeout {
 		return 0, bad(fmt.Sprintf("want 1 to %d milliseconds", MaxTimeout.Milliseconds()))
 	}
 	return d, nil
-}
-
-// truncateValue keeps an error about a header value short.
-func truncateValue(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "..."
-	}
-	return s
 }
