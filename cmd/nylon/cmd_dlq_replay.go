@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/protocol"
@@ -291,16 +290,8 @@ func replayLetter(ctx context.Context, nc *nats.Conn, prefix string, o *dlqRepla
 	// the nodes' logs; a letter without one gets a fresh trace.
 	trace := protocol.ContinueTrace(d.Traceparent)
 	r.Traceparent = trace.Next()
-	msg := &nats.Msg{Subject: r.Subject, Data: m.Data, Header: nats.Header{
-		protocol.HeaderTraceparent: {r.Traceparent},
-		protocol.HeaderEnv:         {o.conn.Env},
-		protocol.HeaderTimeout:     {protocol.FormatTimeout(o.timeout)},
-	}}
-	rctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	start := time.Now()
-	reply, err := nc.RequestMsgWithContext(rctx, msg)
-	r.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	ans, err := callPhase(ctx, nc, r.Subject, m.Data, r.Traceparent, o.conn.Env, o.timeout)
+	r.DurationMS = float64(ans.elapsed.Microseconds()) / 1000
 	r.Result = replayFailed
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -310,20 +301,18 @@ func replayLetter(ctx context.Context, nc *nats.Conn, prefix string, o *dlqRepla
 		// The node may still run it: its logs carry the traceparent.
 		r.Error = fmt.Sprintf("no answer within %v", o.timeout)
 		return r
+	case errors.Is(err, protocol.ErrDecode):
+		r.Error = fmt.Sprintf("bad reply: %v", err)
+		return r
 	case err != nil:
 		r.Error = err.Error()
 		return r
-	}
-	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
-		r.ServiceError = &serviceErr{Code: code, Description: reply.Header.Get(micro.ErrorHeader)}
-		r.Error = fmt.Sprintf("service error %s: %s", code, r.ServiceError.Description)
+	case ans.service != nil:
+		r.ServiceError = ans.service
+		r.Error = fmt.Sprintf("service error %s: %s", ans.service.Code, ans.service.Description)
 		return r
 	}
-	var resp protocol.PluginResponse
-	if err := protocol.DecodeResponse(reply.Data, &resp); err != nil {
-		r.Error = fmt.Sprintf("bad reply: %v", err)
-		return r
-	}
+	resp := ans.resp
 	// As the gateway does: another request's answer is no answer to this one.
 	if !d.RequestID.IsZero() && resp.RequestID != d.RequestID {
 		r.Error = fmt.Sprintf("bad reply: request_id %s, want %s", resp.RequestID, d.RequestID)

@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/nylon-functions/nylon/internal/natsconn"
 	"github.com/nylon-functions/nylon/protocol"
@@ -150,38 +149,27 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	}
 	defer closeConn(conn)
 	subject := protocol.PhaseSubject(fl.conn.prefix(), name, req.Phase)
-	rctx, cancel := context.WithTimeout(ctx, fl.timeout)
-	defer cancel()
-	start := time.Now()
-	msg := &nats.Msg{Subject: subject, Data: req.AppendMsgpack(nil), Header: nats.Header{
-		protocol.HeaderTraceparent: {traceparent},
-		protocol.HeaderEnv:         {fl.conn.Env},
-		protocol.HeaderTimeout:     {protocol.FormatTimeout(fl.timeout)},
-	}}
-	reply, err := conn.NC.RequestMsgWithContext(rctx, msg)
-	elapsed := time.Since(start)
+	ans, err := callPhase(ctx, conn.NC, subject, req.AppendMsgpack(nil), traceparent, fl.conn.Env, fl.timeout)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return fmt.Errorf("invoke %s: no node serves %s (is the function deployed with phase %s?)", name, subject, req.Phase)
 	case errors.Is(err, context.DeadlineExceeded):
 		// The node may still have run it: its logs carry the traceparent.
 		return fmt.Errorf("invoke %s: no answer on %s within %v (traceparent %s)", name, subject, fl.timeout, traceparent)
+	case errors.Is(err, protocol.ErrDecode):
+		return fmt.Errorf("invoke %s: decoding the answer: %w", name, err)
 	case err != nil:
 		return fmt.Errorf("invoke %s: %w", name, err)
 	}
-	res := invokeResult{Subject: subject, RequestID: req.RequestID.String(), DurationMS: float64(elapsed.Microseconds()) / 1000,
-		Traceparent: reply.Header.Get(protocol.HeaderTraceparent)}
-	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
-		res.ServiceError = &serviceErr{Code: code, Description: reply.Header.Get(micro.ErrorHeader)}
+	res := invokeResult{Subject: subject, RequestID: req.RequestID.String(), DurationMS: float64(ans.elapsed.Microseconds()) / 1000,
+		Traceparent: ans.reply.Header.Get(protocol.HeaderTraceparent), ServiceError: ans.service}
+	if ans.service != nil {
 		if err := res.write(a.stdout, fl.output); err != nil {
 			return err
 		}
-		return fmt.Errorf("invoke %s: service error %s: %s", name, code, res.ServiceError.Description)
+		return fmt.Errorf("invoke %s: service error %s: %s", name, ans.service.Code, ans.service.Description)
 	}
-	var resp protocol.PluginResponse
-	if err := protocol.DecodeResponse(reply.Data, &resp); err != nil {
-		return fmt.Errorf("invoke %s: decoding the answer: %w", name, err)
-	}
+	resp := ans.resp
 	ops, err := protocol.DecodeOps(resp.Data, nil)
 	if err != nil {
 		return fmt.Errorf("invoke %s: decoding the ops: %w", name, err)
