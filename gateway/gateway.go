@@ -265,6 +265,9 @@ type target struct {
 	dlqSubject [protocol.PhaseLogging + 1]string
 	metrics    [protocol.PhaseLogging + 1]*phaseMetrics
 	unserved   [protocol.PhaseLogging + 1]atomic.Int64 // unix nanos until which to skip
+	// deployed is when a function route's version was deployed: calls
+	// wait for a first node within newFunctionGrace of it (firstnode.go).
+	deployed time.Time
 }
 
 // serves reports whether the phase should be called now.
@@ -334,6 +337,12 @@ type FunctionRoute struct {
 	// protocol.RequestOverhead larger than the body (the node admits as
 	// much), and never larger than the NATS server's max_payload.
 	MaxBodyBytes int64
+	// Deployed is when the function's version was deployed (the registry
+	// record's created_at). For a minute after it, a call that finds no
+	// node serving the function waits for one, up to the call's timeout,
+	// instead of failing with 503 at once: nodes need a few seconds to
+	// load a new module. Zero: never wait.
+	Deployed time.Time
 }
 
 // SetFunctionRoutes replaces the routes of deployed functions with routes

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nylon-functions/nylon/protocol"
@@ -29,6 +30,9 @@ type options struct {
 	chunk       int
 	fnMessaging string
 	replicas    int
+	// firstNodeWait bounds how long a call of a new function waits for
+	// its first node (firstnode.go); set by tests.
+	firstNodeWait time.Duration
 }
 
 func defaultOptions() options {
@@ -38,6 +42,8 @@ func defaultOptions() options {
 		logQueue:   defaultLoggingQueue,
 		chunk:      defaultBodyChunk,
 		replicas:   1,
+
+		firstNodeWait: defaultFirstNodeWait,
 	}
 }
 

@@ -50,8 +50,9 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 	attempts := pol.attempts()
 	var err error
 	var local bool
+	var firstNode firstNodeWait
 	n := 1
-	for ; ; n++ {
+	for {
 		var rep reply
 		rep, local, err = g.attempt(ctx, t, ph, req.RequestID, payload, meta)
 		if err == nil {
@@ -60,6 +61,22 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 		if errors.Is(err, errShed) {
 			pm.shed.Inc()
 			return reply{}, errShed
+		}
+		// Logging calls do not wait: they hold a worker of the shared
+		// logging pool, not a client.
+		if errors.Is(err, protocol.ErrNoResponder) && !local && ph != protocol.PhaseLogging {
+			waited := firstNode.waiting()
+			if firstNode.wait(ctx, t, pol.Timeout, g.opts.firstNodeWait) {
+				if !waited {
+					g.log.Debug("gateway: no node serves the new function yet; waiting for one", "subject", t.subject[ph],
+						"request_id", req.RequestID.String(), "traceparent", meta.trace)
+				}
+				continue // the same attempt again: no node has seen it
+			}
+			if ctx.Err() != nil {
+				err, local = ctx.Err(), true
+				break
+			}
 		}
 		if errors.Is(err, protocol.ErrNoResponder) && !t.explicit && !local {
 			// The plugin lists no phases, so it may simply not have
@@ -82,6 +99,7 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 			local = true
 			break
 		}
+		n++
 	}
 	if deadLetterable(err, local) {
 		g.deadLetter(t, ph, payload, req.RequestID, meta, err, n)

@@ -98,6 +98,7 @@ func (g *Gateway) functionRoute(fr *FunctionRoute) *route {
 	}
 	t := g.newTarget(fr.Function, fr.Function, "", m, fr.Phases, true, fr.Config,
 		func(ph protocol.Phase) Policy { return resolvePolicy(&m.cfg, pp, nil, ph) })
+	t.deployed = fr.Deployed
 	rt := &route{
 		pattern:   fr.Path,
 		dynamic:   true,

@@ -80,6 +80,109 @@ func TestFunctionRouteWithoutNodeIs503(t *testing.T) {
 	}
 }
 
+// TestNewFunctionWaitsForItsFirstNode: a function deployed moments ago has
+// no node yet (nodes load the module first); its requests wait for one
+// instead of failing with 503, up to the call's timeout. An older
+// function without nodes is 503 at once, as before.
+func TestNewFunctionWaitsForItsFirstNode(t *testing.T) {
+	e := newEnv(t)
+	gw, srv := e.gateway(yamlMessaging(""), gateway.WithFirstNodeWait(300*time.Millisecond))
+	now := time.Now()
+	err := gw.SetFunctionRoutes([]gateway.FunctionRoute{
+		{Path: "/new", Function: "fresh", Timeout: 10 * time.Second, Deployed: now},
+		{Path: "/short", Function: "unserved", Timeout: 100 * time.Millisecond, Deployed: now},
+		{Path: "/old", Function: "old", Timeout: 10 * time.Second, Deployed: now.Add(-2 * time.Minute)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type res struct {
+		r       result
+		elapsed time.Duration
+	}
+	got := make(chan res, 1)
+	go func() {
+		start := time.Now()
+		r := get(t, srv.URL+"/new")
+		got <- res{r, time.Since(start)}
+	}()
+	// The node comes up while the request waits for it.
+	const nodeAfter = 400 * time.Millisecond
+	time.Sleep(nodeAfter)
+	fresh := e.serve("fresh", protocol.PhaseRequestFilter, func(c *call) answer { return end(body("fresh")) })
+	r := <-got
+	if r.r.Status != 200 || r.r.Body != "fresh" {
+		t.Fatalf("GET /new = %d %q, want 200 from the node that came up while the request waited", r.r.Status, r.r.Body)
+	}
+	if r.elapsed < nodeAfter {
+		t.Fatalf("GET /new answered after %v, before its node was up (%v)", r.elapsed, nodeAfter)
+	}
+	if n := fresh.count(); n != 1 {
+		t.Fatalf("the node got %d calls, want 1", n)
+	}
+
+	// The wait has a bound (300 ms here, longer than /short's timeout):
+	// then 503, as without a node.
+	start := time.Now()
+	r2 := get(t, srv.URL+"/short")
+	wantStatus(t, r2, 503)
+	if p := r2.problem(t); p.Type != gateway.ProblemNoResponder {
+		t.Fatalf("problem %+v", p)
+	}
+	if el := time.Since(start); el < 300*time.Millisecond {
+		t.Fatalf("GET /short gave up after %v, before the wait's 300ms bound", el)
+	}
+	// One failed call, counted once: neither /new's wait nor the polls of
+	// /short's are failed attempts.
+	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_errors_total", nil); got != 1 {
+		t.Fatalf("errors_total %v, want 1 (the NoResponder of /short)", got)
+	}
+
+	// Deployed longer ago than the grace: nobody serves it, 503 at once
+	// (well within the route's 10 s timeout, which a wait would use up).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/old", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /old: %v (a function deployed minutes ago must not wait for a node)", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("GET /old = %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestFirstNodeWaitEndsWithTheClient: a client that leaves while its
+// request waits for a new function's first node ends the wait, and the
+// request is not dead-lettered (nothing failed but the client's patience).
+func TestFirstNodeWaitEndsWithTheClient(t *testing.T) {
+	e := newEnv(t)
+	gw, srv := e.gateway(yamlMessaging(""))
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{
+		{Path: "/new", Function: "fresh", Timeout: 10 * time.Second, Deployed: time.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/new", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET /new = %d before any node served it; want the client's own timeout", resp.StatusCode)
+	}
+	eventually(t, func() error {
+		if n := testutil.MetricSum(t, e.reg, "plugins_messaging_inflight", nil); n != 0 {
+			return fmt.Errorf("inflight %v", n)
+		}
+		return nil
+	})
+	if n := testutil.MetricSum(t, e.reg, "plugins_messaging_dlq_total", nil); n != 0 {
+		t.Fatalf("dlq_total %v: a request its client left is not a dead letter", n)
+	}
+}
+
 func TestFunctionRoutesWithoutMessagingConfig(t *testing.T) {
 	// No YAML at all: the implicit messaging config uses nylon.{env}.
 	e := newEnv(t)

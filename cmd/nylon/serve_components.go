@@ -358,6 +358,7 @@ func functionRoutes(active map[string]registry.Record, nodeTimeout time.Duration
 			out = append(out, gateway.FunctionRoute{
 				Path: path, Function: rec.Name, Phases: rec.PhaseSet,
 				Config: rec.Config, Timeout: callTimeout(rec.Limits.Timeout(), nodeTimeout), MaxBodyBytes: rec.Limits.MaxBodyBytes,
+				Deployed: rec.CreatedAt,
 			})
 		}
 	}

@@ -2,7 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -76,20 +76,43 @@ func TestServeHealthAndMetricsInEveryRole(t *testing.T) {
 	admin.waitLine(t, readyLine)
 	adminURL, natsURL := admin.waitLine(t, adminLine), admin.waitLine(t, natsLine)
 
-	node := startCmd(t, externalServeArgs(t, natsURL, "node")...)
-	node.waitLine(t, readyLine)
-	nodeURL := node.waitLine(t, adminLine)
 	gw := startCmd(t, externalServeArgs(t, natsURL, "gateway")...)
 	gw.waitLine(t, readyLine)
 	gwAdminURL, gwURL := gw.waitLine(t, adminLine), gw.waitLine(t, gatewayLine)
 
+	// hello is deployed before any node runs. Its route answers as soon as
+	// the gateway has it: the first request waits for the node that starts
+	// next, and gets hello's answer, not 503 (a new function's first
+	// requests wait for its first node).
 	deployModule(t, adminURL, "hello", testutil.Wasm(t, "functions/examples/hello"), url.Values{"route": {"/hello"}})
-	testutil.Eventually(t, 60*time.Second, 50*time.Millisecond, func() error {
-		if code, _, body := get(t, gwURL+"/hello?name=you", nil); code != http.StatusOK || body != `{"message":"hello, you"}` {
-			return fmt.Errorf("GET /hello = %d %s", code, body)
+	type answer struct {
+		code int
+		body string
+	}
+	first := make(chan answer, 1)
+	go func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(gwURL + "/hello?name=you")
+			if err != nil {
+				first <- answer{body: err.Error()}
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
+				first <- answer{resp.StatusCode, string(body)}
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // the route is on its way
 		}
-		return nil
-	})
+	}()
+	node := startCmd(t, externalServeArgs(t, natsURL, "node")...)
+	node.waitLine(t, readyLine)
+	nodeURL := node.waitLine(t, adminLine)
+	if a := <-first; a.code != http.StatusOK || a.body != `{"message":"hello, you"}` {
+		t.Fatalf("first GET /hello after the deploy = %d %s, want 200 once the node had loaded hello", a.code, a.body)
+	}
 
 	// The node's function metrics and the gateway's caller metrics are
 	// scraped from the processes that count them.

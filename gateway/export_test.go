@@ -1,0 +1,13 @@
+package gateway
+
+import "time"
+
+// WithFirstNodeWait bounds how long a call of a new function waits for its
+// first node (default defaultFirstNodeWait), so that a test of the bound
+// does not take 10 s.
+func WithFirstNodeWait(d time.Duration) Option {
+	return func(o *options) error {
+		o.firstNodeWait = d
+		return nil
+	}
+}

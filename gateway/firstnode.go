@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"context"
+	"time"
+)
+
+// A function deployed moments ago has no node serving it yet: every node
+// fetches the module and compiles it first, which takes a second or more
+// (a large module, a node with a cold compilation cache, a node still
+// starting). Its routes are installed at once, so without a wait its first
+// requests would get 503 no responders although a node is about to answer.
+// Like Knative's activator holding the requests of a revision that is
+// starting, the gateway holds them instead: within newFunctionGrace of the
+// deploy, a call that finds no responder is sent again, with backoff, until
+// a node answers or defaultFirstNodeWait (the call's timeout, if longer)
+// has passed. Later, NoResponder means that nobody serves the function, and
+// it is answered 503 at once.
+const (
+	newFunctionGrace     = time.Minute
+	defaultFirstNodeWait = 10 * time.Second
+	nodeWaitInitial      = 20 * time.Millisecond
+	nodeWaitMax          = 250 * time.Millisecond
+)
+
+// firstNodeWait is one call's wait for the first node of a new function.
+// The zero value has not started waiting.
+type firstNodeWait struct {
+	until time.Time // zero until the first NoResponder
+	delay time.Duration
+}
+
+// wait reports whether the call should be sent again after a NoResponder,
+// having slept before it: only for a target deployed less than
+// newFunctionGrace ago, and only until bound (or the call's timeout, if
+// longer) has passed since the first NoResponder. It returns false at once
+// otherwise, and false when ctx ends while sleeping (ctx.Err() says so).
+func (w *firstNodeWait) wait(ctx context.Context, t *target, timeout, bound time.Duration) bool {
+	now := time.Now()
+	if w.until.IsZero() {
+		if t.deployed.IsZero() || now.Sub(t.deployed) >= newFunctionGrace {
+			return false
+		}
+		w.until, w.delay = now.Add(max(timeout, bound)), nodeWaitInitial
+	}
+	left := w.until.Sub(now)
+	if left <= 0 {
+		return false
+	}
+	d := min(w.delay, left)
+	w.delay = min(2*w.delay, nodeWaitMax)
+	return sleep(ctx.Done(), d)
+}
+
+// waiting reports whether the call has waited for a first node.
+func (w *firstNodeWait) waiting() bool { return !w.until.IsZero() }
