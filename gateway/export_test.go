@@ -11,3 +11,12 @@ func WithFirstNodeWait(d time.Duration) Option {
 		return nil
 	}
 }
+
+// WithFirstNodeMaxWaiting bounds how many calls of one target wait for a
+// new function's first node at once (default defaultFirstNodeMaxWaiting).
+func WithFirstNodeMaxWaiting(n int32) Option {
+	return func(o *options) error {
+		o.firstNodeMaxWaiting = n
+		return nil
+	}
+}

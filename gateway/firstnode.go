@@ -16,31 +16,45 @@ import (
 // a node answers or defaultFirstNodeWait (the call's timeout, if longer)
 // has passed. Later, NoResponder means that nobody serves the function, and
 // it is answered 503 at once.
+//
+// Every waiting call polls (a request that finds no responder costs the
+// NATS server a few microseconds), and a wait holds the client's request
+// for seconds: at most defaultFirstNodeMaxWaiting calls of a target wait at once,
+// so that a flood of requests at a function no node ever loads costs at
+// most ~4 polls/s per waiting call and stays answered 503 beyond them.
 const (
-	newFunctionGrace     = time.Minute
-	defaultFirstNodeWait = 10 * time.Second
-	nodeWaitInitial      = 20 * time.Millisecond
-	nodeWaitMax          = 250 * time.Millisecond
+	newFunctionGrace           = time.Minute
+	defaultFirstNodeWait       = 10 * time.Second
+	nodeWaitInitial            = 20 * time.Millisecond
+	nodeWaitMax                = 250 * time.Millisecond
+	defaultFirstNodeMaxWaiting = 1024
 )
 
 // firstNodeWait is one call's wait for the first node of a new function.
 // The zero value has not started waiting.
 type firstNodeWait struct {
+	t     *target   // set while counted in t.firstNodeWaiting
 	until time.Time // zero until the first NoResponder
 	delay time.Duration
 }
 
 // wait reports whether the call should be sent again after a NoResponder,
 // having slept before it: only for a target deployed less than
-// newFunctionGrace ago, and only until bound (or the call's timeout, if
-// longer) has passed since the first NoResponder. It returns false at once
-// otherwise, and false when ctx ends while sleeping (ctx.Err() says so).
-func (w *firstNodeWait) wait(ctx context.Context, t *target, timeout, bound time.Duration) bool {
+// newFunctionGrace ago while fewer than maxWaiting of its calls wait, and
+// only until bound (or the call's timeout, if longer) has passed since the
+// first NoResponder. It returns false at once otherwise, and false when ctx
+// ends while sleeping (ctx.Err() says so).
+func (w *firstNodeWait) wait(ctx context.Context, t *target, timeout, bound time.Duration, maxWaiting int32) bool {
 	now := time.Now()
 	if w.until.IsZero() {
 		if t.deployed.IsZero() || now.Sub(t.deployed) >= newFunctionGrace {
 			return false
 		}
+		if t.firstNodeWaiting.Add(1) > maxWaiting {
+			t.firstNodeWaiting.Add(-1)
+			return false
+		}
+		w.t = t
 		w.until, w.delay = now.Add(max(timeout, bound)), nodeWaitInitial
 	}
 	left := w.until.Sub(now)
@@ -54,3 +68,11 @@ func (w *firstNodeWait) wait(ctx context.Context, t *target, timeout, bound time
 
 // waiting reports whether the call has waited for a first node.
 func (w *firstNodeWait) waiting() bool { return !w.until.IsZero() }
+
+// done ends the call's wait, if it waited.
+func (w *firstNodeWait) done() {
+	if w.t != nil {
+		w.t.firstNodeWaiting.Add(-1)
+		w.t = nil
+	}
+}

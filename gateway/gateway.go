@@ -266,8 +266,10 @@ type target struct {
 	metrics    [protocol.PhaseLogging + 1]*phaseMetrics
 	unserved   [protocol.PhaseLogging + 1]atomic.Int64 // unix nanos until which to skip
 	// deployed is when a function route's version was deployed: calls
-	// wait for a first node within newFunctionGrace of it (firstnode.go).
-	deployed time.Time
+	// wait for a first node within newFunctionGrace of it (firstnode.go);
+	// firstNodeWaiting counts the calls waiting.
+	deployed         time.Time
+	firstNodeWaiting atomic.Int32
 }
 
 // serves reports whether the phase should be called now.

@@ -31,8 +31,10 @@ type options struct {
 	fnMessaging string
 	replicas    int
 	// firstNodeWait bounds how long a call of a new function waits for
-	// its first node (firstnode.go); set by tests.
-	firstNodeWait time.Duration
+	// its first node, and firstNodeMaxWaiting how many calls of one
+	// target wait at once (firstnode.go); set by tests.
+	firstNodeWait       time.Duration
+	firstNodeMaxWaiting int32
 }
 
 func defaultOptions() options {
@@ -43,7 +45,8 @@ func defaultOptions() options {
 		chunk:      defaultBodyChunk,
 		replicas:   1,
 
-		firstNodeWait: defaultFirstNodeWait,
+		firstNodeWait:       defaultFirstNodeWait,
+		firstNodeMaxWaiting: defaultFirstNodeMaxWaiting,
 	}
 }
 

@@ -51,6 +51,7 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 	var err error
 	var local bool
 	var firstNode firstNodeWait
+	defer firstNode.done()
 	n := 1
 	for {
 		var rep reply
@@ -66,7 +67,7 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 		// logging pool, not a client.
 		if errors.Is(err, protocol.ErrNoResponder) && !local && ph != protocol.PhaseLogging {
 			waited := firstNode.waiting()
-			if firstNode.wait(ctx, t, pol.Timeout, g.opts.firstNodeWait) {
+			if firstNode.wait(ctx, t, pol.Timeout, g.opts.firstNodeWait, g.opts.firstNodeMaxWaiting) {
 				if !waited {
 					g.log.Debug("gateway: no node serves the new function yet; waiting for one", "subject", t.subject[ph],
 						"request_id", req.RequestID.String(), "traceparent", meta.trace)

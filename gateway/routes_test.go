@@ -154,6 +154,76 @@ func TestNewFunctionWaitsForItsFirstNode(t *testing.T) {
 	}
 }
 
+// TestFirstNodeWaitIsBounded: only so many calls of a new function wait
+// for its first node at once; the others are answered 503 at once, as a
+// flood at a function no node loads must not pile up held requests. A call
+// that stops waiting frees its place.
+func TestFirstNodeWaitIsBounded(t *testing.T) {
+	e := newEnv(t)
+	gw, srv := e.gateway(yamlMessaging(""), gateway.WithFirstNodeMaxWaiting(2))
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{
+		{Path: "/new", Function: "fresh", Timeout: 10 * time.Second, Deployed: time.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(n int) {
+		t.Helper()
+		eventually(t, func() error {
+			if got := strings.Count(e.log.String(), "waiting for one"); got < n {
+				return fmt.Errorf("%d calls have waited, want %d", got, n)
+			}
+			return nil
+		})
+	}
+	// try GETs /new, giving up after patience.
+	try := func(patience time.Duration) (int, string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/new", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+
+	// Two impatient calls wait; a third meanwhile is 503 at once.
+	left := make(chan error, 2)
+	for range 2 {
+		go func() { _, _, err := try(time.Second); left <- err }()
+	}
+	waiting(2)
+	if code, _, err := try(5 * time.Second); err != nil || code != 503 {
+		t.Fatalf("a third call = %d, %v; want 503 at once with two waiting", code, err)
+	}
+	for range 2 {
+		if err := <-left; err == nil {
+			t.Fatal("an impatient call was answered, with no node serving")
+		}
+	}
+
+	// Their places are free again: two more calls wait, and get the node's
+	// answer once it is up.
+	type outcome struct {
+		code int
+		body string
+		err  error
+	}
+	got := make(chan outcome, 2)
+	for range 2 {
+		go func() { c, b, err := try(10 * time.Second); got <- outcome{c, b, err} }()
+	}
+	waiting(4)
+	e.serve("fresh", protocol.PhaseRequestFilter, func(c *call) answer { return end(body("fresh")) })
+	for range 2 {
+		if a := <-got; a.err != nil || a.code != 200 || a.body != "fresh" {
+			t.Fatalf("a waiting call = %d %q %v, want 200 from the node", a.code, a.body, a.err)
+		}
+	}
+}
+
 // TestFirstNodeWaitEndsWithTheClient: a client that leaves while its
 // request waits for a new function's first node ends the wait, and the
 // request is not dead-lettered (nothing failed but the client's patience).
