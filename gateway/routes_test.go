@@ -224,6 +224,34 @@ func TestFirstNodeWaitIsBounded(t *testing.T) {
 	}
 }
 
+// TestLoggingCallsDoNotWaitForAFirstNode: a new function's logging call
+// that finds no node fails at once instead of holding a worker of the
+// shared logging pool for seconds.
+func TestLoggingCallsDoNotWaitForAFirstNode(t *testing.T) {
+	e := newEnv(t)
+	gw, srv := e.gateway(yamlMessaging(""))
+	e.serve("fresh", protocol.PhaseRequestFilter, func(c *call) answer { return end(body("fresh")) })
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{{Path: "/new", Function: "fresh", Timeout: 10 * time.Second,
+		Phases: protocol.PhaseSetOf(protocol.PhaseRequestFilter, protocol.PhaseLogging), Deployed: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(t, srv.URL+"/new"); r.Status != 200 || r.Body != "fresh" {
+		t.Fatalf("GET /new = %d %q", r.Status, r.Body)
+	}
+	// The logging call failed without waiting: well within a second, not
+	// after the 10 s a wait would take.
+	testutil.Eventually(t, time.Second, 10*time.Millisecond, func() error {
+		n, err := testutil.GatherSum(e.reg, "plugins_messaging_errors_total", map[string]string{"phase": "logging", "kind": gateway.KindNoResponder})
+		if err != nil || n != 1 {
+			return fmt.Errorf("logging NoResponder errors %v, %v", n, err)
+		}
+		return nil
+	})
+	if strings.Contains(e.log.String(), "waiting for one") {
+		t.Fatalf("a call waited for a first node:\n%s", e.log.String())
+	}
+}
+
 // TestFirstNodeWaitEndsWithTheClient: a client that leaves while its
 // request waits for a new function's first node ends the wait, and the
 // request is not dead-lettered (nothing failed but the client's patience).
