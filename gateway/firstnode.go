@@ -19,9 +19,10 @@ import (
 //
 // Every waiting call polls (a request that finds no responder costs the
 // NATS server a few microseconds), and a wait holds the client's request
-// for seconds: at most defaultFirstNodeMaxWaiting calls of a target wait at once,
-// so that a flood of requests at a function no node ever loads costs at
-// most ~4 polls/s per waiting call and stays answered 503 beyond them.
+// for seconds: at most defaultFirstNodeMaxWaiting calls of a target wait
+// at once, so that a flood of requests at a function no node ever loads
+// costs at most ~4 polls/s per waiting call and is answered 503 beyond
+// them.
 const (
 	newFunctionGrace           = time.Minute
 	defaultFirstNodeWait       = 10 * time.Second

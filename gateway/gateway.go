@@ -341,9 +341,9 @@ type FunctionRoute struct {
 	MaxBodyBytes int64
 	// Deployed is when the function's version was deployed (the registry
 	// record's created_at). For a minute after it, a call that finds no
-	// node serving the function waits for one, up to the call's timeout,
-	// instead of failing with 503 at once: nodes need a few seconds to
-	// load a new module. Zero: never wait.
+	// node serving the function waits for one, up to 10 s (the call's
+	// timeout, if longer), instead of failing with 503 at once: nodes need
+	// a few seconds to load a new module. Zero: never wait.
 	Deployed time.Time
 }
 
