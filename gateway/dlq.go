@@ -83,6 +83,14 @@ func checkDLQOwner(name, prefix string, subjects []string) error {
 // A stream of that name whose subjects are not exactly {prefix}.dlq.> is
 // left alone and the error wraps ErrDLQConflict (see DLQStreamName).
 func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg DLQConfig, replicas int) (jetstream.Stream, error) {
+	s, _, err := ensureDLQ(ctx, js, prefix, cfg, replicas)
+	return s, err
+}
+
+// ensureDLQ is EnsureDLQ, reporting also whether it created the stream
+// (false: it updated one that exists), so that the dead-letter writer
+// logs a re-creation only when it made one.
+func ensureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg DLQConfig, replicas int) (jetstream.Stream, bool, error) {
 	maxMsgs := cfg.MaxMsgs
 	if maxMsgs == 0 {
 		maxMsgs = DefaultDLQMaxMsgs
@@ -123,47 +131,70 @@ func EnsureDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg D
 		case err == nil:
 			cur := s.CachedInfo().Config
 			if err := checkDLQOwner(name, prefix, cur.Subjects); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			if cfg.Replicas == 0 {
 				sc.Replicas = cur.Replicas
 			}
 			s, err = js.UpdateStream(ctx, sc)
 			if err != nil {
-				return nil, fmt.Errorf("dlq stream[%s]: update: %w", name, err)
+				return nil, false, fmt.Errorf("dlq stream[%s]: update: %w", name, err)
 			}
-			return s, nil
+			return s, false, nil
 		case !errors.Is(err, jetstream.ErrStreamNotFound):
-			return nil, fmt.Errorf("dlq stream[%s]: %w", name, err)
+			return nil, false, fmt.Errorf("dlq stream[%s]: %w", name, err)
 		}
 		s, err = js.CreateStream(ctx, sc)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("dlq stream[%s]: create: %w", name, err)
+			return nil, false, fmt.Errorf("dlq stream[%s]: create: %w", name, err)
 		}
-		return s, nil
+		return s, true, nil
 	}
-	return nil, fmt.Errorf("dlq stream[%s]: created and removed by others while ensuring it for subject prefix %q", name, prefix)
+	return nil, false, fmt.Errorf("dlq stream[%s]: created and removed by others while ensuring it for subject prefix %q", name, prefix)
+}
+
+// restoreDLQ makes the dead-letter stream of prefix again with ensureDLQ
+// (the settings, replicas and ownership check of Start) when it is
+// missing, and reports whether it created it. A stream that exists is
+// left as it is and created is false: a stream without a leader answers
+// no publish either, and updating it then would undo what an operator
+// changed with `nats stream edit` since the gateway started. One that
+// holds other subjects (another prefix's, see DLQStreamName) is an error
+// wrapping ErrDLQConflict, as at Start.
+func restoreDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg DLQConfig, replicas int) (bool, error) {
+	name := DLQStreamName(prefix)
+	s, err := js.Stream(ctx, name)
+	switch {
+	case err == nil:
+		return false, checkDLQOwner(name, prefix, s.CachedInfo().Config.Subjects)
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return false, fmt.Errorf("dlq stream[%s]: look up: %w", name, err)
+	}
+	_, created, err := ensureDLQ(ctx, js, prefix, cfg, replicas)
+	return created, err
 }
 
 // Start creates or updates the dead-letter stream of every messaging
 // config (once per connection and prefix) whose DLQ is not disabled.
-// Without it, dead letters are published but nothing keeps them.
+// Without it, dead letters are published but nothing keeps them. A stream
+// deleted later, while the gateway runs, is created again with the same
+// settings by the dead-letter writer when a letter finds none.
 func (g *Gateway) Start(ctx context.Context) error {
 	type key struct {
 		nc     *nats.Conn
 		prefix string
 	}
-	done := map[key]jetstream.JetStream{}
+	done := map[key]*dlqStream{}
 	for _, m := range g.msgs {
 		k := key{m.nc, m.prefix}
 		if m.cfg.DLQ.Disabled {
 			continue
 		}
-		if js, ok := done[k]; ok {
-			m.dlqJS = js
+		if ds, ok := done[k]; ok {
+			m.dlq = ds
 			continue
 		}
 		js, err := jetstream.New(m.nc)
@@ -173,11 +204,15 @@ func (g *Gateway) Start(ctx context.Context) error {
 		if _, err := EnsureDLQ(ctx, js, m.prefix, m.cfg.DLQ, g.opts.replicas); err != nil {
 			return fmt.Errorf("gateway: messaging[%s]: %w", m.cfg.Name, err)
 		}
-		done[k] = js
-		m.dlqJS = js
+		// The writer re-creates a stream deleted while the gateway runs
+		// with the settings that made it here: those of the first config
+		// on this connection and prefix.
+		ds := &dlqStream{js: js, messaging: m.cfg.Name, prefix: m.prefix, cfg: m.cfg.DLQ, replicas: g.opts.replicas}
+		done[k] = ds
+		m.dlq = ds
 	}
 	// Published last: StoreDeadLetter, which another edge may call at any
-	// time, reads dlqJS only once this is set.
+	// time, reads dlq only once this is set.
 	g.dlqReady.Store(true)
 	return nil
 }
@@ -217,7 +252,7 @@ func (g *Gateway) StoreDeadLetter(msg *nats.Msg) bool {
 	if id == "" {
 		id = protocol.NewRequestID().String()
 	}
-	return g.dlq.enqueue(dlqJob{js: m.dlqJS, msg: msg, id: id,
+	return g.dlq.enqueue(dlqJob{ds: m.dlq, msg: msg, id: id,
 		lost: g.met.dlqLost.WithLabelValues(st.Function, st.Phase.String())})
 }
 
@@ -230,7 +265,7 @@ func (g *Gateway) dlqConfigOf(subject string) (*messaging, protocol.SubjectTarge
 		if i >= 0 {
 			m = g.msgs[i]
 		}
-		if m.dlqJS == nil {
+		if m.dlq == nil {
 			continue
 		}
 		if st, err := protocol.ParseSubject(m.prefix, subject); err == nil && st.DLQ {
@@ -264,10 +299,10 @@ func (g *Gateway) deadLetter(t *target, ph protocol.Phase, payload []byte, id pr
 			protocol.HeaderEnv:         []string{t.msg.env},
 		},
 	}
-	if js := t.msg.dlqJS; js != nil {
+	if ds := t.msg.dlq; ds != nil {
 		// The caller reuses payload once the request is answered.
 		msg.Data = append([]byte(nil), payload...)
-		if !g.dlq.enqueue(dlqJob{js: js, msg: msg, id: id.String(), lost: t.metrics[ph].dlqLost}) {
+		if !g.dlq.enqueue(dlqJob{ds: ds, msg: msg, id: id.String(), lost: t.metrics[ph].dlqLost}) {
 			t.metrics[ph].dlqLost.Inc()
 			g.log.Error("gateway: dead letter lost", "subject", msg.Subject, "request_id", id.String(),
 				"error", "dead-letter queue full or closed")

@@ -4,18 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nylon-functions/nylon/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The dead-letter writer's bounds. A dead letter holds a whole request, so
 // the queue is bounded in bytes as well as in letters; retries stop after
-// dlqRetryFor so that a stream that is gone for good (deleted, or a cluster
-// that does not come back) cannot hold the workers forever.
+// dlqRetryFor so that a stream that is gone for good (deleted and not
+// re-created, or a cluster that does not come back) cannot hold the
+// workers forever.
 const (
 	dlqWorkers        = 4
 	dlqQueue          = 4096
@@ -25,22 +28,50 @@ const (
 	dlqBackoffInitial = 100 * time.Millisecond
 	dlqBackoffMax     = 2 * time.Second
 	dlqCloseWait      = 5 * time.Second
+	// A check of a stream that does not answer (re-creating it when it is
+	// missing) runs at most this often unless the last one re-created it:
+	// a stream that cannot be made (JetStream disabled, no permission,
+	// another prefix's stream of the same name) or that exists without a
+	// leader is not asked for again by every retry of every letter, and
+	// its cause is logged once per interval, not once per attempt.
+	dlqRecreateEvery   = 5 * time.Second
+	dlqRecreateTimeout = 5 * time.Second
 )
 
 // dlqJob is one dead letter on its way to the stream.
 type dlqJob struct {
-	js   jetstream.JetStream
+	ds   *dlqStream
 	msg  *nats.Msg
 	id   string
 	lost prometheus.Counter
+}
+
+// dlqStream is a dead-letter stream that Start made, shared by the
+// messaging configs on one connection and prefix: how to publish to it,
+// the settings to make it again with, and the writer's last check of it.
+type dlqStream struct {
+	js        jetstream.JetStream
+	messaging string // the config whose settings made it, for logs
+	prefix    string
+	cfg       DLQConfig
+	replicas  int
+
+	// checking is held by the one worker that checks (and re-creates) the
+	// stream; the others do not wait for it, see restore. It guards the
+	// fields below.
+	checking sync.Mutex
+	checked  time.Time // when the last check began
+	created  bool      // whether the last check re-created the stream
 }
 
 // dlqWriter stores dead letters with JetStream publishes off the request
 // path: a core publish is dropped without a word when the stream has no
 // leader (a server lost, an election under way: the moments that make dead
 // letters), so each letter is published with an acknowledgement and retried
-// until the stream takes it or dlqRetryFor has passed. enqueue never
-// blocks; a full queue loses the letter, counted and logged.
+// until the stream takes it or dlqRetryFor has passed. A stream deleted
+// while the gateway runs is made again (restore), so that the letters
+// after a `nats stream rm` are kept, not lost until a restart. enqueue
+// never blocks; a full queue loses the letter, counted and logged.
 type dlqWriter struct {
 	g     *Gateway
 	q     *workQueue[dlqJob]
@@ -69,22 +100,29 @@ func (w *dlqWriter) enqueue(j dlqJob) bool {
 
 // store publishes j until the stream acknowledges it, retrying what may
 // pass (no leader, a timeout, a reconnect) with backoff for dlqRetryFor.
+// When no stream answers the subject, the stream may have been deleted
+// while the gateway runs (`nats stream rm`, a wiped store): restore makes
+// it again, and the letter is published again at once.
 func (w *dlqWriter) store(ctx context.Context, j dlqJob) {
 	deadline := time.Now().Add(dlqRetryFor)
 	var err error
 	attempt := 0
 	for {
 		attempt++
+		sent := time.Now()
 		actx, cancel := context.WithTimeout(ctx, dlqAttemptTimeout)
 		// The message id lets the stream drop a second copy when only the
 		// acknowledgement of an earlier attempt was lost.
-		_, err = j.js.PublishMsg(actx, j.msg, jetstream.WithMsgID(j.msg.Subject+"/"+j.id))
+		_, err = j.ds.js.PublishMsg(actx, j.msg, jetstream.WithMsgID(j.msg.Subject+"/"+j.id))
 		cancel()
 		if err == nil {
 			return
 		}
 		if dlqPermanent(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			break
+		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) && w.restore(ctx, j.ds, j.msg.Subject, sent) {
+			continue
 		}
 		d := min(dlqBackoffInitial<<min(attempt-1, 10), dlqBackoffMax)
 		if !sleep(ctx.Done(), d) {
@@ -94,6 +132,53 @@ func (w *dlqWriter) store(ctx context.Context, j dlqJob) {
 	j.lost.Inc()
 	w.g.log.Error("gateway: dead letter lost", "subject", j.msg.Subject, "request_id", j.id,
 		"publish_attempts", attempt, "error", err)
+}
+
+// restore checks ds after a publish to subject, begun at sent, found no
+// stream, re-creates the stream when it is missing (restoreDLQ: Start's
+// settings and ownership check), and reports whether the letter should be
+// published again at once: true when a check made the stream since that
+// publish began.
+//
+// One check at a time per stream, and the workers that find one under way
+// do not wait for it: they back off and publish again, as for any stream
+// that does not answer, and by then the stream is usually back. So a
+// deletion costs one re-creation, not one per worker (or per letter), and
+// no worker is held while another talks to JetStream: letters of other
+// streams keep moving. A check that did not re-create the stream (it
+// failed, or the stream exists without a leader) is not repeated within
+// dlqRecreateEvery.
+func (w *dlqWriter) restore(ctx context.Context, ds *dlqStream, subject string, sent time.Time) bool {
+	if !ds.checking.TryLock() {
+		return false
+	}
+	defer ds.checking.Unlock()
+	switch {
+	case ds.checked.After(sent):
+		// Checked since this publish began: its outcome holds for this
+		// letter too (made again: publish now; otherwise back off).
+		return ds.created
+	case !ds.created && !ds.checked.IsZero() && time.Since(ds.checked) < dlqRecreateEvery:
+		return false
+	}
+	ds.checked = time.Now()
+	cctx, cancel := context.WithTimeout(ctx, dlqRecreateTimeout)
+	defer cancel()
+	created, err := restoreDLQ(cctx, ds.js, ds.prefix, ds.cfg, ds.replicas)
+	ds.created = created
+	name := DLQStreamName(ds.prefix)
+	switch {
+	case err != nil:
+		w.g.log.Warn("gateway: dead-letter stream does not answer and was not re-created; retrying the letters",
+			"stream", name, "messaging", ds.messaging, "subject", subject, "error", err)
+	case created:
+		w.g.log.Warn("gateway: dead-letter stream re-created: no stream took a dead letter (deleted while the gateway ran?)",
+			"stream", name, "messaging", ds.messaging, "subject", subject, "subjects", protocol.DLQWildcard(ds.prefix))
+	default:
+		w.g.log.Debug("gateway: dead-letter stream exists but did not answer (no leader, or made again by another gateway); retrying the letters",
+			"stream", name, "messaging", ds.messaging, "subject", subject)
+	}
+	return created
 }
 
 // jsErrClusterNotAvailable is nats-server's JSClusterNotAvailErr,

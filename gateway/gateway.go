@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -45,7 +44,7 @@ type Gateway struct {
 	bufs    bufferPool
 
 	// dlqReady is set once Start has made the dead-letter streams (and
-	// set every messaging config's dlqJS).
+	// set every messaging config's dlq).
 	dlqReady atomic.Bool
 }
 
@@ -58,10 +57,11 @@ type messaging struct {
 	envHeader []string // the Nylon-Env header value, built once
 	limiter   *limiter
 	replies   *replyMux // shared by the configs on one connection
-	// dlqJS stores this config's dead letters with acknowledgements; set
-	// by Start (before serving) once the stream exists. Without it dead
-	// letters go out with a core publish.
-	dlqJS jetstream.JetStream
+	// dlq is the stream that keeps this config's dead letters, stored by
+	// the dead-letter writer with acknowledgements; set by Start (before
+	// serving) once the stream exists. Without it dead letters go out with
+	// a core publish.
+	dlq *dlqStream
 }
 
 // New builds a gateway from cfg (validated here) calling phases over nc,
