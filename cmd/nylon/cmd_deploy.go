@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,9 +32,14 @@ before or after NAME and FILE. FILE "-" reads the module from stdin.
 
 A new version is active once stored, and its routes go live on every gateway
 at once, but a node answers only after it has fetched and compiled the module
-(seconds for a Go guest the first time): until then the routes of a new
-function answer 503 "no node serves". --wait 1m waits until a node serves the
-new version before returning, and fails (exit 1) if none does in time.`,
+(seconds for a Go guest the first time): until then the requests of a new
+function wait for a node (up to 10 s, for a minute after the deploy) and
+answer 503 "no node serves" if none comes. --wait 1m waits until a node serves
+the new version before returning, and fails (exit 1) if none does in time.
+
+A deploy keeps nothing of the version before it: give every --route,
+--config and limit again. What the active version had and the new one lacks
+is noted on stderr.`,
 		run: runDeploy,
 	}
 }
@@ -96,6 +102,11 @@ func runDeploy(ctx context.Context, a *app, cmd command, args []string) error {
 	}
 	defer closeFn()
 
+	// The active version, to say what this deploy drops of it: a deploy
+	// stores only the routes, config and limits it is given, and an update
+	// that forgets --route takes the function off its URL.
+	prev := activeRecord(ctx, c, name, d.admin.Timeout)
+
 	var body io.Reader = wasm
 	var progress *progressReader
 	if !d.quiet {
@@ -119,6 +130,9 @@ func runDeploy(ctx context.Context, a *app, cmd command, args []string) error {
 	var rec registry.Record
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		return fmt.Errorf("deploy %s: decoding the record: %w", name, err)
+	}
+	if note := droppedNote(prev, rec); note != "" {
+		fmt.Fprintf(a.stderr, "nylon: deploy %s: note: %s\n", name, note)
 	}
 	var served servedBy
 	if d.wait > 0 {
@@ -195,6 +209,76 @@ func waitServed(ctx context.Context, c *adminClient, function string, version ui
 		case <-t.C:
 		}
 	}
+}
+
+// prevLookupTimeout bounds the look-up of the active version before a
+// deploy: it only feeds a note, so a slow admin API must not hold the
+// upload up for a whole --admin-timeout first.
+const prevLookupTimeout = 10 * time.Second
+
+// activeRecord returns the active version of name, or nil when there is
+// none or it could not be read (the deploy then reports the admin API's
+// error itself).
+func activeRecord(ctx context.Context, c *adminClient, name string, timeout time.Duration) *registry.Record {
+	ctx, cancel := context.WithTimeout(ctx, min(timeout, prevLookupTimeout))
+	defer cancel()
+	var rec registry.Record
+	if _, err := c.getJSON(ctx, "/v1/functions/"+url.PathEscape(name), &rec); err != nil {
+		return nil
+	}
+	return &rec
+}
+
+// droppedNote says which routes, config keys and limits of prev, the
+// version active before the deploy, the deployed version rec does not have;
+// "" when it keeps them all or there was no prev. Config values are not
+// shown: they may be secrets.
+func droppedNote(prev *registry.Record, rec registry.Record) string {
+	if prev == nil {
+		return ""
+	}
+	var parts []string
+	var routes []string
+	for _, r := range prev.Routes {
+		if !slices.Contains(rec.Routes, r) {
+			routes = append(routes, r)
+		}
+	}
+	if len(routes) > 0 {
+		parts = append(parts, "routes "+strings.Join(routes, ", "))
+	}
+	var keys []string
+	for k := range prev.Config {
+		if _, ok := rec.Config[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) > 0 {
+		sort.Strings(keys)
+		parts = append(parts, "config keys "+strings.Join(keys, ", "))
+	}
+	var lost registry.Limits
+	if rec.Limits.TimeoutMS == 0 {
+		lost.TimeoutMS = prev.Limits.TimeoutMS
+	}
+	if rec.Limits.MemoryMB == 0 {
+		lost.MemoryMB = prev.Limits.MemoryMB
+	}
+	if rec.Limits.MaxWorkers == 0 {
+		lost.MaxWorkers = prev.Limits.MaxWorkers
+	}
+	if rec.Limits.MaxBodyBytes == 0 {
+		lost.MaxBodyBytes = prev.Limits.MaxBodyBytes
+	}
+	if lost != (registry.Limits{}) {
+		parts = append(parts, "limits "+formatLimits(lost))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("version %d drops what version %d had: %s (a deploy does not inherit them: "+
+		"give --route, --config and the limit flags again to keep them; `nylon rollback %s` restores version %d)",
+		rec.Version, prev.Version, strings.Join(parts, "; "), rec.Name, prev.Version)
 }
 
 // query turns the flags into the deploy query options of the admin API.

@@ -74,11 +74,15 @@ func invokeCommand() command {
 body, config) and requests the function's phase subject, bypassing the gateway.
 Without --nats it connects to ` + defaultClientNATS + `.
 
+invoke matches no route: the handler gets the path as given, and route
+parameters (Request().Param) only from --param name=value.
+
 Like the gateway it sends the NATS headers traceparent (a new span of the
 --traceparent trace, else of a fresh unsampled one) and Nylon-Env (--env), and
 prints the traceparent the node echoes, to find the call in the node's logs.
 
-  nylon invoke hello --path '/hello?name=ana' --header Accept:application/json`,
+  nylon invoke hello --path '/hello?name=ana' --header Accept:application/json
+  nylon invoke hello --path /hello/ana --param name=ana`,
 		run: runInvoke,
 	}
 }
@@ -93,6 +97,7 @@ type invokeFlags struct {
 	headers     []string
 	body        string
 	config      []string
+	params      []string
 	timeout     time.Duration
 	traceparent string
 }
@@ -109,6 +114,7 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	repeatedFlag(f, &fl.headers, "header", "name:value", "request header")
 	f.String(&fl.body, "body", "text", "", "", "request body")
 	repeatedFlag(f, &fl.config, "config", "key=value", "configuration value the handler reads")
+	repeatedFlag(f, &fl.params, "param", "name=value", "route parameter, as the gateway fills it from a route such as /hello/{name} (a trailing * is the parameter *)")
 	f.Duration(&fl.timeout, "timeout", "", 2*time.Second, "how long to wait for the answer")
 	f.String(&fl.traceparent, "traceparent", "value", "", "", "W3C traceparent whose trace the call joins (a new span of it); empty: a fresh trace")
 	pos, err := parseArgs(f, args)
@@ -220,6 +226,18 @@ func (fl *invokeFlags) request(cmd string) (protocol.PluginRequest, error) {
 			return protocol.PluginRequest{}, usageErrorf(cmd, "--config %q: want key=value", kv)
 		}
 		inv.Config = append(inv.Config, protocol.KV{Key: k, Value: v})
+	}
+	// invoke matches no route, so a handler reading Request().Param gets
+	// what --param says, where the gateway would give it the path's values.
+	for _, kv := range fl.params {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return protocol.PluginRequest{}, usageErrorf(cmd, "--param %q: want name=value", kv)
+		}
+		if _, dup := protocol.Lookup(inv.Request.Params, k); dup {
+			return protocol.PluginRequest{}, usageErrorf(cmd, "--param %q: %s given twice", kv, k)
+		}
+		inv.Request.Params = append(inv.Request.Params, protocol.KV{Key: k, Value: v})
 	}
 	if phase != protocol.PhaseRequestFilter {
 		// The response phases read the upstream's answer; give them an

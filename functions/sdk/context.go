@@ -65,11 +65,20 @@ func (c *Context) Response() *Response { return &c.resp }
 func (c *Context) Next() { c.action = abi.ActionNext }
 
 // End answers the request with the response written so far; in
-// request_filter the upstream is not called.
+// request_filter the upstream is not called. A function deployed on a route
+// (nylon deploy --route) is the request's origin: its request_filter must
+// End, or the gateway answers 502 origin-not-ended.
 func (c *Context) End() { c.action = abi.ActionEnd }
 
 // Error fails the call: the caller applies its on_error policy (continue,
 // end or retry) and err's text is reported as the plugin error.
+//
+// A client of the gateway then gets an application/problem+json answer of
+// type plugin-error: status 500 with the detail "<phase> failed" (err's
+// text goes only to the gateway's log), or, when the handler set a status
+// with Response().SetStatus before calling Error, that status with err's
+// text as the detail, which the client sees. Errors are not retried. To
+// answer with a body of your own, write it and call End instead.
 func (c *Context) Error(err error) {
 	text := "unknown error"
 	if err != nil {
@@ -89,8 +98,10 @@ func (c *Context) Err() error { return c.err }
 // retries.
 func (c *Context) IdempotencyKey() string { return c.cachedString(cRequestID, abi.ReadRequestID, "") }
 
-// Config returns the value of key in the route's config for this function,
-// or "" when it is not set.
+// Config returns the value of key in this function's config, or "" when it
+// is not set. The config is the deployment's (nylon deploy --config
+// key=value, one flag per pair), under the gateway YAML's plugin and route
+// config where the function runs as a plugin: a key the gateway sends wins.
 func (c *Context) Config(key string) string {
 	if key == "" {
 		return ""
@@ -113,8 +124,12 @@ func (c *Context) ConfigMap() map[string]string {
 	return c.config
 }
 
-// Log returns a logger whose records go to the node's log, tagged with the
-// function's name. Attributes are written as key=value after the message.
+// Log returns a logger whose records go to the node's log (the stderr of
+// the nylon serve that runs it), tagged function=<name>@<version>, phase
+// and request_id. Attributes are written as key=value after the message,
+// inside the record's msg. Records below the node's --log-level (default
+// info) are dropped, and so are those past the node's rate limit for the
+// function (50 a second, bursts of 100, guest stdout and stderr included).
 func (c *Context) Log() *slog.Logger { return c.g.logger }
 
 // cachedString reads a scalar value once per call. A value equal to the

@@ -10,16 +10,28 @@
 //
 // # Writing a function
 //
+// The package is part of the module github.com/nylon-functions/nylon, which
+// has no published release: a function outside that repository requires it
+// with a replace directive pointing at a checkout (functions/README.md,
+// "Set up a module outside this repository").
+//
 // Register handlers in func init(): a reactor module never runs main.main,
 // but the node runs every package's init when it creates an instance (the
 // module's `_initialize` export). Keep an empty func main() so the package
 // builds as a program.
 //
 // A handler that returns without calling Next, End or Error continues the
-// request (Next). A panic in a handler is recovered: the call answers with
-// action Error and the panic text, and the instance stays usable for the next
-// call. Runtime fatal errors (out of memory, concurrent map writes, a
-// deadlock) are not panics: they trap the instance, which the node discards.
+// request (Next). That suits a plugin in front of an upstream; a function
+// deployed on a route (nylon deploy --route) is the origin and must End, or
+// the gateway answers 502 origin-not-ended.
+//
+// A panic in a handler is recovered: the call answers with action Error and
+// the panic text, and the instance stays usable for the next call. Runtime
+// fatal errors (out of memory, concurrent map writes, a deadlock) are not
+// panics: they trap the instance, which the node discards. Either way, and
+// for a call past its timeout, a client of the gateway gets a 500 (or the
+// status the handler had set) application/problem+json answer of type
+// plugin-error (see Context.Error).
 //
 // # Lifetimes
 //
@@ -33,7 +45,9 @@
 //
 // Registration panics on wiring mistakes (a nil handler, the same phase
 // registered twice): the module then fails to instantiate and the platform
-// rejects the upload.
+// rejects the upload (422 invalid module, with a stack trace through
+// main.init but without the panic's text). A module that registers no
+// handler is refused too ("nylon_phases returned 0x0").
 //
 // # Example
 //
@@ -56,9 +70,16 @@
 //
 //	func main() {}
 //
-// Build it with:
+// Build it with Go's wasip1 port, as a reactor (-buildmode=c-shared: without
+// it the upload is refused with missing export "_initialize"), and deploy
+// it on a route:
 //
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o hello.wasm .
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o hello.wasm .
+//	nylon deploy hello hello.wasm --route /hello --wait 1m
+//	curl 'http://127.0.0.1:8080/hello?name=you'
+//
+// Handler log records (Context.Log) and the guest's stdout and stderr go to
+// the log of the nylon serve that runs the node.
 //
 // The package also builds for the host (so `go vet ./...` and editors work),
 // where every read reports "absent" and every write is refused.

@@ -93,8 +93,11 @@ func (r *Request) Body() []byte {
 // BodyLength returns the request body's length in bytes.
 func (r *Request) BodyLength() int64 { return r.c.g.readInt(abi.ReadRequestBytes, "") }
 
-// Params returns the route parameters, e.g. {"id": "42"} for /users/{id}.
-// The map is the SDK's until the call ends.
+// Params returns the route parameters, e.g. {"id": "42"} for /users/{id};
+// a trailing * in the route is the parameter "*" ({"*": "a/b"} for /r/*
+// and /r/a/b). The gateway fills them from the route that matched; nylon
+// invoke matches no route and sends only its --param name=value flags. The
+// map is the SDK's until the call ends.
 func (r *Request) Params() map[string]string {
 	if r.params == nil {
 		r.params = map[string]string{}
@@ -105,7 +108,8 @@ func (r *Request) Params() map[string]string {
 	return r.params
 }
 
-// Param returns the route parameter name, or "".
+// Param returns the route parameter name ("*" for a route's trailing *),
+// or "" (see Params).
 func (r *Request) Param(name string) string {
 	if r.params != nil {
 		return r.params[name]

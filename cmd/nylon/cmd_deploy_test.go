@@ -1,0 +1,45 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nylon-functions/nylon/internal/testutil"
+)
+
+// A deploy stores only the routes, config and limits it is given, so an
+// update that forgets --route takes the function off its URL. deploy says
+// on stderr what the new version drops of the one that was active, config
+// keys without their values (they may be secrets); a deploy that keeps
+// everything, or the first one, says nothing.
+func TestCLIDeployNotesWhatTheNewVersionDrops(t *testing.T) {
+	e := startPlatform(t)
+	hello := testutil.WasmPath(t, "functions/examples/hello")
+
+	code, out, errOut := e.cli(t, "deploy", "hello", hello, "--quiet", "--route", "/hello", "--route", "/hi/{name}",
+		"--config", "greeting=hey", "--config", "token=s3cret", "--timeout", "500ms", "--memory-mb", "64")
+	if code != 0 || strings.Contains(errOut, "note:") {
+		t.Fatalf("first deploy: exit %d, want 0 and no note\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+
+	// An update that gives only one route and one limit.
+	code, out, errOut = e.cli(t, "deploy", "hello", hello, "--quiet", "--route", "/hello", "--memory-mb", "64")
+	if code != 0 {
+		t.Fatalf("update: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	want := "nylon: deploy hello: note: version 2 drops what version 1 had: routes /hi/{name}; config keys greeting, token; " +
+		"limits timeout 500ms (a deploy does not inherit them: give --route, --config and the limit flags again to keep them; " +
+		"`nylon rollback hello` restores version 1)\n"
+	if errOut != want {
+		t.Errorf("update stderr:\n%q\nwant:\n%q", errOut, want)
+	}
+	if strings.Contains(errOut, "s3cret") {
+		t.Errorf("the note shows a config value: %q", errOut)
+	}
+
+	// Giving it all again: nothing to say, in either output format.
+	code, out, errOut = e.cli(t, "deploy", "hello", hello, "--quiet", "--route", "/hello", "--memory-mb", "64", "-o", "json")
+	if code != 0 || errOut != "" {
+		t.Errorf("same spec again: exit %d, stderr %q; want 0 and nothing\n%s", code, errOut, out)
+	}
+}
