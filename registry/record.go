@@ -130,6 +130,13 @@ func (s Spec) Validate() error {
 	if len(s.Routes) > MaxRoutes {
 		bad("routes", "%d routes, at most %d", len(s.Routes), MaxRoutes)
 	}
+	// A route makes the function the request's origin, which answers from
+	// request_filter (or accepts a WebSocket): a module with neither would
+	// be stored, and every gateway would leave its routes out (404).
+	if len(s.Routes) > 0 && s.Phases.Valid() && !s.Phases.Has(protocol.PhaseRequestFilter) && !s.Phases.WebSocket() {
+		bad("routes", "the module handles %s, neither request_filter nor WebSocket events, so it cannot answer a route: deploy it without routes and put it in front of routes as a plugin (gateway config)",
+			strings.Join(s.Phases.Names(), ", "))
+	}
 	// Keyed as chi files patterns: "/a/{x}" and "/a/{y}" are one route.
 	seen := make(map[string]int, len(s.Routes))
 	for i, rt := range s.Routes {

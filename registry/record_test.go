@@ -42,6 +42,10 @@ func TestSpecValidate(t *testing.T) {
 		{"duplicate route", "routes[1]", func(s *registry.Spec) { s.Routes = []string{"/a", "/a"} }},
 		{"same route, other parameter name", "routes[2]", func(s *registry.Spec) { s.Routes = []string{"/b", "/a/{x}", "/a/{y}"} }},
 		{"too many routes", "routes", func(s *registry.Spec) { s.Routes = make([]string, registry.MaxRoutes+1) }},
+		{"route of a module that cannot answer it", "routes", func(s *registry.Spec) {
+			s.Phases = protocol.PhaseSetOf(protocol.PhaseResponseFilter, protocol.PhaseLogging)
+			s.Routes = []string{"/hdr"}
+		}},
 		{"long route", "routes[0]", func(s *registry.Spec) { s.Routes = []string{"/" + strings.Repeat("r", registry.MaxRouteLen)} }},
 		{"negative timeout", "limits.timeout_ms", func(s *registry.Spec) { s.Limits.TimeoutMS = -1 }},
 		{"huge timeout", "limits.timeout_ms", func(s *registry.Spec) { s.Limits.TimeoutMS = registry.MaxTimeoutMS + 1 }},
