@@ -171,7 +171,7 @@ func (m *Module) newInstance(ctx context.Context) (inst *instance, err error) {
 	stdout.Flush()
 	stderr.Flush()
 	if err != nil {
-		return nil, startError(ctx, ictx, mem, m.limits, m.host.cfg.initTimeout, exportInit, err)
+		return nil, withStderr(startError(ctx, ictx, mem, m.limits, m.host.cfg.initTimeout, exportInit, err), stderr)
 	}
 	handle := mod.ExportedFunction(exportHandle)
 	if handle == nil { // checkABI saw it; kept as a guard, not a panic
@@ -194,7 +194,7 @@ func (m *Module) phases(ctx context.Context, inst *instance) (protocol.PhaseSet,
 	inst.stdout.Flush()
 	inst.stderr.Flush()
 	if err != nil {
-		return 0, startError(ctx, cctx, inst.mem, m.limits, m.host.cfg.initTimeout, exportPhases, err)
+		return 0, withStderr(startError(ctx, cctx, inst.mem, m.limits, m.host.cfg.initTimeout, exportPhases, err), inst.stderr)
 	}
 	set := protocol.PhaseSet(api.DecodeU32(res[0]))
 	if !set.Valid() {
@@ -204,6 +204,17 @@ func (m *Module) phases(ctx context.Context, inst *instance) (protocol.PhaseSet,
 }
 
 // startError classifies a failure of _initialize or nylon_phases.
+// withStderr adds to err the first line the guest wrote to stderr, the
+// reason a runtime gives when it aborts (a Go guest's "panic: ..." in an
+// init function): the error is what an uploader sees of a module that does
+// not start, while the line itself went only to the node's log.
+func withStderr(err error, stderr *abi.Output) error {
+	if line := stderr.First(); line != "" {
+		return fmt.Errorf("%w (guest stderr: %q)", err, line)
+	}
+	return err
+}
+
 func startError(parent, callCtx context.Context, mem *linearMemory, limits Limits, timeout time.Duration, fn string, err error) error {
 	switch {
 	case mem.refused.Load():

@@ -148,6 +148,32 @@ func TestValidateInitTrap(t *testing.T) {
 	}
 }
 
+// A guest that prints why it aborts and then traps in _initialize, as a Go
+// guest does when an init function panics ("panic: ..." on stderr, then
+// exit code 2): the reason is in the error, which is what an uploader sees
+// (422), and not only in the node's log.
+func TestValidateInitAbortSaysWhy(t *testing.T) {
+	h, _ := newHost(t, wasmhost.Config{})
+	const why = "panic: sdk: RequestFilter: nil handler"
+	text := why + "\n\ngoroutine 1 [running]:\nmain.init.0()\n"
+	var m wasmModule
+	fdWrite := m.importFunc("wasi_snapshot_preview1", "fd_write", []byte{i32, i32, i32, i32}, []byte{i32})
+	m.memory = []uint32{1}
+	m.exportMemory("memory")
+	// One iovec at 0 pointing at the text at 16; fd_write's count goes to 8.
+	iov := []byte{16, 0, 0, 0, byte(len(text)), 0, 0, 0}
+	m.data = []wasmData{{0, iov}, {16, []byte(text)}}
+	m.exportFunc("nylon_abi_v1", m.fn(nil, nil))
+	m.exportFunc("nylon_phases", m.fn(nil, []byte{i32}, i32Const(2)...))
+	m.exportFunc("nylon_handle", m.fn([]byte{i32, i32}, []byte{i32}, i32Const(0)...))
+	m.exportFunc("_initialize", m.fn(nil, nil, cat(i32Const(2), i32Const(0), i32Const(1), i32Const(8), call(fdWrite),
+		[]byte{opDrop, opUnreachable})...))
+	_, err := h.Validate(context.Background(), m.bytes())
+	if !errors.Is(err, wasmhost.ErrABI) || !strings.Contains(err.Error(), `(guest stderr: "`+why+`")`) {
+		t.Fatalf("Validate = %v, want ErrABI with the guest's first stderr line", err)
+	}
+}
+
 func TestValidateInitLoopTimesOut(t *testing.T) {
 	h, _ := newHost(t, wasmhost.Config{}.WithInitTimeout(100*time.Millisecond))
 	var m wasmModule

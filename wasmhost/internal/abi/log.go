@@ -91,11 +91,15 @@ func (s *State) log(ctx context.Context, level int32, msg []byte) {
 
 // clip returns msg as a string of at most MaxLogLine bytes, cut on a rune
 // boundary.
-func clip(msg []byte) string {
-	if len(msg) <= MaxLogLine {
+func clip(msg []byte) string { return clipTo(msg, MaxLogLine) }
+
+// clipTo returns msg as a string of at most max bytes, cut on a rune
+// boundary and marked "…" when cut.
+func clipTo(msg []byte, max int) string {
+	if len(msg) <= max {
 		return string(msg)
 	}
-	cut := MaxLogLine
+	cut := max
 	for cut > 0 && !utf8.RuneStart(msg[cut]) {
 		cut--
 	}
@@ -124,7 +128,18 @@ type Output struct {
 	level  slog.Level
 	line   []byte
 	long   bool // the current line passed MaxLogLine; drop until '\n'
+	// first is the first line written, kept whether or not it was logged:
+	// when a module fails to start, the reason its runtime printed (a Go
+	// guest's "panic: ..." from init) goes into the error the uploader
+	// sees, not only into a log they may not read.
+	first string
 }
+
+// maxFirstLine bounds Output.First.
+const maxFirstLine = 256
+
+// First returns the first non-blank line written (at most 256 bytes), or "".
+func (o *Output) First() string { return o.first }
 
 // NewOutput returns the writer for stream ("stdout" or "stderr") of the
 // instance owning s, logging at level.
@@ -169,6 +184,9 @@ func (o *Output) Flush() {
 		text = string(trimPartialRune(o.line)) + "…"
 	} else {
 		text = string(o.line)
+	}
+	if o.first == "" {
+		o.first = clipTo([]byte(text), maxFirstLine)
 	}
 	o.line = o.line[:0]
 	o.long = false
