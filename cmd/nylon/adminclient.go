@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"runtime/debug"
 	"strconv"
@@ -30,6 +33,7 @@ const (
 type adminFlags struct {
 	URL     string
 	Token   string
+	CA      string // PEM file; empty: the system's roots
 	Output  string
 	Timeout time.Duration
 }
@@ -37,6 +41,7 @@ type adminFlags struct {
 func (c *adminFlags) register(f *flagSet) {
 	f.String(&c.URL, "admin", "url", "NYLON_ADMIN_URL", "http://127.0.0.1:8081", "base URL of the admin API")
 	f.String(&c.Token, "token", "secret", "NYLON_ADMIN_TOKEN", "", "bearer token of the admin API (prefer the variable: flags show in ps)")
+	f.String(&c.CA, "admin-ca", "file", "NYLON_ADMIN_CA", "", "PEM CA certificate(s) that verify an https:// admin API, instead of the system's roots (a private CA)")
 	registerOutput(f, &c.Output)
 	f.Duration(&c.Timeout, "admin-timeout", "NYLON_ADMIN_TIMEOUT", time.Minute, "how long one admin API call may take")
 }
@@ -67,7 +72,35 @@ func (c *adminFlags) client(cmd string) (*adminClient, error) {
 		return nil, usageErrorf(cmd, "--admin-timeout: %v must be positive", c.Timeout)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	return &adminClient{base: u, token: c.Token, hc: &http.Client{Timeout: c.Timeout}}, nil
+	hc := &http.Client{Timeout: c.Timeout}
+	if c.CA != "" {
+		// Refused rather than ignored with http://: the operator meant the
+		// calls, and the token, to be protected.
+		if u.Scheme != "https" {
+			return nil, usageErrorf(cmd, "--admin-ca: %s verifies https:// admin URLs only, and --admin is %q", c.CA, c.URL)
+		}
+		pool, err := loadCAFile(c.CA)
+		if err != nil {
+			return nil, usageErrorf(cmd, "--admin-ca: %v", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		hc.Transport = tr
+	}
+	return &adminClient{base: u, token: c.Token, hc: hc}, nil
+}
+
+// loadCAFile reads the PEM certificates of file into a pool.
+func loadCAFile(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate in the file", file)
+	}
+	return pool, nil
 }
 
 // adminClient calls the admin API. It keeps no state between calls but the
@@ -109,6 +142,9 @@ func (c *adminClient) do(ctx context.Context, req apiRequest) ([]byte, error) {
 	}
 	resp, err := c.hc.Do(hr)
 	if err != nil {
+		if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+			return nil, fmt.Errorf("admin API: %w (--admin-ca or NYLON_ADMIN_CA names the CA of a private certificate)", err)
+		}
 		return nil, fmt.Errorf("admin API: %w", err)
 	}
 	defer resp.Body.Close()

@@ -32,12 +32,19 @@ second signal ends the delay early, a third exits at once.
 Every process listens on --admin for /healthz and /metrics, whatever its
 roles; the admin API (/v1) is served there only when the roles include admin.
 
-Configuration errors, --gateway-config's included, stop serve with exit code 2
-before anything starts. Outside --env dev, serve refuses to start without TLS
-(--nats-ca or tls:// URLs) and NATS credentials (--nats-nkey or --nats-creds)
-for external servers, the embedded server must listen on a loopback address,
-role admin needs --admin-token, and a gateway messaging config with servers of
-its own needs TLS and an nkey seed or creds file.`,
+With --http-tls-cert and --http-tls-key the gateway serves HTTPS (HTTP/2 and
+HTTP/1.1, WebSocket over HTTP/1.1), with --admin-tls-cert and --admin-tls-key
+the admin listener does; a certificate is re-read when its files change, and
+one that does not load leaves the previous one served.
+
+Configuration errors, --gateway-config's and certificates that do not load
+included, stop serve with exit code 2 before anything starts. Outside --env
+dev, serve refuses to start without TLS (--nats-ca or tls:// URLs) and NATS
+credentials (--nats-nkey or --nats-creds) for external servers, the embedded
+server must listen on a loopback address, role admin needs --admin-token, and
+a gateway messaging config with servers of its own needs TLS and an nkey seed
+or creds file; it warns when the admin API listens beyond loopback without
+TLS, as its token then crosses the network in clear text.`,
 		run: runServe,
 	}
 }
@@ -61,6 +68,8 @@ type serveConfig struct {
 	NATS          natsFlags
 	HTTP          string
 	Admin         string
+	HTTPTLS       tlsFiles // --http-tls-cert, --http-tls-key; empty: plain HTTP
+	AdminTLS      tlsFiles // --admin-tls-cert, --admin-tls-key; empty: plain HTTP
 	Role          string
 	GatewayConfig string
 	AdminToken    string
@@ -86,8 +95,10 @@ func (c *serveConfig) register(f *flagSet) {
 	c.NATS.register(f, true)
 	f.Int(&c.Replicas, "replicas", "n", "NYLON_REPLICAS", 1, "JetStream replicas of the registry buckets and dead-letter streams this process creates: 1 on one server, 3 on a three-server cluster")
 	f.String(&c.HTTP, "http", "addr", "NYLON_HTTP", "127.0.0.1:8080", "gateway and WebSocket edge listen address (role gateway)")
+	c.HTTPTLS.register(f, "http", "HTTP", "the gateway (role gateway)")
 	c.HTTPLimits.register(f)
 	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "listen address of /healthz and /metrics (every role) and of the admin API (role admin)")
+	c.AdminTLS.register(f, "admin", "ADMIN", "the admin listener")
 	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md); empty serves registry routes only")
 	f.String(&c.AdminToken, "admin-token", "token", "NYLON_ADMIN_TOKEN", "", "bearer token the admin API requires on /v1; required outside --env dev with role admin")
 	f.String(&c.NodeID, "node-id", "id", "NYLON_NODE_ID", "", "this node's id in micro metadata, /healthz and /v1/nodes (default: host name + random suffix)")
@@ -115,6 +126,12 @@ func (c *serveConfig) Validate() error {
 	}
 	if err := validateListenAddr(c.Admin); err != nil {
 		return fmt.Errorf("--admin: %w", err)
+	}
+	if err := c.HTTPTLS.validate("http", "HTTP"); err != nil {
+		return err
+	}
+	if err := c.AdminTLS.validate("admin", "ADMIN"); err != nil {
+		return err
 	}
 	if _, err := parseRoles(c.Role); err != nil {
 		return fmt.Errorf("--role: %w", err)
@@ -243,8 +260,14 @@ func runServe(ctx context.Context, a *app, cmd command, args []string) error {
 	if err != nil {
 		return &usageError{cmd: cmd.name, err: err}
 	}
-	shared := newServeShared(&cfg, gcfg)
-	err = serve(ctx, a, &cfg, cfg.Log.logger(a.stderr), serveComponents(shared))
+	log := cfg.Log.logger(a.stderr)
+	certs, err := cfg.loadTLS(log)
+	if err != nil {
+		return &usageError{cmd: cmd.name, err: err}
+	}
+	cfg.warnPlainAdmin(log)
+	shared := newServeShared(&cfg, gcfg, certs)
+	err = serve(ctx, a, &cfg, log, serveComponents(shared))
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancel()
 	return errors.Join(err, shared.Close(closeCtx))

@@ -13,13 +13,16 @@
 // NYLON_* environment variable (a flag wins over the variable, the variable
 // over the default).
 //
-// serve checks its whole configuration (--gateway-config included) before it
-// starts anything, then starts the components of the selected roles (the
-// componentSpec table in serve_components.go) in order after NATS is
+// serve checks its whole configuration (--gateway-config and the listeners'
+// TLS certificates included) before it starts anything, then starts the
+// components of the selected roles (the componentSpec table in
+// serve_components.go) in order after NATS is
 // connected and, on a signal, serves on for --shutdown-delay with /healthz
 // answering 503, then drains them in reverse order, then NATS, within
 // --drain-timeout. The --admin listener (serve_admin.go: /healthz, /metrics,
-// and the admin API with role admin) runs in every process.
+// and the admin API with role admin) runs in every process. Either listener
+// serves HTTPS with a certificate pair, re-read when its files change
+// (serve_tls.go).
 //
 // # Example
 //

@@ -81,6 +81,8 @@ func TestServeHelpListsEveryFlagAndVariable(t *testing.T) {
 		"--http-read-timeout duration", "NYLON_HTTP_READ_TIMEOUT, default 1m0s",
 		"--http-idle-timeout duration", "NYLON_HTTP_IDLE_TIMEOUT, default 2m0s",
 		"--http-max-connections n", "NYLON_HTTP_MAX_CONNECTIONS",
+		"--http-tls-cert file", "NYLON_HTTP_TLS_CERT", "--http-tls-key file", "NYLON_HTTP_TLS_KEY",
+		"--admin-tls-cert file", "NYLON_ADMIN_TLS_CERT", "--admin-tls-key file", "NYLON_ADMIN_TLS_KEY",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)

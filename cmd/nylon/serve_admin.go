@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,7 +71,7 @@ func (s *serveShared) buildAdmin(ctx context.Context, d serveDeps) (component, e
 			writeProblem(w, r, http.StatusNotFound, platform.ProblemNotFound, detail)
 		})
 	}
-	return &adminServer{addr: s.cfg.Admin, handler: mux, api: api, log: d.Log, out: d.Stdout, done: make(chan struct{})}, nil
+	return &adminServer{addr: s.cfg.Admin, handler: mux, api: api, tls: s.tls.Admin, log: d.Log, out: d.Stdout, done: make(chan struct{})}, nil
 }
 
 // adminServer serves the --admin listener; see buildAdmin.
@@ -78,6 +79,7 @@ type adminServer struct {
 	addr    string
 	handler http.Handler
 	api     *platform.Admin // nil without role admin
+	tls     *tls.Config     // nil: plain HTTP
 	log     *slog.Logger
 	out     io.Writer
 
@@ -98,11 +100,12 @@ func (a *adminServer) Start(ctx context.Context) error {
 		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(a.log),
+		TLSConfig:         a.tls,
 	}
 	go func() {
 		defer close(a.done)
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serveHTTP(a.srv, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.mu.Lock()
 			a.err = err
 			a.mu.Unlock()
@@ -112,8 +115,8 @@ func (a *adminServer) Start(ctx context.Context) error {
 	if a.api == nil {
 		what = "/healthz, /metrics; no admin API without role admin"
 	}
-	a.log.Info("admin listening", "addr", ln.Addr().String(), "admin_api", a.api != nil)
-	fmt.Fprintf(a.out, "admin: http://%s (%s)\n", ln.Addr(), what)
+	a.log.Info("admin listening", "addr", ln.Addr().String(), "admin_api", a.api != nil, "tls", a.tls != nil)
+	fmt.Fprintf(a.out, "admin: %s://%s (%s)\n", scheme(a.tls), ln.Addr(), what)
 	return nil
 }
 

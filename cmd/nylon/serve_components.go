@@ -32,6 +32,7 @@ import (
 type serveShared struct {
 	cfg     *serveConfig
 	gwCfg   gateway.Config // --gateway-config, loaded and checked before anything started
+	tls     serveTLS       // the listeners' certificates, loaded before anything started
 	Metrics *prometheus.Registry
 
 	mu   sync.Mutex
@@ -41,10 +42,10 @@ type serveShared struct {
 	gw   *gatewayComponent
 }
 
-func newServeShared(cfg *serveConfig, gwCfg gateway.Config) *serveShared {
+func newServeShared(cfg *serveConfig, gwCfg gateway.Config, certs serveTLS) *serveShared {
 	m := prometheus.NewRegistry()
 	m.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &serveShared{cfg: cfg, gwCfg: gwCfg, Metrics: m}
+	return &serveShared{cfg: cfg, gwCfg: gwCfg, tls: certs, Metrics: m}
 }
 
 func (s *serveShared) registry(ctx context.Context, d serveDeps) (*registry.Registry, error) {
@@ -296,14 +297,15 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 		ReadHeaderTimeout: lim.headerTimeout(),
 		ReadTimeout:       lim.ReadTimeout,
 		IdleTimeout:       lim.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(g.deps.Log.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(g.deps.Log),
+		TLSConfig:         g.shared.tls.HTTP,
 	}
 	g.mu.Lock()
 	g.state, g.addr = stateServing, ln.Addr().String()
 	g.mu.Unlock()
 	go func() {
 		defer close(g.done)
-		err := g.srv.Serve(ln)
+		err := serveHTTP(g.srv, ln)
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -313,7 +315,7 @@ func (g *gatewayComponent) Start(ctx context.Context) error {
 			g.state = stateStopped
 		}
 	}()
-	fmt.Fprintf(g.deps.Stdout, "gateway: http://%s (functions on their routes, chat page at /chat/)\n", ln.Addr())
+	fmt.Fprintf(g.deps.Stdout, "gateway: %s://%s (functions on their routes, chat page at /chat/)\n", scheme(g.shared.tls.HTTP), ln.Addr())
 	return nil
 }
 

@@ -25,10 +25,16 @@ import (
 type PKI struct {
 	CAFile    string      // PEM certificate of the CA: what clients trust
 	ServerTLS *tls.Config // the server's certificate and key
+	// CertFile and KeyFile hold ServerTLS's certificate and key as PEM,
+	// for servers that load their certificate from files.
+	CertFile, KeyFile string
+
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
 }
 
-// NewPKI makes a PKI and writes the CA certificate to a file in
-// t.TempDir().
+// NewPKI makes a PKI and writes the CA certificate, and the server's
+// certificate and key, to files in t.TempDir().
 func NewPKI(t testing.TB) PKI {
 	t.Helper()
 	now := time.Now()
@@ -50,18 +56,46 @@ func NewPKI(t testing.TB) PKI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := PKI{ca: ca, caKey: caKey}
+	certPEM, keyPEM := p.ServerPair(t)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.CAFile = writeFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	p.ServerTLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	dir := t.TempDir()
+	p.CertFile, p.KeyFile = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	if err := os.WriteFile(p.CertFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.KeyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// ServerPair issues a new server certificate for 127.0.0.1 and localhost,
+// signed by the CA, with a random serial and a key of its own, and returns
+// it and its key as PEM: what a certificate rotation writes over the files.
+func (p PKI) ServerPair(t testing.TB) (certPEM, keyPEM []byte) {
+	t.Helper()
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srvKey := newKey(t)
 	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
+		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(time.Hour),
+		NotBefore:    p.ca.NotBefore,
+		NotAfter:     p.ca.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		DNSNames:     []string{"localhost"},
 	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, p.ca, &srvKey.PublicKey, p.caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,15 +103,8 @@ func NewPKI(t testing.TB) PKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pair, err := tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return PKI{
-		CAFile:    writeFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
-		ServerTLS: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
-	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER})
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
