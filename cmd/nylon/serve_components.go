@@ -353,13 +353,19 @@ func listenerPaths() map[string]bool { return map[string]bool{"/chat/": true, "/
 // functionRoutes are the gateway routes of the active records. nodeTimeout
 // is the node's default for records without a timeout (--function-timeout;
 // 0: the platform's).
+//
+// The routes carry no config: the node adds the config of the version it
+// runs. Sent from the active record, it would reach the version before it
+// too, in the moments after a deploy or rollback while nodes still run the
+// old module, which would then see the new version's settings (a key the
+// gateway sends wins over the node's).
 func functionRoutes(active map[string]registry.Record, nodeTimeout time.Duration) []gateway.FunctionRoute {
 	var out []gateway.FunctionRoute
 	for _, rec := range active {
 		for _, path := range rec.Routes {
 			out = append(out, gateway.FunctionRoute{
 				Path: path, Function: rec.Name, Phases: rec.PhaseSet,
-				Config: rec.Config, Timeout: callTimeout(rec.Limits.Timeout(), nodeTimeout), MaxBodyBytes: rec.Limits.MaxBodyBytes,
+				Timeout: callTimeout(rec.Limits.Timeout(), nodeTimeout), MaxBodyBytes: rec.Limits.MaxBodyBytes,
 				Deployed: rec.CreatedAt,
 			})
 		}

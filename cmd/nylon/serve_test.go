@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +21,8 @@ import (
 
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/platform"
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/registry"
 )
 
 var (
@@ -283,5 +288,60 @@ func TestServeConfigChecksWhatRolesUse(t *testing.T) {
 	}
 	if err := cfg("node,admin", "").Validate(); err == nil || !strings.Contains(err.Error(), "--admin-token") {
 		t.Errorf("role admin without a token in staging: %v", err)
+	}
+}
+
+// TestFunctionRouteRunsWithItsVersionsConfig: a route's request runs with
+// the config of the version the node serves, not the active record's. Here
+// version 2 cannot be loaded (stored around the admin API's validation), so
+// the node keeps serving version 1, as it does for a moment after every
+// deploy or rollback: version 1's code must not see version 2's config.
+func TestFunctionRouteRunsWithItsVersionsConfig(t *testing.T) {
+	b := startCmd(t, serveArgs(t)...)
+	b.waitLine(t, readyLine)
+	admin, gw, natsURL := b.waitLine(t, adminLine), b.waitLine(t, gatewayLine), b.waitLine(t, natsLine)
+
+	counter := testutil.Wasm(t, "platform/testdata/guests/counter")
+	deployModule(t, admin, "counter", counter, url.Values{"route": {"/c"}, "config": {"label=v1"}})
+	label := func() (int, string) {
+		resp, err := http.Get(gw + "/c")
+		if err != nil {
+			t.Fatalf("GET /c: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("X-Label")
+	}
+	testutil.Eventually(t, 60*time.Second, 20*time.Millisecond, func() error {
+		if code, l := label(); code != http.StatusOK || l != "v1" {
+			return fmt.Errorf("GET /c = %d, X-Label %q", code, l)
+		}
+		return nil
+	})
+
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reg, err := registry.New(ctx, testutil.JetStream(t, nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Deploy(ctx, registry.Spec{Name: "counter", Phases: protocol.PhaseSetOf(protocol.PhaseRequestFilter),
+		Routes: []string{"/c"}, Config: map[string]string{"label": "v2"}}, []byte("not a wasm module")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if _, h := getHealthz(t, admin); len(h.Functions) != 1 || h.Functions[0].ErrorVersion != 2 || h.Functions[0].Version != 1 {
+			return fmt.Errorf("health functions %+v", h.Functions)
+		}
+		return nil
+	})
+	for range 5 {
+		if code, l := label(); code != http.StatusOK || l != "v1" {
+			t.Fatalf("GET /c = %d, X-Label %q; want version 1's label from the version 1 that serves", code, l)
+		}
 	}
 }
