@@ -266,6 +266,7 @@ func runServe(ctx context.Context, a *app, cmd command, args []string) error {
 		return &usageError{cmd: cmd.name, err: err}
 	}
 	cfg.warnPlainAdmin(log)
+	defer certs.reloadOnHangup(log)()
 	shared := newServeShared(&cfg, gcfg, certs)
 	err = serve(ctx, a, &cfg, log, serveComponents(shared))
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)

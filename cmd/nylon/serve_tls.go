@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nylon-functions/nylon/internal/natsconn"
@@ -60,6 +62,8 @@ func (t tlsFiles) validate(name, env string) error {
 type serveTLS struct {
 	HTTP  *tls.Config
 	Admin *tls.Config
+
+	reloaders []*certReloader
 }
 
 // loadTLS loads the certificates of the listeners this process runs (the
@@ -73,6 +77,7 @@ func (c *serveConfig) loadTLS(log *slog.Logger) (serveTLS, error) {
 			return serveTLS{}, err
 		}
 		out.HTTP = r.tlsConfig()
+		out.reloaders = append(out.reloaders, r)
 	}
 	if c.AdminTLS.enabled() {
 		r, err := newCertReloader(log, "admin", "--admin-tls-cert", "--admin-tls-key", c.AdminTLS)
@@ -80,8 +85,42 @@ func (c *serveConfig) loadTLS(log *slog.Logger) (serveTLS, error) {
 			return serveTLS{}, err
 		}
 		out.Admin = r.tlsConfig()
+		out.reloaders = append(out.reloaders, r)
 	}
 	return out, nil
+}
+
+// reloadOnHangup makes SIGHUP check the certificate files at once, until
+// stop is called. Operators' tools send it to ask a daemon to reload (a
+// certbot deploy hook, systemd's ExecReload, Kubernetes' reloader
+// sidecars); its default action would end serve at once, dropping every
+// request in flight. Certificates are re-read without it too, at the first
+// handshake a second after their files changed; SIGHUP also makes an idle
+// listener pick up a rotation, and logs what it found.
+func (t serveTLS) reloadOnHangup(log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if len(t.reloaders) == 0 {
+					log.Info("SIGHUP: nothing to reload (no TLS certificates; other settings need a restart)")
+					continue
+				}
+				for _, r := range t.reloaders {
+					r.checkNow()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
 }
 
 // warnPlainAdmin logs a warning when, outside --env dev, the admin API
@@ -208,6 +247,25 @@ func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 		r.reloadIfChanged()
 	}
 	return r.cert, nil
+}
+
+// checkNow checks the files at once, whatever the interval, and logs the
+// outcome: a reload and a new failure log themselves, the rest is said
+// here, so that whoever sent SIGHUP finds an answer in the log.
+func (r *certReloader) checkNow() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checked = r.now()
+	before, beforeErr := r.cert, r.lastErr
+	r.reloadIfChanged()
+	switch {
+	case r.cert != before, r.lastErr != beforeErr:
+	case r.lastErr != "":
+		r.log.Error("SIGHUP: TLS certificate files still do not load; serving the previous certificate",
+			"listener", r.listener, "cert", r.certFile, "key", r.keyFile, "err", r.lastErr)
+	default:
+		r.log.Info("SIGHUP: TLS certificate files unchanged", "listener", r.listener, "cert", r.certFile)
+	}
 }
 
 // reloadIfChanged loads the files again when either changed since the

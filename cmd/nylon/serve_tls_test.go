@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -545,5 +547,44 @@ func TestServerErrorLogDemotesHandshakeErrors(t *testing.T) {
 	serverErrorLog(slog.New(slog.NewTextHandler(&other, nil))).Printf("http: panic serving 127.0.0.1:1: boom")
 	if !strings.Contains(other.String(), "level=WARN") || !strings.Contains(other.String(), "boom") {
 		t.Errorf("another server error line = %q, want it at WARN", other.String())
+	}
+}
+
+// SIGHUP, which operators' tools send to make a daemon reload, checks the
+// certificate files at once (here: a rotation picked up by a listener no
+// client has touched since) and never ends the process, its default
+// action.
+func TestServeReloadsCertificatesOnSIGHUP(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	pair := copyPair(t, pki)
+	p := startProcess(t, serveArgs(t, "--role", "admin", "--admin-tls-cert", pair.cert, "--admin-tls-key", pair.key)...)
+	p.waitLine(t, adminTLSLine)
+	logged := func(what string) {
+		t.Helper()
+		testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+			select {
+			case <-p.exited:
+				t.Fatalf("serve exited (%d) after SIGHUP\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
+			default:
+			}
+			if !strings.Contains(p.stderr.String(), what) {
+				return fmt.Errorf("no %q in stderr yet", what)
+			}
+			return nil
+		})
+	}
+
+	p.signal(t, syscall.SIGHUP)
+	logged("SIGHUP: TLS certificate files unchanged")
+
+	certPEM, keyPEM := pki.ServerPair(t)
+	writeTestFile(t, pair.key, keyPEM)
+	writeTestFile(t, pair.cert, certPEM)
+	p.signal(t, syscall.SIGHUP)
+	logged("TLS certificate reloaded")
+
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\nstderr:\n%s", code, p.stderr.String())
 	}
 }
