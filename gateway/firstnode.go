@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,10 +20,12 @@ import (
 //
 // Every waiting call polls (a request that finds no responder costs the
 // NATS server a few microseconds), and a wait holds the client's request
-// for seconds: at most defaultFirstNodeMaxWaiting calls of a target wait
+// for seconds: at most defaultFirstNodeMaxWaiting calls of a route wait
 // at once, so that a flood of requests at a function no node ever loads
 // costs at most ~4 polls/s per waiting call and is answered 503 beyond
-// them.
+// them. The count outlives the route table, which every registry change
+// installs anew (Gateway.firstNodeWaiting): calls still waiting on the
+// table before count too.
 const (
 	newFunctionGrace           = time.Minute
 	defaultFirstNodeWait       = 10 * time.Second
@@ -34,9 +37,9 @@ const (
 // firstNodeWait is one call's wait for the first node of a new function.
 // The zero value has not started waiting.
 type firstNodeWait struct {
-	t     *target   // set while counted in t.firstNodeWaiting
-	until time.Time // zero until the first NoResponder
-	delay time.Duration
+	counted *atomic.Int32 // the target's firstNodeWaiting while counted in it
+	until   time.Time     // zero until the first NoResponder
+	delay   time.Duration
 }
 
 // wait reports whether the call should be sent again after a NoResponder,
@@ -48,14 +51,14 @@ type firstNodeWait struct {
 func (w *firstNodeWait) wait(ctx context.Context, t *target, timeout, bound time.Duration, maxWaiting int32) bool {
 	now := time.Now()
 	if w.until.IsZero() {
-		if t.deployed.IsZero() || now.Sub(t.deployed) >= newFunctionGrace {
+		if t.deployed.IsZero() || t.firstNodeWaiting == nil || now.Sub(t.deployed) >= newFunctionGrace {
 			return false
 		}
 		if t.firstNodeWaiting.Add(1) > maxWaiting {
 			t.firstNodeWaiting.Add(-1)
 			return false
 		}
-		w.t = t
+		w.counted = t.firstNodeWaiting
 		w.until, w.delay = now.Add(max(timeout, bound)), nodeWaitInitial
 	}
 	left := w.until.Sub(now)
@@ -72,8 +75,8 @@ func (w *firstNodeWait) waiting() bool { return !w.until.IsZero() }
 
 // done ends the call's wait, if it waited.
 func (w *firstNodeWait) done() {
-	if w.t != nil {
-		w.t.firstNodeWaiting.Add(-1)
-		w.t = nil
+	if w.counted != nil {
+		w.counted.Add(-1)
+		w.counted = nil
 	}
 }

@@ -36,6 +36,12 @@ type Gateway struct {
 
 	mu    sync.Mutex // serializes SetFunctionRoutes
 	table atomic.Pointer[routeTable]
+	// firstNodeWaiting counts, per function route, the calls waiting for
+	// the function's first node (firstnode.go). Kept across tables: every
+	// registry change builds new targets, and the calls still waiting on
+	// those of the table before must count against the bound too. Guarded
+	// by mu.
+	firstNodeWaiting map[routeOwner]*atomic.Int32
 
 	session atomic.Uint32
 	logs    *workQueue[logJob]
@@ -267,9 +273,10 @@ type target struct {
 	unserved   [protocol.PhaseLogging + 1]atomic.Int64 // unix nanos until which to skip
 	// deployed is when a function route's version was deployed: calls
 	// wait for a first node within newFunctionGrace of it (firstnode.go);
-	// firstNodeWaiting counts the calls waiting.
+	// firstNodeWaiting counts the calls waiting, shared with the route's
+	// targets of earlier tables (Gateway.firstNodeWaiting); nil: no wait.
 	deployed         time.Time
-	firstNodeWaiting atomic.Int32
+	firstNodeWaiting *atomic.Int32
 }
 
 // serves reports whether the phase should be called now.
@@ -389,6 +396,7 @@ func (g *Gateway) SetFunctionRoutes(routes []FunctionRoute) error {
 	claimed := map[string]routeOwner{} // route key -> the function route holding it
 	lost := map[routeOwner]routeOwner{}
 	var dyn []*route
+	waiting := make(map[routeOwner]*atomic.Int32, len(frs))
 	for i := range frs {
 		fr := &frs[i].FunctionRoute
 		if err := validateFunctionRoute(fr); err != nil {
@@ -408,8 +416,14 @@ func (g *Gateway) SetFunctionRoutes(routes []FunctionRoute) error {
 			continue
 		}
 		claimed[key] = loser
-		dyn = append(dyn, g.functionRoute(fr))
+		w := g.firstNodeWaiting[loser]
+		if w == nil {
+			w = new(atomic.Int32)
+		}
+		waiting[loser] = w
+		dyn = append(dyn, g.functionRoute(fr, w))
 	}
+	g.firstNodeWaiting = waiting
 	mux, mountErrs := g.buildMux(dyn)
 	errs = append(errs, mountErrs...)
 	mux.lost = lost

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,8 +85,9 @@ func (g *Gateway) staticRoute(rc *RouteConfig) (*route, error) {
 	return rt, nil
 }
 
-// functionRoute compiles a route of a deployed function.
-func (g *Gateway) functionRoute(fr *FunctionRoute) *route {
+// functionRoute compiles a route of a deployed function; waiting counts
+// the route's calls waiting for a first node.
+func (g *Gateway) functionRoute(fr *FunctionRoute, waiting *atomic.Int32) *route {
 	m := g.fnMsg
 	pp := &PhasePolicy{}
 	if fr.Timeout > 0 {
@@ -98,7 +100,7 @@ func (g *Gateway) functionRoute(fr *FunctionRoute) *route {
 	}
 	t := g.newTarget(fr.Function, fr.Function, "", m, fr.Phases, true, fr.Config,
 		func(ph protocol.Phase) Policy { return resolvePolicy(&m.cfg, pp, nil, ph) })
-	t.deployed = fr.Deployed
+	t.deployed, t.firstNodeWaiting = fr.Deployed, waiting
 	rt := &route{
 		pattern:   fr.Path,
 		dynamic:   true,

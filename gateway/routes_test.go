@@ -224,6 +224,64 @@ func TestFirstNodeWaitIsBounded(t *testing.T) {
 	}
 }
 
+// TestFirstNodeWaitBoundOutlivesARouteRebuild: every registry change
+// installs the route table anew; the calls still waiting on the table
+// before count against the bound of their route, or each deploy of any
+// function would let another 1024 calls of a flood wait. Their places are
+// freed when they stop waiting, as before.
+func TestFirstNodeWaitBoundOutlivesARouteRebuild(t *testing.T) {
+	e := newEnv(t)
+	gw, srv := e.gateway(yamlMessaging(""), gateway.WithFirstNodeMaxWaiting(2))
+	routes := []gateway.FunctionRoute{{Path: "/new", Function: "fresh", Timeout: 10 * time.Second, Deployed: time.Now()}}
+	if err := gw.SetFunctionRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(n int) {
+		t.Helper()
+		eventually(t, func() error {
+			if got := strings.Count(e.log.String(), "waiting for one"); got < n {
+				return fmt.Errorf("%d calls have waited, want %d", got, n)
+			}
+			return nil
+		})
+	}
+	try := func(patience time.Duration) (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/new", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+
+	left := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := try(1500 * time.Millisecond); left <- err }()
+	}
+	waiting(2)
+	// Another function is deployed: the table, and /new's target, are new.
+	routes = append(routes, gateway.FunctionRoute{Path: "/other", Function: "other", Timeout: time.Second})
+	if err := gw.SetFunctionRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := try(time.Second); err != nil || code != http.StatusServiceUnavailable {
+		t.Fatalf("a third call after the rebuild = %d, %v; want 503 at once with two waiting", code, err)
+	}
+	for range 2 {
+		if err := <-left; err == nil {
+			t.Fatal("an impatient call was answered, with no node serving")
+		}
+	}
+	// They have left: a call waits again.
+	done := make(chan struct{})
+	go func() { _, _ = try(time.Second); close(done) }()
+	waiting(3)
+	<-done
+}
+
 // TestLoggingCallsDoNotWaitForAFirstNode: a new function's logging call
 // that finds no node fails at once instead of holding a worker of the
 // shared logging pool for seconds.
