@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,9 +237,15 @@ func droppedNote(prev *registry.Record, rec registry.Record) string {
 		return ""
 	}
 	var parts []string
+	// Routes compare as the gateway files them: /a/{x} and /a/{y} are one
+	// route, and giving the old spelling again would be refused.
+	kept := make(map[string]bool, len(rec.Routes))
+	for _, r := range rec.Routes {
+		kept[protocol.RouteKey(r)] = true
+	}
 	var routes []string
 	for _, r := range prev.Routes {
-		if !slices.Contains(rec.Routes, r) {
+		if !kept[protocol.RouteKey(r)] {
 			routes = append(routes, r)
 		}
 	}

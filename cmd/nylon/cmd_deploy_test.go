@@ -42,4 +42,17 @@ func TestCLIDeployNotesWhatTheNewVersionDrops(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Errorf("same spec again: exit %d, stderr %q; want 0 and nothing\n%s", code, errOut, out)
 	}
+
+	// A route whose parameter is renamed is the same route (chi files
+	// /hi/{name} and /hi/{who} as one, and the registry refuses both in
+	// one spec): nothing is dropped, and giving the old one "again", as a
+	// note would advise, would be refused.
+	code, out, errOut = e.cli(t, "deploy", "hello", hello, "--quiet", "--route", "/hello", "--route", "/hi/{name}", "--memory-mb", "64")
+	if code != 0 {
+		t.Fatalf("deploy with /hi/{name}: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, out, errOut = e.cli(t, "deploy", "hello", hello, "--quiet", "--route", "/hello", "--route", "/hi/{who}", "--memory-mb", "64")
+	if code != 0 || errOut != "" {
+		t.Errorf("deploy renaming /hi/{name} to /hi/{who}: exit %d, stderr %q; want 0 and no note\n%s", code, errOut, out)
+	}
 }
