@@ -46,8 +46,10 @@
 // Registration panics on wiring mistakes (a nil handler, the same phase
 // registered twice): the module then fails to instantiate and the platform
 // rejects the upload (422 invalid module, with a stack trace through
-// main.init but without the panic's text). A module that registers no
-// handler is refused too ("nylon_phases returned 0x0").
+// main.init and the panic's text, the first line the module wrote to
+// stderr: (guest stderr: "panic: sdk: RequestFilter: nil handler")). A
+// module that registers no handler is refused too ("nylon_phases returned
+// 0x0").
 //
 // # Example
 //
