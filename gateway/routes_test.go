@@ -141,17 +141,39 @@ func TestNewFunctionWaitsForItsFirstNode(t *testing.T) {
 
 	// Deployed longer ago than the grace: nobody serves it, 503 at once
 	// (well within the route's 10 s timeout, which a wait would use up).
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/old", nil)
-	resp, err := http.DefaultClient.Do(req)
+	code, _, err := getWithin(srv.URL+"/old", 5*time.Second)
 	if err != nil {
 		t.Fatalf("GET /old: %v (a function deployed minutes ago must not wait for a node)", err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 503 {
-		t.Fatalf("GET /old = %d, want 503", resp.StatusCode)
+	if code != 503 {
+		t.Fatalf("GET /old = %d, want 503", code)
 	}
+}
+
+// getWithin GETs u, giving up after patience: a client's own timeout.
+func getWithin(u string, patience time.Duration) (code int, body string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// waitersLogged waits until n calls have logged that they wait for a
+// first node.
+func waitersLogged(t *testing.T, e *env, n int) {
+	t.Helper()
+	eventually(t, func() error {
+		if got := strings.Count(e.log.String(), "waiting for one"); got < n {
+			return fmt.Errorf("%d calls have waited, want %d", got, n)
+		}
+		return nil
+	})
 }
 
 // TestFirstNodeWaitIsBounded: only so many calls of a new function wait
@@ -166,35 +188,14 @@ func TestFirstNodeWaitIsBounded(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waiting := func(n int) {
-		t.Helper()
-		eventually(t, func() error {
-			if got := strings.Count(e.log.String(), "waiting for one"); got < n {
-				return fmt.Errorf("%d calls have waited, want %d", got, n)
-			}
-			return nil
-		})
-	}
-	// try GETs /new, giving up after patience.
-	try := func(patience time.Duration) (int, string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), patience)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/new", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), nil
-	}
+	try := func(patience time.Duration) (int, string, error) { return getWithin(srv.URL+"/new", patience) }
 
 	// Two impatient calls wait; a third meanwhile is 503 at once.
 	left := make(chan error, 2)
 	for range 2 {
 		go func() { _, _, err := try(time.Second); left <- err }()
 	}
-	waiting(2)
+	waitersLogged(t, e, 2)
 	if code, _, err := try(5 * time.Second); err != nil || code != 503 {
 		t.Fatalf("a third call = %d, %v; want 503 at once with two waiting", code, err)
 	}
@@ -215,7 +216,7 @@ func TestFirstNodeWaitIsBounded(t *testing.T) {
 	for range 2 {
 		go func() { c, b, err := try(10 * time.Second); got <- outcome{c, b, err} }()
 	}
-	waiting(4)
+	waitersLogged(t, e, 4)
 	e.serve("fresh", protocol.PhaseRequestFilter, func(c *call) answer { return end(body("fresh")) })
 	for range 2 {
 		if a := <-got; a.err != nil || a.code != 200 || a.body != "fresh" {
@@ -236,32 +237,16 @@ func TestFirstNodeWaitBoundOutlivesARouteRebuild(t *testing.T) {
 	if err := gw.SetFunctionRoutes(routes); err != nil {
 		t.Fatal(err)
 	}
-	waiting := func(n int) {
-		t.Helper()
-		eventually(t, func() error {
-			if got := strings.Count(e.log.String(), "waiting for one"); got < n {
-				return fmt.Errorf("%d calls have waited, want %d", got, n)
-			}
-			return nil
-		})
-	}
 	try := func(patience time.Duration) (int, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), patience)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/new", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
+		code, _, err := getWithin(srv.URL+"/new", patience)
+		return code, err
 	}
 
 	left := make(chan error, 2)
 	for range 2 {
 		go func() { _, err := try(1500 * time.Millisecond); left <- err }()
 	}
-	waiting(2)
+	waitersLogged(t, e, 2)
 	// Another function is deployed: the table, and /new's target, are new.
 	routes = append(routes, gateway.FunctionRoute{Path: "/other", Function: "other", Timeout: time.Second})
 	if err := gw.SetFunctionRoutes(routes); err != nil {
@@ -278,7 +263,7 @@ func TestFirstNodeWaitBoundOutlivesARouteRebuild(t *testing.T) {
 	// They have left: a call waits again.
 	done := make(chan struct{})
 	go func() { _, _ = try(time.Second); close(done) }()
-	waiting(3)
+	waitersLogged(t, e, 3)
 	<-done
 }
 
@@ -321,12 +306,8 @@ func TestFirstNodeWaitEndsWithTheClient(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/new", nil)
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatalf("GET /new = %d before any node served it; want the client's own timeout", resp.StatusCode)
+	if code, _, err := getWithin(srv.URL+"/new", 300*time.Millisecond); err == nil {
+		t.Fatalf("GET /new = %d before any node served it; want the client's own timeout", code)
 	}
 	eventually(t, func() error {
 		if n := testutil.MetricSum(t, e.reg, "plugins_messaging_inflight", nil); n != 0 {
