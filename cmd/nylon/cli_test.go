@@ -234,9 +234,12 @@ func TestCLIErrors(t *testing.T) {
 
 func TestCLIDLQList(t *testing.T) {
 	e := startPlatform(t)
-	// No gateway has made the stream yet.
+	// No gateway has made the stream yet. The message also covers a
+	// stream removed while gateways run, which they make again only with
+	// their next dead letter.
 	code, _, errOut := runCmd(t, "dlq", "ls", "--nats", e.natsURL)
-	if code != 1 || !strings.Contains(errOut, "no dead-letter stream NYLON_DLQ_DEV") {
+	if code != 1 || !strings.Contains(errOut, "no dead-letter stream NYLON_DLQ_DEV: no gateway of env dev has started yet") ||
+		!strings.Contains(errOut, "or the stream was removed") {
 		t.Errorf("dlq ls without a stream: exit %d, stderr %q", code, errOut)
 	}
 

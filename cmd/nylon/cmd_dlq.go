@@ -140,7 +140,11 @@ func runDLQLs(ctx context.Context, a *app, cmd command, args []string) error {
 }
 
 // dlqStreamError words a failure to open or read the dead-letter stream
-// of conn's prefix; a missing stream says whose gateway would make it.
+// of conn's prefix; a missing stream says whose gateway would make it. A
+// stream removed while gateways run (`nats stream rm`, the documented way
+// to empty it) is missing too until the next dead letter makes it again,
+// so "no gateway has started" alone would send the operator looking for
+// a gateway that is there.
 func dlqStreamError(what string, conn *clientNATS, err error) error {
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("%s: %w", what, err)
@@ -150,5 +154,7 @@ func dlqStreamError(what string, conn *clientNATS, err error) error {
 	if conn.SubjectPrefix != "" {
 		whose = "on subject prefix " + prefix
 	}
-	return fmt.Errorf("%s: no dead-letter stream %s: no gateway %s has started yet", what, gateway.DLQStreamName(prefix), whose)
+	return fmt.Errorf("%s: no dead-letter stream %s: no gateway %s has started yet, or the stream was removed "+
+		"and no dead letter has come since (a running gateway makes it again with the next one)",
+		what, gateway.DLQStreamName(prefix), whose)
 }
