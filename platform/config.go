@@ -33,6 +33,11 @@ const (
 // (one wasm instance each).
 func DefaultMaxWorkers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
+// DefaultMaxConcurrentLoads is how many versions a node loads at once when
+// Config.MaxConcurrentLoads is zero: one per usable CPU, as compiling and
+// starting a module is CPU-bound.
+func DefaultMaxConcurrentLoads() int { return runtime.GOMAXPROCS(0) }
+
 // Config configures a Node. It is a plain struct checked once by Validate
 // (NewNode calls it); the zero value of every optional field means its
 // default.
@@ -109,6 +114,15 @@ type Config struct {
 	// LoadTimeout bounds fetching and compiling one version (default
 	// DefaultLoadTimeout).
 	LoadTimeout time.Duration
+
+	// MaxConcurrentLoads is how many versions the node fetches, compiles
+	// and starts at once (default DefaultMaxConcurrentLoads); the others
+	// wait their turn, outside LoadTimeout. A node starting with many
+	// functions would otherwise read every module from the Object Store at
+	// once over its one NATS connection, faster than a CPU busy compiling
+	// can take them, and the server would drop the connection as a slow
+	// consumer.
+	MaxConcurrentLoads int
 }
 
 // ErrInvalidConfig is wrapped by every Config.Validate failure; the message
@@ -152,6 +166,7 @@ func (c *Config) Validate() error {
 	nonNeg("DedupMaxEntries", int64(c.DedupMaxEntries))
 	nonNeg("DedupMaxBytes", c.DedupMaxBytes)
 	nonNeg("LoadTimeout", int64(c.LoadTimeout))
+	nonNeg("MaxConcurrentLoads", int64(c.MaxConcurrentLoads))
 	nonNeg("PayloadLimits.Default", int64(c.PayloadLimits.Default))
 	if c.MaxWorkers > registry.MaxWorkers {
 		bad("MaxWorkers", "%d, at most %d", c.MaxWorkers, registry.MaxWorkers)
@@ -193,6 +208,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LoadTimeout == 0 {
 		c.LoadTimeout = DefaultLoadTimeout
+	}
+	if c.MaxConcurrentLoads == 0 {
+		c.MaxConcurrentLoads = DefaultMaxConcurrentLoads()
 	}
 	return c
 }

@@ -231,8 +231,15 @@ func (f *function) load(ctx context.Context, rec registry.Record) error {
 		f.mu.Unlock()
 		return nil
 	}
+	// Loads take turns (Config.MaxConcurrentLoads): a node starting with
+	// many functions would otherwise fetch every module at once.
+	release, err := f.node.loadSlot(ctx)
+	if err != nil {
+		return err // draining
+	}
 	start := time.Now()
 	v, err := f.prepare(ctx, rec)
+	release() // the swap below is quick, or waits on NATS, not the CPU
 	if err == nil {
 		err = f.swap(ctx, v)
 		if err != nil {
@@ -305,9 +312,17 @@ func (f *function) prepare(ctx context.Context, rec registry.Record) (*version, 
 		f.log.Warn("platform: module phases differ from the record; serving the module's",
 			"version", rec.Version, "module", got.Names(), "record", rec.Phases)
 	}
-	// Instantiate a few instances now, so the first requests after the swap
-	// do not each pay a Go guest's start-up (milliseconds).
-	if err := mod.Warm(ctx, min(workers, runtime.GOMAXPROCS(0))); err != nil {
+	// Instantiate as many instances as the version being replaced has, so
+	// the first requests after the swap do not each pay a Go guest's
+	// start-up (milliseconds). A function new to this node starts with the
+	// one instance Compile made: warming more for each of a node's many
+	// functions, most of them seldom called, would cost start-up time and
+	// memory (a few MiB each) that their traffic may never need.
+	warm := 1
+	if rt := f.route.Load(); rt != nil {
+		warm = rt.cur.mod.Stats().Live
+	}
+	if err := mod.Warm(ctx, min(workers, warm, runtime.GOMAXPROCS(0))); err != nil {
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf("start version %d: %w", rec.Version, err)
 	}

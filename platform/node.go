@@ -39,6 +39,9 @@ type Node struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	loaders sync.WaitGroup
+	// loadSlots holds a token per version being fetched, compiled and
+	// started (Config.MaxConcurrentLoads).
+	loadSlots chan struct{}
 
 	mu        sync.Mutex
 	state     nodeState
@@ -88,6 +91,7 @@ func NewNode(cfg Config) (*Node, error) {
 		reg:       cfg.Registry,
 		host:      cfg.Host,
 		functions: make(map[string]*function),
+		loadSlots: make(chan struct{}, cfg.MaxConcurrentLoads),
 		watchDone: make(chan struct{}),
 		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
@@ -214,6 +218,17 @@ func (n *Node) apply(name string, ch change) {
 			return
 		}
 		// f was removed after a delete: the next round creates a new one.
+	}
+}
+
+// loadSlot waits for a turn to load a version, until ctx ends. The
+// returned func ends the turn.
+func (n *Node) loadSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case n.loadSlots <- struct{}{}:
+		return func() { <-n.loadSlots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

@@ -217,8 +217,8 @@ func TestStartRejectsBadConfigAndTwice(t *testing.T) {
 		t.Errorf("empty config: %v, want ErrInvalidConfig naming NATS and Registry", err)
 	}
 	e := newEnv(t)
-	if _, err := platform.NewNode(platform.Config{NATS: e.nc, Registry: e.reg, NodeID: "a.b", QueueLength: -1}); !errors.Is(err, platform.ErrInvalidConfig) ||
-		!strings.Contains(err.Error(), "NodeID") || !strings.Contains(err.Error(), "QueueLength") {
+	if _, err := platform.NewNode(platform.Config{NATS: e.nc, Registry: e.reg, NodeID: "a.b", QueueLength: -1, MaxConcurrentLoads: -1}); !errors.Is(err, platform.ErrInvalidConfig) ||
+		!strings.Contains(err.Error(), "NodeID") || !strings.Contains(err.Error(), "QueueLength") || !strings.Contains(err.Error(), "MaxConcurrentLoads") {
 		t.Errorf("bad fields: %v", err)
 	}
 	n := e.startNode("n1")

@@ -106,6 +106,7 @@ type Config struct {
 	logBurst    int
 	logRateSet  bool
 	initTimeout time.Duration
+	idleTimeout time.Duration
 }
 
 // WithCompilationCacheDir keeps compiled machine code in dir (created if
@@ -146,11 +147,24 @@ func (c Config) WithInitTimeout(d time.Duration) Config {
 	return c
 }
 
-// Defaults of the guest log limiter and start-up.
+// WithIdleTimeout makes the host close the instances of a module that no
+// call has used for d to 2d, keeping at least one per module: after a
+// burst a module keeps up to MaxWorkers instances (a few MiB each for a Go
+// guest), and a node with many functions would otherwise hold every burst's
+// worth of them for good. The next burst creates instances again
+// (milliseconds each). Default DefaultIdleTimeout; negative keeps every
+// instance until its module closes.
+func (c Config) WithIdleTimeout(d time.Duration) Config {
+	c.idleTimeout = d
+	return c
+}
+
+// Defaults of the guest log limiter, start-up and idle instances.
 const (
 	DefaultGuestLogRate  = 50
 	DefaultGuestLogBurst = 100
 	DefaultInitTimeout   = 10 * time.Second
+	DefaultIdleTimeout   = time.Minute
 )
 
 // resolved returns c with defaults filled in, or the first invalid setting.
@@ -173,6 +187,9 @@ func (c Config) resolved() (Config, error) {
 	}
 	if c.initTimeout == 0 {
 		c.initTimeout = DefaultInitTimeout
+	}
+	if c.idleTimeout == 0 {
+		c.idleTimeout = DefaultIdleTimeout
 	}
 	return c, nil
 }

@@ -20,7 +20,10 @@
 //
 //   - Each instance serves one call at a time and is reused for many;
 //     instantiation (a few ms for a Go guest) happens only when the pool
-//     grows or replaces an instance.
+//     grows or replaces an instance. Instances no call has used for the idle
+//     timeout (Config.WithIdleTimeout, default a minute; closed after one to
+//     two timeouts) are closed, the coldest first, down to one per module,
+//     by one sweep of the host's: what a burst made does not stay for good.
 //   - A call is stopped at Limits.Timeout or when its context ends. Compile
 //     rewrites every module (internal/yield) to call the host function
 //     nylon_sys.yield after each budget of about a million instructions, bulk

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -31,6 +32,10 @@ type Host struct {
 	mu      sync.Mutex
 	closed  bool
 	modules map[*Module]struct{}
+
+	// The idle sweep (Config.WithIdleTimeout): stop ends it, swept is
+	// closed when it has ended (at once without a sweep).
+	stop, swept chan struct{}
 }
 
 // New validates cfg and starts a Host: a wazero runtime with the host
@@ -74,7 +79,38 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		_ = h.closeRuntime(ctx)
 		return nil, fmt.Errorf("wasmhost: %w", err)
 	}
+	h.stop, h.swept = make(chan struct{}), make(chan struct{})
+	if cfg.idleTimeout > 0 {
+		go h.sweepIdle(cfg.idleTimeout)
+	} else {
+		close(h.swept)
+	}
 	return h, nil
+}
+
+// sweepIdle closes, every interval, the instances no call has used during
+// the previous one (so after interval to 2 × interval unused), keeping one
+// per module. One goroutine and one ticker for all the host's modules.
+func (h *Host) sweepIdle(interval time.Duration) {
+	defer close(h.swept)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		mods := make([]*Module, 0, len(h.modules))
+		for m := range h.modules {
+			mods = append(mods, m)
+		}
+		h.mu.Unlock()
+		for _, m := range mods {
+			m.reclaimIdle()
+		}
+	}
 }
 
 // DefaultLimits returns the limits a Compile call's zero fields take.
@@ -199,6 +235,8 @@ func (h *Host) Close(ctx context.Context) error {
 		mods = append(mods, m)
 	}
 	h.mu.Unlock()
+	close(h.stop)
+	<-h.swept
 
 	var errs []error
 	for _, m := range mods {

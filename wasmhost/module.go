@@ -27,7 +27,7 @@ type Module struct {
 	limiter  *abi.Limiter
 	pool     *pool
 
-	created, discarded, calls, traps, timeouts, memoryLimits atomic.Uint64
+	created, discarded, reclaimed, calls, traps, timeouts, memoryLimits atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -53,6 +53,7 @@ type PoolStats struct {
 
 	Created      uint64 // instances ever created
 	Discarded    uint64 // instances thrown away after a failed call
+	Reclaimed    uint64 // idle instances closed (Config.WithIdleTimeout)
 	Calls        uint64 // calls that ran on an instance
 	Traps        uint64 // calls that trapped, exited or returned a bad action
 	Timeouts     uint64 // calls stopped at their deadline
@@ -297,6 +298,21 @@ func (m *Module) callError(ctx context.Context, phase protocol.Phase, inst *inst
 	return &TrapError{Function: m.name, Phase: phase, Err: err}
 }
 
+// reclaimIdle closes the instances no call has used since its previous
+// run, keeping one: the host runs it every idle timeout. An instance
+// closed here may outlive the module's Close by a moment, which wazero
+// allows.
+func (m *Module) reclaimIdle() {
+	insts := m.pool.reclaim(1)
+	for _, inst := range insts {
+		inst.close()
+	}
+	if len(insts) > 0 {
+		m.reclaimed.Add(uint64(len(insts)))
+		m.logger.Debug("wasmhost: closed idle instances", "closed", len(insts), "left", m.Stats().Live)
+	}
+}
+
 // Stats returns a snapshot of the pool.
 func (m *Module) Stats() PoolStats {
 	live, idle := m.pool.counts()
@@ -307,6 +323,7 @@ func (m *Module) Stats() PoolStats {
 		Waiting:      int(m.pool.waiting.Load()),
 		Created:      m.created.Load(),
 		Discarded:    m.discarded.Load(),
+		Reclaimed:    m.reclaimed.Load(),
 		Calls:        m.calls.Load(),
 		Traps:        m.traps.Load(),
 		Timeouts:     m.timeouts.Load(),

@@ -21,6 +21,10 @@ type pool struct {
 	closed bool
 	idle   []*instance // a stack: the most recently used instance is the warmest
 	live   map[*instance]struct{}
+	// lowIdle is the fewest idle instances since the last reclaim: calls
+	// take from the top of the stack, so the lowIdle at its bottom have
+	// not been used since.
+	lowIdle int
 
 	waiting atomic.Int64
 }
@@ -83,6 +87,7 @@ func (p *pool) take() (inst *instance, ok bool, err error) {
 		inst = p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
+		p.lowIdle = min(p.lowIdle, n-1)
 		return inst, true, nil
 	}
 	return nil, false, nil
@@ -114,6 +119,29 @@ func (p *pool) put(inst *instance, healthy bool) (discard bool) {
 	p.mu.Unlock()
 	p.release()
 	return discard
+}
+
+// reclaim removes the idle instances no call has used since the previous
+// reclaim, the coldest first, keeping at least keep instances in
+// existence, and returns them for the caller to close.
+func (p *pool) reclaim(keep int) []*instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	var out []*instance
+	if n := min(p.lowIdle, len(p.live)-keep); n > 0 {
+		out = append(out, p.idle[:n]...)
+		rest := copy(p.idle, p.idle[n:])
+		clear(p.idle[rest:])
+		p.idle = p.idle[:rest]
+		for _, inst := range out {
+			delete(p.live, inst)
+		}
+	}
+	p.lowIdle = len(p.idle)
+	return out
 }
 
 // close stops handing out instances, waits until ctx is done for the checked

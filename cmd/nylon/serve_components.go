@@ -93,7 +93,8 @@ func (s *serveShared) wasmHost(ctx context.Context, d serveDeps) (*wasmhost.Host
 	}
 	cfg := wasmhost.Config{}.
 		WithCompilationCacheDir(filepath.Join(s.cfg.Data, "wazero-cache")).
-		WithLogger(d.Log)
+		WithLogger(d.Log).
+		WithIdleTimeout(s.cfg.Function.IdleTimeout)
 	h, err := wasmhost.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("wasm host: %w", err)

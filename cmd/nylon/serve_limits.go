@@ -27,6 +27,9 @@ type functionDefaults struct {
 	MemoryMB     int
 	MaxBodyBytes int
 	Queue        int
+	// IdleTimeout is not a limit but the wasm host's: how long an
+	// instance no call uses is kept (wasmhost.Config.WithIdleTimeout).
+	IdleTimeout time.Duration
 }
 
 func (d *functionDefaults) register(f *flagSet) {
@@ -40,6 +43,8 @@ func (d *functionDefaults) register(f *flagSet) {
 		fmt.Sprintf("size of the invocation and of the output of functions deployed without max_body_bytes (1 to %d); raising it admits no larger requests: deploy with --max-body-bytes", registry.MaxBodyBytesCap))
 	f.Int(&d.Queue, "function-queue", "n", "NYLON_FUNCTION_QUEUE", platform.DefaultQueueLength,
 		fmt.Sprintf("requests of a function that may wait while its workers are busy; more are refused at once with 503 overloaded (1 to %d)", maxFunctionQueue))
+	f.Duration(&d.IdleTimeout, "function-idle-timeout", "NYLON_FUNCTION_IDLE_TIMEOUT", wasmhost.DefaultIdleTimeout,
+		"instances of a function that no call has used for this long (to twice as long) are closed, down to one per function; negative: never")
 }
 
 // validate checks the ranges a deployment's limits have (registry), so the

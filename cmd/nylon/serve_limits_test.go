@@ -34,6 +34,15 @@ func TestServeFunctionDefaultsAndPrefixFlags(t *testing.T) {
 	}
 
 	c := parse(nil)
+	if c.Function.IdleTimeout != wasmhost.DefaultIdleTimeout {
+		t.Errorf("default idle timeout %v, want wasmhost's %v", c.Function.IdleTimeout, wasmhost.DefaultIdleTimeout)
+	}
+	if got := parse(map[string]string{"NYLON_FUNCTION_IDLE_TIMEOUT": "30s"}).Function.IdleTimeout; got != 30*time.Second {
+		t.Errorf("NYLON_FUNCTION_IDLE_TIMEOUT=30s: %v", got)
+	}
+	if got := parse(nil, "--function-idle-timeout", "-1s").Function.IdleTimeout; got != -time.Second {
+		t.Errorf("--function-idle-timeout -1s (never): %v", got)
+	}
 	want := platform.Config{Timeout: platform.DefaultTimeout, MemoryMB: wasmhost.DefaultMemoryMB,
 		MaxBodyBytes: wasmhost.DefaultMaxInput, QueueLength: platform.DefaultQueueLength}
 	if got := applied(c); got.Timeout != want.Timeout || got.MaxWorkers != 0 || got.MemoryMB != want.MemoryMB ||
