@@ -40,6 +40,9 @@ type firstNodeWait struct {
 	counted *atomic.Int32 // the target's firstNodeWaiting while counted in it
 	until   time.Time     // zero until the first NoResponder
 	delay   time.Duration
+	// full is set when the call did not wait because maxWaiting calls of
+	// its route already did: its NoResponder says so in the logs.
+	full bool
 }
 
 // wait reports whether the call should be sent again after a NoResponder,
@@ -56,6 +59,7 @@ func (w *firstNodeWait) wait(ctx context.Context, t *target, timeout, bound time
 		}
 		if t.firstNodeWaiting.Add(1) > maxWaiting {
 			t.firstNodeWaiting.Add(-1)
+			w.full = true
 			return false
 		}
 		w.counted = t.firstNodeWaiting

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nylon-functions/nylon/protocol"
@@ -77,6 +78,10 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 			if ctx.Err() != nil {
 				err, local = ctx.Err(), true
 				break
+			}
+			if firstNode.full {
+				err = fmt.Errorf("%w (not waiting for the new function's first node: %d calls of this route already wait)",
+					err, g.opts.firstNodeMaxWaiting)
 			}
 		}
 		if errors.Is(err, protocol.ErrNoResponder) && !t.explicit && !local {

@@ -199,6 +199,10 @@ func TestFirstNodeWaitIsBounded(t *testing.T) {
 	if code, _, err := try(5 * time.Second); err != nil || code != 503 {
 		t.Fatalf("a third call = %d, %v; want 503 at once with two waiting", code, err)
 	}
+	// The log says why it did not wait, for whoever reads a flood's 503s.
+	if !strings.Contains(e.log.String(), "not waiting for the new function's first node: 2 calls of this route already wait") {
+		t.Errorf("the refused wait is not logged with its cause:\n%s", e.log.String())
+	}
 	for range 2 {
 		if err := <-left; err == nil {
 			t.Fatal("an impatient call was answered, with no node serving")
