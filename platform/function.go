@@ -251,8 +251,14 @@ func (f *function) load(ctx context.Context, rec registry.Record) error {
 			return ctx.Err() // draining: not the module's fault
 		}
 		f.node.metrics.loadErrors.WithLabelValues(f.name).Inc()
-		f.log.Error("platform: load failed; the previous version keeps serving",
-			"version", rec.Version, "sha256", rec.SHA256, "err", err)
+		// still_serving is the version that goes on serving, "none" for a
+		// function this node has not served yet (its first version failed).
+		serving := "none"
+		if rt := f.route.Load(); rt != nil {
+			serving = strconv.FormatUint(rt.cur.rec.Version, 10)
+		}
+		f.log.Error("platform: load failed", "version", rec.Version, "sha256", rec.SHA256,
+			"still_serving", serving, "err", err)
 		f.mu.Lock()
 		f.loadErr = loadError{version: rec.Version, text: err.Error(), at: time.Now()}
 		f.mu.Unlock()

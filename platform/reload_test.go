@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,7 +146,8 @@ func TestLoadErrorKeepsPreviousVersion(t *testing.T) {
 	e := newEnv(t)
 	e.deploy(registry.Spec{Name: "counter", Config: map[string]string{"label": "v1"}}, counterDir)
 	metrics := prometheus.NewRegistry()
-	n := e.startNode("n1", withMetrics(metrics))
+	var logs testutil.SyncBuffer
+	n := e.startNode("n1", withMetrics(metrics), func(c *platform.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 
 	// The registry stores what it is given; the admin API validates first,
 	// but a node must survive a module it cannot load.
@@ -168,6 +170,9 @@ func TestLoadErrorKeepsPreviousVersion(t *testing.T) {
 	})
 	if got := testutil.MetricSum(t, metrics, "nylon_function_load_errors_total", map[string]string{"function": "counter"}); got != 1 {
 		t.Errorf("load errors = %v, want 1", got)
+	}
+	if l := logs.String(); !strings.Contains(l, `msg="platform: load failed"`) || !strings.Contains(l, " version=2 ") || !strings.Contains(l, " still_serving=1 ") {
+		t.Errorf("the load error is not logged with the version still serving:\n%s", l)
 	}
 	if got := testutil.MetricSum(t, metrics, "nylon_function_degraded", map[string]string{"function": "counter"}); got != 1 {
 		t.Errorf("degraded gauge = %v, want 1", got)
