@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -312,7 +314,13 @@ func (w *Watcher) reopen(ctx context.Context) bool {
 			return true
 		}
 		delay = min(time.Second<<min(failures, 5), 30*time.Second)
-		w.reg.log.Error("registry: reopen watch", "err", err, "retry_in", delay)
+		level := slog.LevelError
+		if errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, nats.ErrConnectionClosed) {
+			// The process is shutting down: its connection drains
+			// before the watcher is stopped. Nothing for an operator.
+			level = slog.LevelDebug
+		}
+		w.reg.log.Log(ctx, level, "registry: reopen watch", "err", err, "retry_in", delay)
 	}
 }
 

@@ -2,10 +2,16 @@ package registry_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/registry"
 )
 
@@ -236,5 +242,51 @@ func TestWatchBehindItsBucketIsReopened(t *testing.T) {
 	case ev := <-w.Updates():
 		t.Fatalf("event %+v after the missed change", ev)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A watch that ends because the process's connection drains (serve shutting
+// down, before it stops its watchers) is not an operator's problem: its
+// failed reopen is logged at DEBUG, not ERROR.
+func TestWatchReopenOnADrainingConnectionIsQuiet(t *testing.T) {
+	s := testutil.RunNATS(t)
+	nc := testutil.Connect(t, s)
+	var logs testutil.SyncBuffer
+	reg, err := registry.New(t.Context(), testutil.JetStream(t, nc),
+		registry.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := reg.Watch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop() })
+	if ev := nextEvent(t, w); ev.Type != registry.EventReady {
+		t.Fatalf("first event %+v, want ready", ev)
+	}
+	// Drain the connection with a subscription still open, so the drain
+	// lasts long enough for the watcher to try again on it.
+	if _, err := nc.Subscribe("hold.drain", func(*nats.Msg) { time.Sleep(2 * time.Second) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("hold.drain", nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	if err := nc.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	registry.EndKVWatch(w)
+	testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(logs.String(), "registry: reopen watch") {
+			return errors.New("no reopen attempt logged yet")
+		}
+		return nil
+	})
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "reopen watch") && !strings.Contains(line, "level=DEBUG") {
+			t.Errorf("reopen on a draining connection logged above DEBUG: %s", line)
+		}
 	}
 }
