@@ -48,6 +48,19 @@ func isConflict(err error) bool {
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
+// notFoundError is a missing key: it wraps ErrNotFound and JetStream's own
+// error (errors.Is finds both), while its text names only what is missing.
+// "nats: key not found" after it would tell a user of `nylon get` or the
+// admin API nothing but how the registry stores keys.
+type notFoundError struct {
+	what  string // "function[x]", "function[x] version 3"
+	note  string // after the text, e.g. " (not retained)"
+	cause error
+}
+
+func (e *notFoundError) Error() string   { return e.what + ": " + ErrNotFound.Error() + e.note }
+func (e *notFoundError) Unwrap() []error { return []error{ErrNotFound, e.cause} }
+
 // isKeyNotFound reports whether a KV read found no live value.
 func isKeyNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)

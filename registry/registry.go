@@ -280,7 +280,7 @@ func (r *Registry) getPointer(ctx context.Context, name string) (pointer, uint64
 	e, err := r.kv.Get(ctx, activeKey(name))
 	if err != nil {
 		if isKeyNotFound(err) {
-			return pointer{}, 0, fmt.Errorf("function[%s]: %w: %w", name, ErrNotFound, err)
+			return pointer{}, 0, &notFoundError{what: fmt.Sprintf("function[%s]", name), cause: err}
 		}
 		return pointer{}, 0, fmt.Errorf("function[%s]: read active: %w", name, err)
 	}
@@ -299,7 +299,7 @@ func (r *Registry) getVersion(ctx context.Context, name string, v uint64) (Recor
 	e, err := r.kv.Get(ctx, versionKey(name, v))
 	if err != nil {
 		if isKeyNotFound(err) {
-			return Record{}, fmt.Errorf("function[%s] version %d: %w (not retained): %w", name, v, ErrNotFound, err)
+			return Record{}, &notFoundError{what: fmt.Sprintf("function[%s] version %d", name, v), note: " (not retained)", cause: err}
 		}
 		return Record{}, fmt.Errorf("function[%s] version %d: %w", name, v, err)
 	}

@@ -113,8 +113,16 @@ func TestDeployGetList(t *testing.T) {
 
 	_, err = reg.Get(ctx, "missing")
 	requireErrorIs(t, err, registry.ErrNotFound, jetstream.ErrKeyNotFound)
+	// What a user of `nylon get` or the admin API reads: what is missing,
+	// not how the registry stores it.
+	if err.Error() != "function[missing]: not found" {
+		t.Errorf("Get(missing) = %q, want %q", err, "function[missing]: not found")
+	}
 	_, err = reg.GetVersion(ctx, "auth", 7)
 	requireErrorIs(t, err, registry.ErrNotFound, jetstream.ErrKeyNotFound)
+	if err.Error() != "function[auth] version 7: not found (not retained)" {
+		t.Errorf("GetVersion(auth, 7) = %q", err)
+	}
 	_, err = reg.Versions(ctx, "missing")
 	requireErrorIs(t, err, registry.ErrNotFound)
 	_, err = reg.Get(ctx, "a.b")
