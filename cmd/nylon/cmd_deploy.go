@@ -278,11 +278,17 @@ func droppedNote(prev *registry.Record, rec registry.Record) string {
 	if lost != (registry.Limits{}) {
 		parts = append(parts, "limits "+formatLimits(lost))
 	}
+	// Records hold the group in effect (the function's name by default),
+	// so a deploy without --queue-group moves the endpoints off a group
+	// given before: nodes resubscribe, callers with a group set follow.
+	if prev.QueueGroup != rec.QueueGroup {
+		parts = append(parts, fmt.Sprintf("queue group %s (now %s)", prev.QueueGroup, rec.QueueGroup))
+	}
 	if len(parts) == 0 {
 		return ""
 	}
 	return fmt.Sprintf("version %d drops what version %d had: %s (a deploy does not inherit them: "+
-		"give --route, --config and the limit flags again to keep them; `nylon rollback %s` restores version %d)",
+		"give --route, --config, --queue-group and the limit flags again to keep them; `nylon rollback %s` restores version %d)",
 		rec.Version, prev.Version, strings.Join(parts, "; "), rec.Name, prev.Version)
 }
 

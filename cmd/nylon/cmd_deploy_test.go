@@ -28,7 +28,7 @@ func TestCLIDeployNotesWhatTheNewVersionDrops(t *testing.T) {
 		t.Fatalf("update: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	want := "nylon: deploy hello: note: version 2 drops what version 1 had: routes /hi/{name}; config keys greeting, token; " +
-		"limits timeout 500ms (a deploy does not inherit them: give --route, --config and the limit flags again to keep them; " +
+		"limits timeout 500ms (a deploy does not inherit them: give --route, --config, --queue-group and the limit flags again to keep them; " +
 		"`nylon rollback hello` restores version 1)\n"
 	if errOut != want {
 		t.Errorf("update stderr:\n%q\nwant:\n%q", errOut, want)
@@ -54,5 +54,16 @@ func TestCLIDeployNotesWhatTheNewVersionDrops(t *testing.T) {
 	code, out, errOut = e.cli(t, "deploy", "hello", hello, "--quiet", "--route", "/hello", "--route", "/hi/{who}", "--memory-mb", "64")
 	if code != 0 || errOut != "" {
 		t.Errorf("deploy renaming /hi/{name} to /hi/{who}: exit %d, stderr %q; want 0 and no note\n%s", code, errOut, out)
+	}
+
+	// A queue group given once and left out next time moves the endpoints
+	// back to the default group, the function's name.
+	args := []string{"deploy", "hello", hello, "--quiet", "--route", "/hello", "--route", "/hi/{who}", "--memory-mb", "64"}
+	if code, out, errOut = e.cli(t, append(args, "--queue-group", "workers")...); code != 0 {
+		t.Fatalf("deploy with --queue-group: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, out, errOut = e.cli(t, args...)
+	if code != 0 || !strings.Contains(errOut, "drops what version 6 had: queue group workers (now hello) (") {
+		t.Errorf("deploy without --queue-group: exit %d, stderr %q; want a note of the group\n%s", code, errOut, out)
 	}
 }
