@@ -390,8 +390,11 @@ func (ex *exchange) finish(aborted bool) {
 
 func (ex *exchange) routeInfo(r *http.Request) RouteInfo {
 	ri := RouteInfo{Pattern: ex.rt.pattern, Config: ex.rt.config}
-	if ex.rt.origin != nil {
-		ri.Function = ex.rt.origin.t.function
+	if o := ex.rt.origin; o != nil {
+		ri.Function = o.t.function
+		if !o.t.deployed.IsZero() && time.Since(o.t.deployed) < newFunctionGrace {
+			ri.FirstNodeWait = ex.g.opts.firstNodeWait
+		}
 	}
 	if rc := chi.RouteContext(r.Context()); rc != nil && len(rc.URLParams.Keys) > 0 {
 		ri.Params = make(map[string]string, len(rc.URLParams.Keys))

@@ -241,6 +241,11 @@ type RouteInfo struct {
 	Function string // the function origin, empty for upstream routes
 	Config   map[string]string
 	Params   map[string]string
+	// FirstNodeWait is how long the edge should wait for a first node of
+	// the function, deployed moments ago (within a minute, see
+	// FunctionRoute.Deployed), when no node answers it yet: the gateway's
+	// own bound of that wait (10 s). 0 for any other route.
+	FirstNodeWait time.Duration
 }
 
 type routeInfoKey struct{}

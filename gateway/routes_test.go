@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -430,6 +431,43 @@ routes:
 	}
 	if r := get(t, srv.URL+"/chat/lobby"); r.Body != "plain http" || n.count() != 1 {
 		t.Fatalf("plain request: %d %q", r.Status, r.Body)
+	}
+}
+
+// The WebSocket edge learns, through RouteOf, how long to wait for the
+// first node of a function deployed moments ago (as HTTP calls do); a
+// function deployed longer ago, or a configured route, gets no wait.
+func TestWebSocketRouteInfoCarriesTheFirstNodeWait(t *testing.T) {
+	e := newEnv(t)
+	seen := map[string]gateway.RouteInfo{}
+	var mu sync.Mutex
+	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri, _ := gateway.RouteOf(r.Context())
+		mu.Lock()
+		seen[ri.Pattern] = ri
+		mu.Unlock()
+		w.WriteHeader(http.StatusTeapot)
+	})
+	gw, srv := e.gateway(yamlMessaging("")+`
+routes:
+  - {path: /configured, function: chat, websocket: true}
+`, gateway.WithWebSocket(ws), gateway.WithFirstNodeWait(3*time.Second))
+	events := protocol.PhaseSetOf(protocol.PhaseEvent)
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{
+		{Path: "/new", Function: "fresh", Phases: events, Deployed: time.Now()},
+		{Path: "/old", Function: "stale", Phases: events, Deployed: time.Now().Add(-2 * time.Minute)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/new", "/old", "/configured"} {
+		wantStatus(t, get(t, srv.URL+path, "Connection", "Upgrade", "Upgrade", "websocket"), http.StatusTeapot)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for path, want := range map[string]time.Duration{"/new": 3 * time.Second, "/old": 0, "/configured": 0} {
+		if got := seen[path].FirstNodeWait; got != want {
+			t.Errorf("%s: FirstNodeWait %v, want %v", path, got, want)
+		}
 	}
 }
 

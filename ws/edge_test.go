@@ -405,6 +405,28 @@ func TestOpenFailures(t *testing.T) {
 	})
 }
 
+// A connection to a function deployed moments ago (WithFirstNodeWait, which
+// nylon serve sets from the gateway's route) waits for the function's first
+// node instead of closing with 1013 after EventRetries: the node that comes
+// up 300 ms later answers the open event, and messages flow.
+func TestOpenWaitsForANewFunctionsFirstNode(t *testing.T) {
+	s := testutil.RunNATS(t)
+	env := startEdgeWith(t, s, ws.Config{EventRetries: 1}, "fresh", func(srv *httptest.Server) {
+		h := srv.Config.Handler
+		srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r.WithContext(ws.WithFirstNodeWait(r.Context(), 5*time.Second)))
+		})
+	})
+	cl := dial(t, env.url("")).read()
+	time.Sleep(300 * time.Millisecond) // the open event finds no node meanwhile
+	respond(t, s, "fresh", false, echo)
+	cl.send("made it")
+	cl.waitFor("made it")
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_events_total", map[string]string{"kind": "open", "outcome": "ok"}); got != 1 {
+		t.Errorf("open events ok = %v, want 1", got)
+	}
+}
+
 // A message over MaxMessageSize closes the client with 1009.
 func TestMessageTooBig1009(t *testing.T) {
 	s := testutil.RunNATS(t)

@@ -39,6 +39,9 @@ type eventState struct {
 	opened      bool                // the open event succeeded: a close event follows
 	closing     bool                // the close event is being handled
 	warned      bool                // a newer protocol version was logged once
+	// firstNode is how long an event that finds no responder waits for a
+	// new function's first node (WithFirstNodeWait); 0: not at all.
+	firstNode time.Duration
 }
 
 func (s *eventState) init(c *conn, r *http.Request, config []protocol.KV) {
@@ -46,6 +49,7 @@ func (s *eventState) init(c *conn, r *http.Request, config []protocol.KV) {
 	s.wsEvent.ConnectionID = c.id
 	s.trace = protocol.ContinueTrace(r.Header.Get(protocol.HeaderTraceparent))
 	s.rooms = make(map[string]struct{})
+	s.firstNode = firstNodeWait(r)
 }
 
 // eventFailure is why an event could not be handled; it decides the close
@@ -155,6 +159,7 @@ func (c *conn) request(ev inEvent) ([]protocol.Op, error) {
 
 	var reply *nats.Msg
 	backoff := 50 * time.Millisecond
+	var waitUntil time.Time // set by the first NoResponder when the function is new
 	for attempt := 0; ; attempt++ {
 		s.attempts = attempt + 1
 		ctx, cancel := context.WithTimeout(c.e.ctx, c.e.cfg.EventTimeout)
@@ -166,6 +171,19 @@ func (c *conn) request(ev inEvent) ([]protocol.Op, error) {
 		}
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
+			if s.firstNode > 0 && !s.opened {
+				// A function deployed moments ago, and the open event (the
+				// one that races the deploy; a connection may last hours):
+				// its nodes may still be loading it. Poll every 250 ms at
+				// most until the wait ends.
+				if waitUntil.IsZero() {
+					waitUntil = time.Now().Add(s.firstNode)
+				}
+				if left := time.Until(waitUntil); left > 0 && c.sleep(min(backoff, 250*time.Millisecond, left)) {
+					backoff *= 2
+					continue
+				}
+			}
 			if attempt < c.e.cfg.EventRetries && c.sleep(backoff) {
 				backoff *= 2
 				continue

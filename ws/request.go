@@ -14,6 +14,24 @@ import (
 
 type paramsKey struct{}
 
+type firstNodeWaitKey struct{}
+
+// WithFirstNodeWait returns a copy of ctx for the upgrade request of a
+// function deployed moments ago, which no node may have loaded yet: the
+// connection's open event, when it finds no responder, is sent again for
+// up to d (after the first such answer), as the gateway's HTTP calls wait
+// for a new function's first node, instead of closing the connection with
+// 1013 after EventRetries. d <= 0 changes nothing.
+func WithFirstNodeWait(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, firstNodeWaitKey{}, d)
+}
+
+// firstNodeWait is the wait WithFirstNodeWait set on r, or 0.
+func firstNodeWait(r *http.Request) time.Duration {
+	d, _ := r.Context().Value(firstNodeWaitKey{}).(time.Duration)
+	return d
+}
+
 // WithParams returns a copy of ctx carrying route parameters for the
 // upgrade request served with it: the invocation's params, in key order.
 // Without it, the parameters of a chi router that matched the route are

@@ -206,7 +206,8 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 			http.Error(w, "websocket route without a function", http.StatusNotFound)
 			return
 		}
-		edge.ServeFunction(w, r.WithContext(ws.WithParams(r.Context(), info.Params)), info.Function, info.Config)
+		ctx := ws.WithFirstNodeWait(ws.WithParams(r.Context(), info.Params), info.FirstNodeWait)
+		edge.ServeFunction(w, r.WithContext(ctx), info.Function, info.Config)
 	})
 	gw, err = gateway.New(gcfg, d.NATS.NC, append(opts, gateway.WithWebSocket(wsHandler))...)
 	if err != nil {
