@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -87,6 +88,37 @@ func TestBenchCountsRequestsAndPrintsJSON(t *testing.T) {
 	// One request per connection before the clock, then exactly -n.
 	if got := srv.requests.Load(); got != 204 {
 		t.Errorf("server saw %d requests, want 204 (4 first + 200)", got)
+	}
+}
+
+// An https:// URL is loaded over TLS, verified with --ca (here the test
+// server's own self-signed certificate); without it the system's roots do
+// not trust that certificate and the run fails before the clock starts.
+func TestBenchOverHTTPS(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		_, _ = io.WriteString(w, `{"message":"hello, x"}`)
+	}))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u := srv.URL + "/hello?name=x"
+
+	code, out, errOut := runCmd(t, "bench", "-n", "100", "-c", "2", "--ca", ca, "--expect-body", `{"message":"hello, x"}`, "-o", "json", u)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	var rep struct{ Requests, OK, Errors int }
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Requests != 100 || rep.OK != 100 || rep.Errors != 0 {
+		t.Fatalf("report %+v, %v; want 100 requests, all ok\n%s", rep, err, out)
+	}
+
+	code, _, errOut = runCmd(t, "bench", "-n", "10", u)
+	if code != 1 || !strings.Contains(errOut, "TLS handshake") || !strings.Contains(errOut, "certificate") {
+		t.Fatalf("without --ca: exit %d, stderr %q; want 1 and the untrusted certificate", code, errOut)
 	}
 }
 
@@ -299,8 +331,10 @@ func TestBenchUsageErrors(t *testing.T) {
 	}{
 		{nil, "missing <url>"},
 		{[]string{u, "extra"}, `unexpected argument "extra"`},
-		{[]string{"https://127.0.0.1:1/"}, "https is not supported"},
-		{[]string{"127.0.0.1:1/x"}, "want an http:// URL"},
+		{[]string{"ftp://127.0.0.1:1/"}, "want an http:// or https:// URL"},
+		{[]string{"127.0.0.1:1/x"}, "want an http:// or https:// URL"},
+		{[]string{"--ca", "/nonexistent.pem", u}, "--ca: /nonexistent.pem verifies https:// URLs only"},
+		{[]string{"--ca", "/nonexistent.pem", "https://127.0.0.1:1/"}, "--ca: open /nonexistent.pem"},
 		{[]string{"-n", "10", "-d", "1s", u}, "--requests and --duration: give one of them"},
 		{[]string{"-n", "-1", u}, "--requests: -1 is negative"},
 		{[]string{"-d", "soon", u}, "not a duration"},

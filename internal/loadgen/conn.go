@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,17 @@ func dial(ctx context.Context, p *prepared) (*Conn, error) {
 	conn, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", p.addr, err)
+	}
+	if p.tls != nil {
+		tc := tls.Client(conn, p.tls)
+		hctx, cancel := context.WithTimeout(ctx, p.timeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", p.addr, err)
+		}
+		conn = tc
 	}
 	keep := keepUnchecked
 	if p.check {

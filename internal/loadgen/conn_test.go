@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -166,6 +167,39 @@ func TestLoadConnAgainstNetHTTP(t *testing.T) {
 	s.ExpectBody = []byte("something else")
 	if err := dialT(t, s).Do(); !errors.Is(err, ErrBody) {
 		t.Fatalf("a different body: %v, want ErrBody", err)
+	}
+}
+
+// An https:// load speaks HTTP/1.1 over TLS, verified with the roots it is
+// given (here the test server's own certificate), even against a server
+// that offers HTTP/2; a certificate it does not trust fails the dial.
+func TestLoadConnOverTLS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || r.ProtoMajor != 1 {
+			http.Error(w, "want HTTP/1.1 over TLS, got "+r.Proto, http.StatusBadRequest)
+			return
+		}
+		_, _ = w.Write([]byte(helloBody))
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	s, err := ParseURL(srv.URL + helloTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ExpectBody, s.CheckBody = []byte(helloBody), true
+	if _, err := Dial(context.Background(), s); err == nil || !strings.Contains(err.Error(), "TLS handshake") {
+		t.Fatalf("dial with the system's roots: %v, want a failed TLS handshake (a test certificate)", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	s.TLS.RootCAs = pool
+	c := dialT(t, s)
+	for i := range 3 {
+		if err := c.Do(); err != nil {
+			t.Fatalf("exchange %d over TLS: %v (status %d)", i, err, c.Status())
+		}
 	}
 }
 

@@ -44,8 +44,8 @@ func ExamplePool_Run() {
 
 // A URL the generator cannot speak is refused before any dial.
 func ExampleParseURL() {
-	_, err := loadgen.ParseURL("https://example.com/")
+	_, err := loadgen.ParseURL("ftp://example.com/")
 	fmt.Println(err)
 	// Output:
-	// unsupported scheme: "https://example.com/": https is not supported, only plain http:// (HTTP/1.1 without TLS)
+	// unsupported scheme: "ftp://example.com/": want an http:// or https:// URL
 }

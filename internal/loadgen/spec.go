@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,8 +19,8 @@ const DefaultTimeout = 10 * time.Second
 // ErrInvalidSpec is wrapped by every error of Spec validation and ParseURL.
 var ErrInvalidSpec = errors.New("invalid load spec")
 
-// ErrUnsupportedScheme is wrapped by ParseURL for a URL that is not http://;
-// the generator speaks plain HTTP/1.1 only.
+// ErrUnsupportedScheme is wrapped by ParseURL for a URL that is neither
+// http:// nor https://; the generator speaks HTTP/1.1 only, over TLS or not.
 var ErrUnsupportedScheme = errors.New("unsupported scheme")
 
 // Header is one request header line.
@@ -55,24 +56,27 @@ type Spec struct {
 	// connection's deadline is renewed only once less than half of it is
 	// left, so an exchange fails after between Timeout/2 and Timeout.
 	Timeout time.Duration
+	// TLS, when set, makes every connection HTTPS: a TLS handshake at dial
+	// (within Timeout), offering only HTTP/1.1 by ALPN. Its ServerName is
+	// Host's (or Addr's) host when empty. nil: plain HTTP.
+	TLS *tls.Config
 }
 
 // ParseURL returns the Spec of a GET of rawURL: Addr, Host and Target set
-// from an http:// URL (port 80 when the URL has none). Anything but http://
-// wraps ErrUnsupportedScheme.
+// from an http:// or https:// URL (port 80 or 443 when the URL has none);
+// an https:// URL also sets TLS, verifying with the system's roots.
+// Anything else wraps ErrUnsupportedScheme.
 func ParseURL(rawURL string) (Spec, error) {
 	if !strings.Contains(rawURL, "://") {
-		return Spec{}, fmt.Errorf("%w: %q: want an http:// URL like http://127.0.0.1:8080/path", ErrUnsupportedScheme, rawURL)
+		return Spec{}, fmt.Errorf("%w: %q: want an http:// or https:// URL like http://127.0.0.1:8080/path", ErrUnsupportedScheme, rawURL)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return Spec{}, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
 	switch {
-	case u.Scheme == "https":
-		return Spec{}, fmt.Errorf("%w: %q: https is not supported, only plain http:// (HTTP/1.1 without TLS)", ErrUnsupportedScheme, rawURL)
-	case u.Scheme != "http":
-		return Spec{}, fmt.Errorf("%w: %q: want an http:// URL", ErrUnsupportedScheme, rawURL)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return Spec{}, fmt.Errorf("%w: %q: want an http:// or https:// URL", ErrUnsupportedScheme, rawURL)
 	case u.Host == "" || u.Hostname() == "":
 		return Spec{}, fmt.Errorf("%w: %q: no host", ErrInvalidSpec, rawURL)
 	case u.User != nil:
@@ -81,15 +85,24 @@ func ParseURL(rawURL string) (Spec, error) {
 	port := u.Port()
 	if port == "" {
 		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return Spec{}, fmt.Errorf("%w: %q: bad port %q", ErrInvalidSpec, rawURL, port)
 	}
-	return Spec{
+	s := Spec{
 		Addr:   net.JoinHostPort(u.Hostname(), port),
 		Host:   u.Host,
 		Target: u.RequestURI(),
-	}, nil
+	}
+	if u.Scheme == "https" {
+		// The URL's host names the certificate, whatever Host header is
+		// sent later (as curl does with -H Host).
+		s.TLS = &tls.Config{ServerName: u.Hostname()}
+	}
+	return s, nil
 }
 
 // reservedHeaders are written by the generator itself: the request framing
@@ -143,6 +156,7 @@ func (s Spec) Validate() error {
 // prepared is a validated Spec with its request encoded once.
 type prepared struct {
 	addr    string
+	tls     *tls.Config // nil: plain HTTP
 	req     []byte
 	status  int
 	want    []byte
@@ -169,6 +183,21 @@ func (s Spec) prepare() (*prepared, error) {
 	}
 	if p.timeout == 0 {
 		p.timeout = DefaultTimeout
+	}
+	if s.TLS != nil {
+		// HTTP/1.1 only: the generator frames the exchange itself.
+		p.tls = s.TLS.Clone()
+		p.tls.NextProtos = []string{"http/1.1"}
+		if p.tls.ServerName == "" {
+			host := s.Host
+			if host == "" {
+				host = s.Addr
+			}
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			p.tls.ServerName = host
+		}
 	}
 	return p, nil
 }

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,7 +16,7 @@ func TestParseURL(t *testing.T) {
 		{url: "http://127.0.0.1:8080/hello?name=x", addr: "127.0.0.1:8080", host: "127.0.0.1:8080", target: "/hello?name=x"},
 		{url: "http://example.com", addr: "example.com:80", host: "example.com", target: "/"},
 		{url: "http://[::1]:9000/a%20b?q=1#frag", addr: "[::1]:9000", host: "[::1]:9000", target: "/a%20b?q=1"},
-		{url: "https://example.com/", err: ErrUnsupportedScheme},
+		{url: "https://example.com/", addr: "example.com:443", host: "example.com", target: "/"},
 		{url: "ftp://example.com/", err: ErrUnsupportedScheme},
 		{url: "127.0.0.1:8080/hello", err: ErrUnsupportedScheme},
 		{url: "http:///path", err: ErrInvalidSpec},
@@ -32,6 +33,9 @@ func TestParseURL(t *testing.T) {
 		}
 		if err != nil || s.Addr != tc.addr || s.Host != tc.host || s.Target != tc.target {
 			t.Errorf("%s: %+v, %v; want addr %s host %s target %s", tc.url, s, err, tc.addr, tc.host, tc.target)
+		}
+		if https := strings.HasPrefix(tc.url, "https:"); (s.TLS != nil) != https {
+			t.Errorf("%s: TLS %v, want it set only for https", tc.url, s.TLS)
 		}
 	}
 }
