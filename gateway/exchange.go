@@ -392,7 +392,7 @@ func (ex *exchange) routeInfo(r *http.Request) RouteInfo {
 	ri := RouteInfo{Pattern: ex.rt.pattern, Config: ex.rt.config}
 	if o := ex.rt.origin; o != nil {
 		ri.Function = o.t.function
-		if !o.t.deployed.IsZero() && time.Since(o.t.deployed) < newFunctionGrace {
+		if o.t.isNew(time.Now()) {
 			ri.FirstNodeWait = ex.g.opts.firstNodeWait
 		}
 	}

@@ -34,6 +34,12 @@ const (
 	defaultFirstNodeMaxWaiting = 1024
 )
 
+// isNew reports whether t is the route of a function deployed less than
+// newFunctionGrace before now, whose nodes may still be loading it.
+func (t *target) isNew(now time.Time) bool {
+	return !t.deployed.IsZero() && now.Sub(t.deployed) < newFunctionGrace
+}
+
 // firstNodeWait is one call's wait for the first node of a new function.
 // The zero value has not started waiting.
 type firstNodeWait struct {
@@ -54,7 +60,7 @@ type firstNodeWait struct {
 func (w *firstNodeWait) wait(ctx context.Context, t *target, timeout, bound time.Duration, maxWaiting int32) bool {
 	now := time.Now()
 	if w.until.IsZero() {
-		if t.deployed.IsZero() || t.firstNodeWaiting == nil || now.Sub(t.deployed) >= newFunctionGrace {
+		if !t.isNew(now) || t.firstNodeWaiting == nil {
 			return false
 		}
 		if t.firstNodeWaiting.Add(1) > maxWaiting {
