@@ -124,6 +124,8 @@ func (w *dlqWriter) store(ctx context.Context, j dlqJob) {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) && w.restore(ctx, j.ds, j.msg.Subject, sent) {
 			continue
 		}
+		w.g.log.Debug("gateway: dead letter not stored yet; retrying", "subject", j.msg.Subject, "request_id", j.id,
+			"publish_attempts", attempt, "error", err)
 		d := min(dlqBackoffInitial<<min(attempt-1, 10), dlqBackoffMax)
 		if !sleep(ctx.Done(), d) {
 			break
@@ -181,10 +183,19 @@ func (w *dlqWriter) restore(ctx context.Context, ds *dlqStream, subject string, 
 	return created
 }
 
-// jsErrClusterNotAvailable is nats-server's JSClusterNotAvailErr,
-// "JetStream system temporarily unavailable": the one stream answer worth
-// retrying (nats.go names no constant for it).
-const jsErrClusterNotAvailable jetstream.ErrorCode = 10008
+// The stream answers worth retrying (nats.go names no constants for them):
+//   - jsErrClusterNotAvailable is nats-server's JSClusterNotAvailErr,
+//     "JetStream system temporarily unavailable".
+//   - jsErrDuplicateInProcess is JSStreamDuplicateMessageConflict,
+//     "duplicate message id is in process": an earlier attempt of this
+//     letter reached a leader that has not committed it yet (it lost its
+//     quorum, so that attempt's acknowledgement timed out). A later attempt
+//     is acknowledged as a duplicate once it commits, or stored if the
+//     leader drops it.
+const (
+	jsErrClusterNotAvailable jetstream.ErrorCode = 10008
+	jsErrDuplicateInProcess  jetstream.ErrorCode = 10158
+)
 
 // dlqPermanent reports whether publishing again cannot help. No answer (no
 // responders while the stream has no leader, a timeout, a reconnect) may
@@ -198,7 +209,8 @@ func dlqPermanent(err error) bool {
 		return true
 	}
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode != jsErrClusterNotAvailable
+	return errors.As(err, &apiErr) &&
+		apiErr.ErrorCode != jsErrClusterNotAvailable && apiErr.ErrorCode != jsErrDuplicateInProcess
 }
 
 // close stops intake and waits, at most dlqCloseWait and until ctx ends,
