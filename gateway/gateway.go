@@ -42,6 +42,10 @@ type Gateway struct {
 	// those of the table before must count against the bound too. Guarded
 	// by mu.
 	firstNodeWaiting map[routeOwner]*atomic.Int32
+	// fnSeries are the metric labels of the function routes, current and
+	// removed: SetFunctionRoutes drops the series of those it removes
+	// (metrics.forgetFunctionRoutes). Guarded by mu.
+	fnSeries fnSeries
 
 	session atomic.Uint32
 	logs    *workQueue[logJob]
@@ -434,6 +438,7 @@ func (g *Gateway) SetFunctionRoutes(routes []FunctionRoute) error {
 	mux.lost = lost
 	g.reportConflicts(g.table.Load().lost, lost)
 	g.table.Store(mux)
+	g.met.forgetFunctionRoutes(&g.fnSeries, g.seriesOf(dyn), g.staticSeries(), time.Now())
 	g.log.Info("gateway: function routes installed", "routes", len(dyn)-len(mountErrs), "skipped", len(errs), "conflicts", len(lost))
 	return errors.Join(errs...)
 }

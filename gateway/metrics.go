@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,6 +129,114 @@ func (m *metrics) unregister(reg prometheus.Registerer) {
 	}
 	for _, c := range m.collectors() {
 		reg.Unregister(c)
+	}
+}
+
+// functionSeries are the plugin and route label values some routes use.
+type functionSeries struct {
+	plugins map[string]struct{}
+	routes  map[string]struct{}
+}
+
+// seriesOf returns the labels of the series that rts count in: their
+// patterns and the names of their targets.
+func (g *Gateway) seriesOf(rts []*route) functionSeries {
+	s := functionSeries{plugins: map[string]struct{}{}, routes: map[string]struct{}{}}
+	for _, rt := range rts {
+		s.routes[rt.pattern] = struct{}{}
+		if rt.origin != nil {
+			s.plugins[rt.origin.t.name] = struct{}{}
+		}
+		for _, hops := range [][]*hop{rt.reqFilters, rt.respFilters, rt.bodyFilters, rt.loggers} {
+			for _, h := range hops {
+				s.plugins[h.t.name] = struct{}{}
+			}
+		}
+	}
+	return s
+}
+
+// staticSeries are the labels the configuration holds for the life of the
+// gateway: every plugin's (New made their children, used by a route or
+// not) and the configured routes'.
+func (g *Gateway) staticSeries() functionSeries {
+	s := g.seriesOf(g.static)
+	for name := range g.plugins {
+		s.plugins[name] = struct{}{}
+	}
+	return s
+}
+
+// seriesGrace is how long after a function route is removed its series
+// are dropped again: calls that were running on it (a first-node wait of
+// 10 s, retries, a dead letter stored for up to 30 s) may still count in a
+// child, and counting a status code or error kind the route had not
+// answered yet makes a new one.
+const seriesGrace = 5 * time.Minute
+
+// fnSeries tracks the series of function routes, so that those of removed
+// routes are dropped. Guarded by Gateway.mu.
+type fnSeries struct {
+	current functionSeries
+	// retired are the labels removed from the table, with when: dropped
+	// again once seriesGrace has passed, unless they are back in use.
+	retiredPlugins map[string]time.Time
+	retiredRoutes  map[string]time.Time
+}
+
+// forgetFunctionRoutes drops the series of the function routes in
+// fs.current that are neither in now nor held by the configuration
+// (static: a plugin or a configured route may share a function's name or
+// pattern), and again those removed seriesGrace or longer before at; now
+// becomes fs.current. Every deploy under a new function name or route would
+// otherwise leave its children (a histogram of 34 series per phase) in the
+// registry for the life of the process: a gateway running for weeks
+// through short-lived functions would grow its memory and every scrape
+// without bound. What a straggler counts after the second drop is lost;
+// nobody can look a removed route up any more.
+func (m *metrics) forgetFunctionRoutes(fs *fnSeries, now, static functionSeries, at time.Time) {
+	if fs.retiredPlugins == nil {
+		fs.retiredPlugins, fs.retiredRoutes = map[string]time.Time{}, map[string]time.Time{}
+	}
+	retire := func(route bool, before, now, static map[string]struct{}, retired map[string]time.Time) {
+		for name := range before {
+			_, used := now[name]
+			_, held := static[name]
+			if !used && !held {
+				retired[name] = at
+				m.forgetLabel(route, name)
+			}
+		}
+		for name, since := range retired {
+			if _, used := now[name]; used {
+				delete(retired, name) // back in use: its series are live again
+				continue
+			}
+			if at.Sub(since) >= seriesGrace {
+				delete(retired, name)
+				m.forgetLabel(route, name) // what stragglers counted since
+			}
+		}
+	}
+	retire(false, fs.current.plugins, now.plugins, static.plugins, fs.retiredPlugins)
+	retire(true, fs.current.routes, now.routes, static.routes, fs.retiredRoutes)
+	fs.current = now
+}
+
+// forgetLabel drops every series of a route pattern (route) or of a plugin
+// or function origin name.
+func (m *metrics) forgetLabel(route bool, value string) {
+	if route {
+		l := prometheus.Labels{"route": value}
+		m.httpRequests.DeletePartialMatch(l)
+		m.httpDuration.DeletePartialMatch(l)
+		return
+	}
+	l := prometheus.Labels{"plugin": value}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.inflight, m.retries, m.timeouts, m.dlq, m.dlqLost, m.errors, m.shed, m.duration,
+	} {
+		v.DeletePartialMatch(l)
 	}
 }
 
