@@ -183,12 +183,16 @@ func restoreDLQ(ctx context.Context, js jetstream.JetStream, prefix string, cfg 
 // deleted later, while the gateway runs, is created again with the same
 // settings by the dead-letter writer when a letter finds none.
 func (g *Gateway) Start(ctx context.Context) error {
+	// Reload copies each config's stream into the configs it makes: it
+	// must see those Start sets.
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	type key struct {
 		nc     *nats.Conn
 		prefix string
 	}
 	done := map[key]*dlqStream{}
-	for _, m := range g.msgs {
+	for _, m := range g.conf.Load().msgs {
 		k := key{m.nc, m.prefix}
 		if m.cfg.DLQ.Disabled {
 			continue
@@ -260,10 +264,11 @@ func (g *Gateway) StoreDeadLetter(msg *nats.Msg) bool {
 // prefix subject is a dead-letter subject of, and the subject's function
 // and phase; the function routes' config first.
 func (g *Gateway) dlqConfigOf(subject string) (*messaging, protocol.SubjectTarget, bool) {
-	for i := -1; i < len(g.msgs); i++ {
-		m := g.fnMsg
+	c := g.conf.Load()
+	for i := -1; i < len(c.msgs); i++ {
+		m := c.fnMsg
 		if i >= 0 {
-			m = g.msgs[i]
+			m = c.msgs[i]
 		}
 		if m.dlq == nil {
 			continue

@@ -23,7 +23,12 @@
 // the last failed attempt a request goes to the dead-letter subject.
 //
 // Routes come from the configuration and, for deployed functions, from
-// SetFunctionRoutes, which swaps the route table atomically.
+// SetFunctionRoutes, which swaps the route table atomically. Reload (and
+// ReloadFile) swaps a new configuration in the same way: plugins, routes and
+// caller policies change for the next request, requests in flight finish
+// with what they started with, the function routes stay, and an invalid
+// configuration, or one changing a messaging config's connection, prefix or
+// dead-letter stream (ErrRestartRequired), changes nothing.
 //
 // The package imports only protocol from this project: it talks to platform
 // nodes through NATS alone.

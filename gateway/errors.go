@@ -36,6 +36,12 @@ var (
 	// `nylon serve` fail, and ListDLQ does not list it.
 	ErrDLQConflict = errors.New("dead-letter stream belongs to other subjects")
 
+	// ErrRestartRequired is wrapped when Reload refuses a configuration
+	// that changes what only New sets up: a messaging config's connection
+	// (servers, tls, auth, type), subject_prefix, dead-letter stream (dlq),
+	// or the set of messaging configs. The message names the field.
+	ErrRestartRequired = errors.New("needs a restart")
+
 	// errShed is the limiter's verdict under overflow_policy shed: skip the
 	// plugin as if on_error were continue.
 	errShed = errors.New("shed")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,19 +23,23 @@ import (
 // Gateway is the HTTP edge: an http.Handler that matches a route, runs its
 // plugin chain over NATS with each plugin's caller policies, proxies to the
 // route's origin and answers. It is safe for concurrent use; the route table
-// is swapped atomically by SetFunctionRoutes.
+// is swapped atomically by SetFunctionRoutes and Reload.
 type Gateway struct {
 	opts      options
 	log       *slog.Logger
 	met       *metrics
 	rng       *Rand
 	transport http.RoundTripper
-	msgs      []*messaging
-	fnMsg     *messaging
-	plugins   map[string]*target
-	static    []*route // from the configuration; they win path conflicts
+	// conf is what the configuration sets up: messaging configs, plugins
+	// and configured routes. Reload swaps it whole (under mu) before the
+	// route table; requests hold the routes, and through them the
+	// targets, they started with.
+	conf atomic.Pointer[conf]
+	// fnRoutes are the routes last given to SetFunctionRoutes, so that
+	// Reload rebuilds them over the new messaging configs. Guarded by mu.
+	fnRoutes []FunctionRoute
 
-	mu    sync.Mutex // serializes SetFunctionRoutes
+	mu    sync.Mutex // serializes SetFunctionRoutes, Reload and Start
 	table atomic.Pointer[routeTable]
 	// firstNodeWaiting counts, per function route, the calls waiting for
 	// the function's first node (firstnode.go). Kept across tables: every
@@ -42,10 +47,10 @@ type Gateway struct {
 	// those of the table before must count against the bound too. Guarded
 	// by mu.
 	firstNodeWaiting map[routeOwner]*atomic.Int32
-	// fnSeries are the metric labels of the function routes, current and
-	// removed: SetFunctionRoutes drops the series of those it removes
-	// (metrics.forgetFunctionRoutes). Guarded by mu.
-	fnSeries fnSeries
+	// series are the metric labels of the routes, current and removed:
+	// SetFunctionRoutes and Reload drop the series of the routes and
+	// plugins they remove (metrics.forgetRemoved). Guarded by mu.
+	series routeSeries
 
 	session atomic.Uint32
 	logs    *workQueue[logJob]
@@ -115,37 +120,32 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Gateway, error) {
 		met:       met,
 		rng:       NewRand(seed),
 		transport: o.transport,
-		plugins:   map[string]*target{},
 	}
 	if g.transport == nil {
 		g.transport = newTransport()
 	}
-	if err := g.setupMessaging(cfg, nc); err != nil {
+	c := &conf{cfg: cfg}
+	if err := g.setupMessaging(c, nc); err != nil {
 		return nil, err
 	}
-	for i := range cfg.Plugins {
-		p := &cfg.Plugins[i]
-		g.plugins[p.Name] = g.pluginTarget(p)
+	if err := g.compile(c); err != nil {
+		return nil, err
 	}
-	for i := range cfg.Routes {
-		rt, err := g.staticRoute(&cfg.Routes[i])
-		if err != nil {
-			return nil, fmt.Errorf("gateway: routes[%d]: %w", i, err)
-		}
-		g.static = append(g.static, rt)
-	}
-	mux, errs := g.buildMux(nil)
+	mux, errs := g.buildMux(c, nil)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("gateway: %w", errors.Join(errs...))
 	}
+	g.conf.Store(c)
 	g.table.Store(mux)
+	g.series.current = g.seriesInUse(c, nil)
+	met.lastReloadOK.Set(1) // the configuration New was given is loaded
 	g.logs = newLogPool(g, o.logWorkers, o.logQueue)
 	g.dlq = newDLQWriter(g)
 	ok = true
 	return g, nil
 }
 
-func (g *Gateway) setupMessaging(cfg Config, nc *nats.Conn) error {
+func (g *Gateway) setupMessaging(c *conf, nc *nats.Conn) error {
 	// The prefix of configs without one: WithSubjectPrefix, else that of
 	// WithEnv's environment, else of the default one.
 	defaultPrefix := g.opts.prefix
@@ -156,7 +156,7 @@ func (g *Gateway) setupMessaging(cfg Config, nc *nats.Conn) error {
 		}
 		defaultPrefix = protocol.Prefix(env)
 	}
-	ms := cfg.Messaging
+	ms := c.cfg.Messaging
 	if len(ms) == 0 {
 		ms = []MessagingConfig{{Name: defaultMessagingName, SubjectPrefix: defaultPrefix}}
 	}
@@ -182,11 +182,11 @@ func (g *Gateway) setupMessaging(cfg Config, nc *nats.Conn) error {
 			m.env = envOfPrefix(m.prefix)
 		}
 		m.envHeader = []string{m.env}
-		g.msgs = append(g.msgs, m)
+		c.msgs = append(c.msgs, m)
 	}
-	g.fnMsg = g.msgs[0]
+	c.fnMsg = c.msgs[0]
 	if name := g.opts.fnMessaging; name != "" {
-		if g.fnMsg = g.messaging(name); g.fnMsg == nil {
+		if c.fnMsg = c.messaging(name); c.fnMsg == nil {
 			return fmt.Errorf("gateway: function messaging %q: %w: no such messaging config", name, ErrInvalidConfig)
 		}
 	}
@@ -201,8 +201,8 @@ func envOfPrefix(prefix string) string {
 	return protocol.DefaultEnv
 }
 
-func (g *Gateway) messaging(name string) *messaging {
-	for _, m := range g.msgs {
+func (c *conf) messaging(name string) *messaging {
+	for _, m := range c.msgs {
 		if m.cfg.Name == name {
 			return m
 		}
@@ -233,7 +233,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 	if derr := g.dlq.close(ctx); err == nil {
 		err = derr
 	}
-	for _, m := range g.msgs {
+	// Reload keeps every config's reply mux: those of the first
+	// configuration are all there are.
+	for _, m := range g.conf.Load().msgs {
 		m.replies.close()
 	}
 	return err
@@ -315,8 +317,8 @@ func (g *Gateway) newTarget(name, function, group string, m *messaging, phases p
 	return t
 }
 
-func (g *Gateway) pluginTarget(p *PluginConfig) *target {
-	m := g.messaging(p.Messaging)
+func (g *Gateway) pluginTarget(c *conf, p *PluginConfig) *target {
+	m := c.messaging(p.Messaging)
 	phases := protocol.PhaseSetOf(protocol.HTTPPhases[:]...)
 	explicit := len(p.PerPhase) > 0
 	if explicit {
@@ -379,6 +381,14 @@ type FunctionRoute struct {
 func (g *Gateway) SetFunctionRoutes(routes []FunctionRoute) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.fnRoutes = slices.Clone(routes)
+	return g.installRoutes(g.conf.Load(), routes)
+}
+
+// installRoutes builds the route table of c's configured routes and the
+// function routes, and installs it (see SetFunctionRoutes). Call with mu
+// held, c installed.
+func (g *Gateway) installRoutes(c *conf, routes []FunctionRoute) error {
 	type keyed struct {
 		FunctionRoute
 		key string
@@ -398,7 +408,7 @@ func (g *Gateway) SetFunctionRoutes(routes []FunctionRoute) error {
 		return a.Path < b.Path
 	})
 	static := map[string]string{} // route key -> configured pattern
-	for _, rt := range g.static {
+	for _, rt := range c.static {
 		static[protocol.RouteKey(rt.pattern)] = rt.pattern
 	}
 	var errs []error
@@ -430,15 +440,15 @@ func (g *Gateway) SetFunctionRoutes(routes []FunctionRoute) error {
 			w = new(atomic.Int32)
 		}
 		waiting[loser] = w
-		dyn = append(dyn, g.functionRoute(fr, w))
+		dyn = append(dyn, g.functionRoute(c, fr, w))
 	}
 	g.firstNodeWaiting = waiting
-	mux, mountErrs := g.buildMux(dyn)
+	mux, mountErrs := g.buildMux(c, dyn)
 	errs = append(errs, mountErrs...)
 	mux.lost = lost
 	g.reportConflicts(g.table.Load().lost, lost)
 	g.table.Store(mux)
-	g.met.forgetFunctionRoutes(&g.fnSeries, g.seriesOf(dyn), g.staticSeries(), time.Now())
+	g.met.forgetRemoved(&g.series, g.seriesInUse(c, dyn), time.Now())
 	g.log.Info("gateway: function routes installed", "routes", len(dyn)-len(mountErrs), "skipped", len(errs), "conflicts", len(lost))
 	return errors.Join(errs...)
 }

@@ -55,3 +55,25 @@ func (l *limiter) acquire(ctx context.Context, wait time.Duration) error {
 }
 
 func (l *limiter) release() { <-l.slots }
+
+// reconfigured returns the limiter for max and policy after a Reload: l
+// itself when neither changed; when only the policy changed, one sharing
+// l's slots, so the calls in flight still count; when max changed, a new
+// one with every slot free. The calls in flight hold their slots in l
+// (they, and the retries of their requests, call through the targets they
+// started with) and release them there: until they finish, at most their
+// timeout times their attempts, up to the old bound plus the new one may
+// be in flight over the config. Carrying the count into a channel of
+// another size would need a hand-off on every release, on the hot path,
+// for what a reload does once.
+func (l *limiter) reconfigured(max int, policy OverflowPolicy) *limiter {
+	n := newLimiter(max, policy)
+	if cap(n.slots) != cap(l.slots) {
+		return n
+	}
+	if n.policy == l.policy {
+		return l
+	}
+	n.slots = l.slots
+	return n
+}

@@ -41,6 +41,11 @@ type metrics struct {
 	// routeConflicts is 1 for each function route not installed because
 	// another function or a configured route holds it.
 	routeConflicts *prometheus.GaugeVec // route, function, owner
+	// reloads and lastReloadOK are Prometheus's own pair for its
+	// configuration reloads: alert on the gauge being 0, which a failed
+	// Reload leaves until one succeeds.
+	reloads      *prometheus.CounterVec // result
+	lastReloadOK prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -95,7 +100,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "nylon_gateway_route_conflicts",
 			Help: "1 for each function route not installed because another function (owner) or a configured route holds the same chi route.",
 		}, []string{"route", "function", "owner"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nylon_gateway_config_reloads_total",
+			Help: "Configuration reloads (Gateway.Reload, SIGHUP in nylon serve) by result: success or failure.",
+		}, []string{"result"}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nylon_gateway_config_last_reload_successful",
+			Help: "1 when the last configuration reload succeeded (or none was tried), 0 when it failed and the previous configuration still serves.",
+		}),
 	}
+	// Both results are exported from the start, so that a rate over them
+	// has a zero to start from.
+	m.reloads.WithLabelValues(reloadSuccess)
+	m.reloads.WithLabelValues(reloadFailure)
 	if reg == nil {
 		return m, nil
 	}
@@ -118,7 +135,25 @@ func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.inflight, m.retries, m.timeouts, m.dlq, m.dlqLost, m.errors, m.shed, m.duration,
 		m.httpRequests, m.httpDuration, m.logDropped, m.routeConflicts,
+		m.reloads, m.lastReloadOK,
 	}
+}
+
+// Values of the result label of nylon_gateway_config_reloads_total.
+const (
+	reloadSuccess = "success"
+	reloadFailure = "failure"
+)
+
+// reloaded counts a Reload and sets the last result.
+func (m *metrics) reloaded(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues(reloadSuccess).Inc()
+		m.lastReloadOK.Set(1)
+		return
+	}
+	m.reloads.WithLabelValues(reloadFailure).Inc()
+	m.lastReloadOK.Set(0)
 }
 
 // unregister removes the collectors from reg, when New fails after
@@ -132,16 +167,16 @@ func (m *metrics) unregister(reg prometheus.Registerer) {
 	}
 }
 
-// functionSeries are the plugin and route label values some routes use.
-type functionSeries struct {
+// seriesLabels are the plugin and route label values some routes count in.
+type seriesLabels struct {
 	plugins map[string]struct{}
 	routes  map[string]struct{}
 }
 
 // seriesOf returns the labels of the series that rts count in: their
 // patterns and the names of their targets.
-func (g *Gateway) seriesOf(rts []*route) functionSeries {
-	s := functionSeries{plugins: map[string]struct{}{}, routes: map[string]struct{}{}}
+func (g *Gateway) seriesOf(rts []*route) seriesLabels {
+	s := seriesLabels{plugins: map[string]struct{}{}, routes: map[string]struct{}{}}
 	for _, rt := range rts {
 		s.routes[rt.pattern] = struct{}{}
 		if rt.origin != nil {
@@ -156,53 +191,50 @@ func (g *Gateway) seriesOf(rts []*route) functionSeries {
 	return s
 }
 
-// staticSeries are the labels the configuration holds for the life of the
-// gateway: every plugin's (New made their children, used by a route or
-// not) and the configured routes'.
-func (g *Gateway) staticSeries() functionSeries {
-	s := g.seriesOf(g.static)
-	for name := range g.plugins {
+// seriesInUse are the labels of c's configured routes and plugins (New
+// made the children of every plugin, used by a route or not) and of the
+// function routes fn.
+func (g *Gateway) seriesInUse(c *conf, fn []*route) seriesLabels {
+	s := g.seriesOf(append(slices.Clip(c.static), fn...))
+	for name := range c.plugins {
 		s.plugins[name] = struct{}{}
 	}
 	return s
 }
 
-// seriesGrace is how long after a function route is removed its series
+// seriesGrace is how long after a route or plugin is removed its series
 // are dropped again: calls that were running on it (a first-node wait of
 // 10 s, retries, a dead letter stored for up to 30 s) may still count in a
 // child, and counting a status code or error kind the route had not
 // answered yet makes a new one.
 const seriesGrace = 5 * time.Minute
 
-// fnSeries tracks the series of function routes, so that those of removed
-// routes are dropped. Guarded by Gateway.mu.
-type fnSeries struct {
-	current functionSeries
+// routeSeries tracks the labels the route table counts in, so that those
+// of removed routes and plugins are dropped. Guarded by Gateway.mu.
+type routeSeries struct {
+	current seriesLabels
 	// retired are the labels removed from the table, with when: dropped
 	// again once seriesGrace has passed, unless they are back in use.
 	retiredPlugins map[string]time.Time
 	retiredRoutes  map[string]time.Time
 }
 
-// forgetFunctionRoutes drops the series of the function routes in
-// fs.current that are neither in now nor held by the configuration
-// (static: a plugin or a configured route may share a function's name or
-// pattern), and again those removed seriesGrace or longer before at; now
-// becomes fs.current. Every deploy under a new function name or route would
-// otherwise leave its children (a histogram of 34 series per phase) in the
-// registry for the life of the process: a gateway running for weeks
-// through short-lived functions would grow its memory and every scrape
-// without bound. What a straggler counts after the second drop is lost;
-// nobody can look a removed route up any more.
-func (m *metrics) forgetFunctionRoutes(fs *fnSeries, now, static functionSeries, at time.Time) {
-	if fs.retiredPlugins == nil {
-		fs.retiredPlugins, fs.retiredRoutes = map[string]time.Time{}, map[string]time.Time{}
+// forgetRemoved drops the series of the labels in rs.current that are not
+// in now (a function deleted or deployed without a route, a route or
+// plugin a Reload removed), and again those removed seriesGrace or longer
+// before at; now becomes rs.current. Every deploy under a new function
+// name or route would otherwise leave its children (a histogram of 34
+// series per phase) in the registry for the life of the process: a
+// gateway running for weeks through short-lived functions would grow its
+// memory and every scrape without bound. What a straggler counts after
+// the second drop is lost; nobody can look a removed route up any more.
+func (m *metrics) forgetRemoved(rs *routeSeries, now seriesLabels, at time.Time) {
+	if rs.retiredPlugins == nil {
+		rs.retiredPlugins, rs.retiredRoutes = map[string]time.Time{}, map[string]time.Time{}
 	}
-	retire := func(route bool, before, now, static map[string]struct{}, retired map[string]time.Time) {
+	retire := func(route bool, before, now map[string]struct{}, retired map[string]time.Time) {
 		for name := range before {
-			_, used := now[name]
-			_, held := static[name]
-			if !used && !held {
+			if _, used := now[name]; !used {
 				retired[name] = at
 				m.forgetLabel(route, name)
 			}
@@ -218,9 +250,9 @@ func (m *metrics) forgetFunctionRoutes(fs *fnSeries, now, static functionSeries,
 			}
 		}
 	}
-	retire(false, fs.current.plugins, now.plugins, static.plugins, fs.retiredPlugins)
-	retire(true, fs.current.routes, now.routes, static.routes, fs.retiredRoutes)
-	fs.current = now
+	retire(false, rs.current.plugins, now.plugins, rs.retiredPlugins)
+	retire(true, rs.current.routes, now.routes, rs.retiredRoutes)
+	rs.current = now
 }
 
 // forgetLabel drops every series of a route pattern (route) or of a plugin

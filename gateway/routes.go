@@ -44,8 +44,8 @@ type route struct {
 	duration prometheus.Observer
 }
 
-// staticRoute compiles a configured route.
-func (g *Gateway) staticRoute(rc *RouteConfig) (*route, error) {
+// staticRoute compiles a configured route of c.
+func (g *Gateway) staticRoute(c *conf, rc *RouteConfig) (*route, error) {
 	rt := &route{
 		pattern:     rc.Path,
 		websocket:   rc.WebSocket,
@@ -58,7 +58,7 @@ func (g *Gateway) staticRoute(rc *RouteConfig) (*route, error) {
 	}
 	var chain []*hop
 	for _, name := range rc.Plugins {
-		chain = append(chain, &hop{t: g.plugins[name], config: mergeConfig(g.plugins[name].config, rc.Config)})
+		chain = append(chain, &hop{t: c.plugins[name], config: mergeConfig(c.plugins[name].config, rc.Config)})
 	}
 	switch {
 	case rc.Upstream != "":
@@ -67,13 +67,13 @@ func (g *Gateway) staticRoute(rc *RouteConfig) (*route, error) {
 			return nil, fmt.Errorf("upstream: %w", err)
 		}
 		rt.upstream = u
-	case g.plugins[rc.Function] != nil:
-		t := g.plugins[rc.Function]
+	case c.plugins[rc.Function] != nil:
+		t := c.plugins[rc.Function]
 		rt.origin = &hop{t: t, config: mergeConfig(t.config, rc.Config)}
 	default:
-		m := g.fnMsg
+		m := c.fnMsg
 		if rc.Messaging != "" {
-			m = g.messaging(rc.Messaging)
+			m = c.messaging(rc.Messaging)
 		}
 		// Phases of a configured function origin are unknown: it answers
 		// request_filter, the only phase an origin needs.
@@ -85,10 +85,11 @@ func (g *Gateway) staticRoute(rc *RouteConfig) (*route, error) {
 	return rt, nil
 }
 
-// functionRoute compiles a route of a deployed function; waiting counts
-// the route's calls waiting for a first node.
-func (g *Gateway) functionRoute(fr *FunctionRoute, waiting *atomic.Int32) *route {
-	m := g.fnMsg
+// functionRoute compiles a route of a deployed function over c's function
+// messaging config; waiting counts the route's calls waiting for a first
+// node.
+func (g *Gateway) functionRoute(c *conf, fr *FunctionRoute, waiting *atomic.Int32) *route {
+	m := c.fnMsg
 	pp := &PhasePolicy{}
 	if fr.Timeout > 0 {
 		pp.TimeoutMs = int(max(fr.Timeout.Milliseconds(), 1))
@@ -166,12 +167,13 @@ func mergeConfig(base, over map[string]string) []protocol.KV {
 	return kvs
 }
 
-// buildMux builds a route table: configured routes first, then dyn. A route
-// chi refuses (a pattern conflicting with another) is skipped and reported.
-func (g *Gateway) buildMux(dyn []*route) (*routeTable, []error) {
+// buildMux builds a route table: c's configured routes first, then dyn. A
+// route chi refuses (a pattern conflicting with another) is skipped and
+// reported.
+func (g *Gateway) buildMux(c *conf, dyn []*route) (*routeTable, []error) {
 	tab := newRouteTable(g.notFound, g.methodNotAllowed)
 	var errs []error
-	for _, rts := range [][]*route{g.static, dyn} {
+	for _, rts := range [][]*route{c.static, dyn} {
 		for _, rt := range rts {
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(rt, w, r) })
 			if err := tab.add(rt, h); err != nil {

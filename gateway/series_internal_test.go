@@ -36,8 +36,8 @@ func TestRemovedRouteSeriesDroppedAgainAfterGrace(t *testing.T) {
 		}
 		return n
 	}
-	set := func(names ...string) functionSeries {
-		s := functionSeries{plugins: map[string]struct{}{}, routes: map[string]struct{}{}}
+	set := func(names ...string) seriesLabels {
+		s := seriesLabels{plugins: map[string]struct{}{}, routes: map[string]struct{}{}}
 		for _, n := range names {
 			s.plugins[n] = struct{}{}
 			s.routes["/"+n] = struct{}{}
@@ -48,12 +48,12 @@ func TestRemovedRouteSeriesDroppedAgainAfterGrace(t *testing.T) {
 		m.forPhase("nats", name, protocol.PhaseRequestFilter).retries.Add(0)
 		m.httpRequests.WithLabelValues("/"+name, "200").Inc()
 	}
-	var fs fnSeries
+	var fs routeSeries
 	t0 := time.Now()
 	use("gone")
 	use("back")
-	m.forgetFunctionRoutes(&fs, set("gone", "back"), set(), t0)
-	m.forgetFunctionRoutes(&fs, set(), set(), t0.Add(time.Second))
+	m.forgetRemoved(&fs, set("gone", "back"), t0)
+	m.forgetRemoved(&fs, set(), t0.Add(time.Second))
 	for _, v := range []string{"gone", "back"} {
 		if n := count("plugin", v) + count("route", "/"+v); n != 0 {
 			t.Fatalf("%d series of %s left after its removal", n, v)
@@ -64,11 +64,11 @@ func TestRemovedRouteSeriesDroppedAgainAfterGrace(t *testing.T) {
 	m.errors.WithLabelValues("gone", "request_filter", "NoResponder").Inc()
 	m.httpRequests.WithLabelValues("/gone", "503").Inc()
 	use("back")
-	m.forgetFunctionRoutes(&fs, set("back"), set(), t0.Add(2*time.Second))
+	m.forgetRemoved(&fs, set("back"), t0.Add(2*time.Second))
 	if count("plugin", "gone") != 1 || count("route", "/gone") != 1 {
 		t.Fatal("the straggler's series went before the grace was over")
 	}
-	m.forgetFunctionRoutes(&fs, set("back"), set(), t0.Add(time.Second+seriesGrace))
+	m.forgetRemoved(&fs, set("back"), t0.Add(time.Second+seriesGrace))
 	if n := count("plugin", "gone") + count("route", "/gone"); n != 0 {
 		t.Errorf("%d series of the straggler left after the grace", n)
 	}

@@ -37,6 +37,13 @@ HTTP/1.1, WebSocket over HTTP/1.1), with --admin-tls-cert and --admin-tls-key
 the admin listener does; a certificate is re-read when its files change, and
 one that does not load leaves the previous one served.
 
+SIGHUP (systemctl reload, kill -HUP) never stops serve: it re-reads
+--gateway-config and swaps the gateway's plugins, routes and caller policies
+in place (a file that does not load, or that changes a messaging config's
+connection, subject_prefix or dlq, is logged as an ERROR and the previous
+configuration keeps serving), and checks the certificate files at once.
+Every other setting needs a restart.
+
 Configuration errors, --gateway-config's and certificates that do not load
 included, stop serve with exit code 2 before anything starts. Outside --env
 dev, serve refuses to start without TLS (--nats-ca or tls:// URLs) and NATS
@@ -99,7 +106,7 @@ func (c *serveConfig) register(f *flagSet) {
 	c.HTTPLimits.register(f)
 	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "listen address of /healthz and /metrics (every role) and of the admin API (role admin)")
 	c.AdminTLS.register(f, "admin", "ADMIN", "the admin listener")
-	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md); empty serves registry routes only")
+	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md), reloaded on SIGHUP; empty serves registry routes only")
 	f.String(&c.AdminToken, "admin-token", "token", "NYLON_ADMIN_TOKEN", "", "bearer token the admin API requires on /v1; required outside --env dev with role admin")
 	f.String(&c.NodeID, "node-id", "id", "NYLON_NODE_ID", "", "this node's id in micro metadata, /healthz and /v1/nodes (default: host name + random suffix)")
 	f.String(&c.Role, "role", "roles", "NYLON_ROLE", "all", "what this process runs: all, or a comma list of node, gateway, admin")
@@ -266,8 +273,8 @@ func runServe(ctx context.Context, a *app, cmd command, args []string) error {
 		return &usageError{cmd: cmd.name, err: err}
 	}
 	cfg.warnPlainAdmin(log)
-	defer certs.reloadOnHangup(log)()
 	shared := newServeShared(&cfg, gcfg, certs)
+	defer reloadOnHangup(ctx, log, certs, shared)()
 	err = serve(ctx, a, &cfg, log, serveComponents(shared))
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancel()

@@ -10,11 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nylon-functions/nylon/internal/natsconn"
@@ -90,37 +88,13 @@ func (c *serveConfig) loadTLS(log *slog.Logger) (serveTLS, error) {
 	return out, nil
 }
 
-// reloadOnHangup makes SIGHUP check the certificate files at once, until
-// stop is called. Operators' tools send it to ask a daemon to reload (a
-// certbot deploy hook, systemd's ExecReload, Kubernetes' reloader
-// sidecars); its default action would end serve at once, dropping every
-// request in flight. Certificates are re-read without it too, at the first
-// handshake a second after their files changed; SIGHUP also makes an idle
-// listener pick up a rotation, and logs what it found.
-func (t serveTLS) reloadOnHangup(log *slog.Logger) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-hup:
-				if len(t.reloaders) == 0 {
-					log.Info("SIGHUP: nothing to reload (no TLS certificates; other settings need a restart)")
-					continue
-				}
-				for _, r := range t.reloaders {
-					r.checkNow()
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		close(done)
+// checkNow checks every listener's certificate files at once (SIGHUP,
+// see reloadOnHangup); false when no listener has TLS.
+func (t serveTLS) checkNow() bool {
+	for _, r := range t.reloaders {
+		r.checkNow()
 	}
+	return len(t.reloaders) > 0
 }
 
 // warnPlainAdmin logs a warning when, outside --env dev, the admin API
