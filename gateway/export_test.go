@@ -20,3 +20,6 @@ func WithFirstNodeMaxWaiting(n int32) Option {
 		return nil
 	}
 }
+
+// SeriesWith counts the series of reg with label name = value.
+var SeriesWith = seriesWith

@@ -18,24 +18,7 @@ func TestRemovedRouteSeriesDroppedAgainAfterGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := func(label, value string) int {
-		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, mf := range mfs {
-			for _, s := range mf.GetMetric() {
-				for _, l := range s.GetLabel() {
-					if l.GetName() == label && l.GetValue() == value {
-						n++
-					}
-				}
-			}
-		}
-		return n
-	}
+	count := func(label, value string) int { return seriesWith(t, reg, label, value) }
 	set := func(names ...string) seriesLabels {
 		s := seriesLabels{plugins: map[string]struct{}{}, routes: map[string]struct{}{}}
 		for _, n := range names {
@@ -78,4 +61,24 @@ func TestRemovedRouteSeriesDroppedAgainAfterGrace(t *testing.T) {
 	if len(fs.retiredPlugins)+len(fs.retiredRoutes) != 0 {
 		t.Errorf("retired after the grace: %v %v", fs.retiredPlugins, fs.retiredRoutes)
 	}
+}
+
+// seriesWith counts the series of reg with label name = value.
+func seriesWith(t testing.TB, reg prometheus.Gatherer, name, value string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == name && l.GetValue() == value {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }

@@ -8,25 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// seriesWith counts the series of reg with label name = value.
-func seriesWith(t *testing.T, reg *prometheus.Registry, name, value string) int {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == name && l.GetValue() == value {
-					n++
-				}
-			}
-		}
-	}
-	return n
-}
+// seriesWith counts the series of a registry with label name = value.
+var seriesWith = gateway.SeriesWith
 
 // The series of a function route go with the route: a gateway that runs
 // for weeks through deploys and deletes of short-lived functions would

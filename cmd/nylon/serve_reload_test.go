@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nylon-functions/nylon/internal/testutil"
 )
 
 // SIGHUP re-reads --gateway-config and reloads the gateway in place: a
@@ -40,26 +38,12 @@ func TestServeReloadsGatewayConfigOnSIGHUP(t *testing.T) {
 			t.Fatalf("GET %s = %d %q, want %d", path, got, body, code)
 		}
 	}
-	logged := func(what string) {
-		t.Helper()
-		testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
-			select {
-			case <-p.exited:
-				t.Fatalf("serve exited (%d) after SIGHUP\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
-			default:
-			}
-			if !strings.Contains(p.stderr.String(), what) {
-				return fmt.Errorf("no %q in stderr yet", what)
-			}
-			return nil
-		})
-	}
 	wantGet("/old", 200)
 	wantGet("/new", 404)
 
 	write(`  - {path: /new, upstream: "` + up.URL + `"}` + "\n")
 	p.signal(t, syscall.SIGHUP)
-	logged("SIGHUP: gateway configuration reloaded")
+	p.waitLogged(t, "SIGHUP: gateway configuration reloaded")
 	wantGet("/new", 200)
 	wantGet("/old", 404)
 	if !strings.Contains(p.stderr.String(), "routes_added=[/new] routes_removed=[/old]") {
@@ -68,7 +52,7 @@ func TestServeReloadsGatewayConfigOnSIGHUP(t *testing.T) {
 
 	write(`  - {path: /newer, upstreem: "` + up.URL + `"}` + "\n")
 	p.signal(t, syscall.SIGHUP)
-	logged("SIGHUP: gateway configuration not reloaded")
+	p.waitLogged(t, "SIGHUP: gateway configuration not reloaded")
 	var line string
 	for l := range strings.Lines(p.stderr.String()) {
 		if strings.Contains(l, "SIGHUP: gateway configuration not reloaded") {

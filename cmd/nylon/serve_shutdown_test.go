@@ -82,6 +82,23 @@ func (p *process) waitLine(t *testing.T, re *regexp.Regexp) string {
 	return got
 }
 
+// waitLogged polls stderr until it holds what, failing at once if the
+// process exits first (a signal's default action would end it).
+func (p *process) waitLogged(t *testing.T, what string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		select {
+		case <-p.exited:
+			t.Fatalf("serve exited (%d) before logging %q\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), what, p.stderr.String())
+		default:
+		}
+		if !strings.Contains(p.stderr.String(), what) {
+			return fmt.Errorf("no %q in stderr yet", what)
+		}
+		return nil
+	})
+}
+
 func (p *process) signal(t *testing.T, sig os.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {

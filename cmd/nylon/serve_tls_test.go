@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -559,29 +558,15 @@ func TestServeReloadsCertificatesOnSIGHUP(t *testing.T) {
 	pair := copyPair(t, pki)
 	p := startProcess(t, serveArgs(t, "--role", "admin", "--admin-tls-cert", pair.cert, "--admin-tls-key", pair.key)...)
 	p.waitLine(t, adminTLSLine)
-	logged := func(what string) {
-		t.Helper()
-		testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
-			select {
-			case <-p.exited:
-				t.Fatalf("serve exited (%d) after SIGHUP\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
-			default:
-			}
-			if !strings.Contains(p.stderr.String(), what) {
-				return fmt.Errorf("no %q in stderr yet", what)
-			}
-			return nil
-		})
-	}
 
 	p.signal(t, syscall.SIGHUP)
-	logged("SIGHUP: TLS certificate files unchanged")
+	p.waitLogged(t, "SIGHUP: TLS certificate files unchanged")
 
 	certPEM, keyPEM := pki.ServerPair(t)
 	writeTestFile(t, pair.key, keyPEM)
 	writeTestFile(t, pair.cert, certPEM)
 	p.signal(t, syscall.SIGHUP)
-	logged("TLS certificate reloaded")
+	p.waitLogged(t, "TLS certificate reloaded")
 
 	p.signal(t, syscall.SIGTERM)
 	if code := p.wait(t, 30*time.Second); code != 0 {
