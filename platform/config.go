@@ -62,7 +62,9 @@ type Config struct {
 	Host *wasmhost.Host
 
 	// CompilationCacheDir is where a Host created by the node keeps compiled
-	// modules across restarts; empty disables the on-disk cache.
+	// modules across restarts; empty disables the on-disk cache. The
+	// directory is bounded to wasmhost.DefaultCompilationCacheMaxBytes; for
+	// another bound pass a Host built with WithCompilationCacheMaxBytes.
 	CompilationCacheDir string
 
 	// Env names the environment (default "dev"); it appears in service

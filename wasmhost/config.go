@@ -100,6 +100,8 @@ func (l Limits) Validate() error {
 //	host, err := wasmhost.New(ctx, cfg)
 type Config struct {
 	cacheDir    string
+	cacheMax    int64
+	cacheMaxSet bool
 	logger      *slog.Logger
 	limits      Limits
 	logRate     float64
@@ -114,6 +116,30 @@ type Config struct {
 // again. Default: no on-disk cache.
 func (c Config) WithCompilationCacheDir(dir string) Config {
 	c.cacheDir = dir
+	return c
+}
+
+// WithCompilationCacheMaxBytes bounds the files under the compilation cache
+// directory to n bytes: wazero never deletes an entry, and a node keeps
+// the machine code of every module it ever compiled (about 11 MiB for a Go
+// guest) until the disk is full. The host trims the directory when it
+// starts and after each compile that finds it over n, deleting the least
+// recently written files first down to 90% of n (so not every new module
+// triggers a trim). Default DefaultCompilationCacheMaxBytes; 0: no bound.
+// Without WithCompilationCacheDir it has no effect.
+//
+// # Notes
+//
+//   - A module whose file was deleted keeps running (its machine code is in
+//     memory); it is compiled again, and its file written again, the next
+//     time a host loads it without it.
+//   - A *.tmp file (an entry wazero is writing) younger than 10 minutes is
+//     never deleted; an older one is the leftover of a crash and is deleted
+//     at the next trim.
+//   - Directories are never deleted, and symbolic links are neither
+//     followed nor counted.
+func (c Config) WithCompilationCacheMaxBytes(n int64) Config {
+	c.cacheMax, c.cacheMaxSet = n, true
 	return c
 }
 
@@ -165,6 +191,10 @@ const (
 	DefaultGuestLogBurst = 100
 	DefaultInitTimeout   = 10 * time.Second
 	DefaultIdleTimeout   = time.Minute
+
+	// DefaultCompilationCacheMaxBytes bounds the on-disk compilation
+	// cache: about 180 distinct Go guests.
+	DefaultCompilationCacheMaxBytes int64 = 2 << 30
 )
 
 // resolved returns c with defaults filled in, or the first invalid setting.
@@ -190,6 +220,12 @@ func (c Config) resolved() (Config, error) {
 	}
 	if c.idleTimeout == 0 {
 		c.idleTimeout = DefaultIdleTimeout
+	}
+	if c.cacheMax < 0 {
+		return c, fmt.Errorf("%w: compilation_cache_max_bytes %d is negative (0: no bound)", ErrInvalidConfig, c.cacheMax)
+	}
+	if !c.cacheMaxSet {
+		c.cacheMax = DefaultCompilationCacheMaxBytes
 	}
 	return c, nil
 }

@@ -1,9 +1,10 @@
 // Package wasmhost runs function handlers compiled to WebAssembly: it
 // validates uploads against guest ABI v1, compiles them with wazero (with an
-// optional on-disk compilation cache), keeps a bounded pool of initialised
-// instances per function, and calls nylon_handle under a timeout and a
-// memory limit, answering the guest's reads from a protocol.Invocation and
-// collecting its writes as protocol.Ops.
+// optional on-disk compilation cache, bounded in size: see below), keeps a
+// bounded pool of initialised instances per function, and calls
+// nylon_handle under a timeout and a memory limit, answering the guest's
+// reads from a protocol.Invocation and collecting its writes as
+// protocol.Ops.
 //
 // It imports protocol and wazero; the platform node imports it. The ABI glue
 // (the "nylon" host functions) lives in wasmhost/internal/abi.
@@ -44,6 +45,22 @@
 //   - No filesystem, environment, arguments or network; real clocks and
 //     crypto random. Guest log records and stdout/stderr lines go to the
 //     host's slog logger with function=<name>, rate-limited per function.
+//
+// # Compilation cache
+//
+// With Config.WithCompilationCacheDir, wazero writes the machine code of
+// every module it compiles to the directory (about 11 MiB for a Go guest)
+// and reads it back instead of compiling again, in this process or the
+// next. wazero never deletes an entry, so the host bounds the directory
+// (Config.WithCompilationCacheMaxBytes, default
+// DefaultCompilationCacheMaxBytes = 2 GiB; 0: no bound): in New and after
+// each compile, if its regular files sum to more than the bound, it
+// deletes the least recently written first, down to 90% of it, logging
+// one INFO record ("compilation cache trimmed": files, bytes_freed,
+// bytes_kept). *.tmp files younger than 10 minutes (an entry being
+// written) are spared; older ones, left by a crash, are deleted. A loaded
+// module whose entry is deleted keeps running; it is compiled again (1-2 s
+// for a Go guest) the next time a host loads it.
 //
 // # Example
 //

@@ -29,6 +29,9 @@ type Host struct {
 	modCfg wazero.ModuleConfig     // the sandbox of every instance
 	wasi   map[string]api.FunctionDefinition
 
+	// trimMu serializes trims of the compilation cache directory.
+	trimMu sync.Mutex
+
 	mu      sync.Mutex
 	closed  bool
 	modules map[*Module]struct{}
@@ -66,6 +69,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		modCfg:  baseModuleConfig(),
 		modules: make(map[*Module]struct{}),
 	}
+	// Before any compile, so a node restarted after a long run starts
+	// within the bound.
+	h.trimCache(ctx)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = h.closeRuntime(ctx)
 		return nil, fmt.Errorf("wasmhost: wasi: %w", err)
@@ -188,6 +194,10 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, limits Limits
 	if err != nil {
 		return nil, wrap(fmt.Errorf("%w: %w", ErrCompile, err))
 	}
+	// The compile may have written a new cache entry (wazero does not say
+	// whether it did). A walk of a few hundred files is cheap next to a
+	// compile, and a failed trim never fails the compile.
+	h.trimCache(ctx)
 	if err := checkABI(cm, h.wasi); err != nil {
 		_ = cm.Close(ctx)
 		return nil, wrap(err)

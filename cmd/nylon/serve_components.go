@@ -94,7 +94,8 @@ func (s *serveShared) wasmHost(ctx context.Context, d serveDeps) (*wasmhost.Host
 	cfg := wasmhost.Config{}.
 		WithCompilationCacheDir(filepath.Join(s.cfg.Data, "wazero-cache")).
 		WithLogger(d.Log).
-		WithIdleTimeout(s.cfg.Function.IdleTimeout)
+		WithIdleTimeout(s.cfg.Function.IdleTimeout).
+		WithCompilationCacheMaxBytes(s.cfg.Function.compileCacheMaxBytes())
 	h, err := wasmhost.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("wasm host: %w", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nylon-functions/nylon/platform"
@@ -17,6 +18,13 @@ const (
 	maxFunctionQueue   = 1 << 20
 )
 
+// Compile cache bound of --compile-cache-max-mb: the default, and the most
+// MiB whose bytes fit an int64.
+const (
+	defaultCompileCacheMaxMB = int(wasmhost.DefaultCompilationCacheMaxBytes >> 20)
+	maxCompileCacheMB        = int64(math.MaxInt64 >> 20)
+)
+
 // functionDefaults are the node's limits for functions whose deployment
 // leaves them at zero (platform.Config Timeout, MaxWorkers, MemoryMB,
 // MaxBodyBytes, QueueLength). The defaults of the flags are the platform's
@@ -30,6 +38,9 @@ type functionDefaults struct {
 	// IdleTimeout is not a limit but the wasm host's: how long an
 	// instance no call uses is kept (wasmhost.Config.WithIdleTimeout).
 	IdleTimeout time.Duration
+	// CompileCacheMaxMB bounds <data>/wazero-cache, in MiB
+	// (wasmhost.Config.WithCompilationCacheMaxBytes); 0: no bound.
+	CompileCacheMaxMB int
 }
 
 func (d *functionDefaults) register(f *flagSet) {
@@ -45,6 +56,8 @@ func (d *functionDefaults) register(f *flagSet) {
 		fmt.Sprintf("requests of a function that may wait while its workers are busy; more are refused at once with 503 overloaded (1 to %d)", maxFunctionQueue))
 	f.Duration(&d.IdleTimeout, "function-idle-timeout", "NYLON_FUNCTION_IDLE_TIMEOUT", wasmhost.DefaultIdleTimeout,
 		"instances of a function that no call has used for this long (to twice as long) are closed, down to one per function; negative: never")
+	f.Int(&d.CompileCacheMaxMB, "compile-cache-max-mb", "mib", "NYLON_COMPILE_CACHE_MAX_MB", defaultCompileCacheMaxMB,
+		"bound of the compiled machine code kept in <data>/wazero-cache (about 11 MiB per distinct Go module), in MiB; the least recently written entries are deleted beyond it and recompiled at the next start that needs them; 0: no bound")
 }
 
 // validate checks the ranges a deployment's limits have (registry), so the
@@ -67,7 +80,16 @@ func (d *functionDefaults) validate() error {
 	if d.Queue < 0 || d.Queue > maxFunctionQueue {
 		return fmt.Errorf("--function-queue: %d: want 1 to %d (0: the default, %d)", d.Queue, maxFunctionQueue, platform.DefaultQueueLength)
 	}
+	if d.CompileCacheMaxMB < 0 || int64(d.CompileCacheMaxMB) > maxCompileCacheMB {
+		return fmt.Errorf("--compile-cache-max-mb: %d: want 0 (no bound) to %d", d.CompileCacheMaxMB, maxCompileCacheMB)
+	}
 	return nil
+}
+
+// compileCacheMaxBytes is --compile-cache-max-mb in bytes; validate keeps
+// it from overflowing.
+func (d *functionDefaults) compileCacheMaxBytes() int64 {
+	return int64(d.CompileCacheMaxMB) << 20
 }
 
 // apply sets the node defaults of cfg.

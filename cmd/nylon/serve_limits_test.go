@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/wasmhost"
 )
@@ -110,6 +115,9 @@ func TestServeRejectsBadFunctionDefaultsAndPrefix(t *testing.T) {
 		{args: []string{"--http-idle-timeout", "-1s"}, want: "--http-idle-timeout"},
 		{args: []string{"--http-max-connections", "-1"}, want: "--http-max-connections: -1 is negative"},
 		{env: map[string]string{"NYLON_HTTP_MAX_CONNECTIONS": "many"}, want: `NYLON_HTTP_MAX_CONNECTIONS="many": not an integer`},
+		{args: []string{"--compile-cache-max-mb", "-1"}, want: "--compile-cache-max-mb: -1: want 0 (no bound) to"},
+		{args: []string{"--compile-cache-max-mb", "8796093022208"}, want: "--compile-cache-max-mb: 8796093022208"},
+		{env: map[string]string{"NYLON_COMPILE_CACHE_MAX_MB": "-5"}, want: "--compile-cache-max-mb: -5"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+mapString(tt.env), func(t *testing.T) {
@@ -149,4 +157,84 @@ func mapString(m map[string]string) string {
 		b.WriteString(k + "=" + v)
 	}
 	return b.String()
+}
+
+// --compile-cache-max-mb (NYLON_COMPILE_CACHE_MAX_MB) bounds the wasm
+// host's <data>/wazero-cache: default 2048 MiB, 0 no bound. The host serve
+// builds trims a directory over it when it starts.
+func TestServeCompileCacheMaxMB(t *testing.T) {
+	parse := func(env map[string]string, args ...string) *serveConfig {
+		t.Helper()
+		var c serveConfig
+		f := testFlagSet(env)
+		c.register(f)
+		if err := f.Parse(args); err != nil {
+			t.Fatalf("parse %v %v: %v", env, args, err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("validate %v %v: %v", env, args, err)
+		}
+		return &c
+	}
+	if got := parse(nil).Function.CompileCacheMaxMB; got != 2048 {
+		t.Errorf("default --compile-cache-max-mb %d, want 2048", got)
+	}
+	if got := parse(nil).Function.compileCacheMaxBytes(); got != wasmhost.DefaultCompilationCacheMaxBytes {
+		t.Errorf("default bound %d bytes, want wasmhost's %d", got, wasmhost.DefaultCompilationCacheMaxBytes)
+	}
+	if got := parse(map[string]string{"NYLON_COMPILE_CACHE_MAX_MB": "100"}).Function.CompileCacheMaxMB; got != 100 {
+		t.Errorf("NYLON_COMPILE_CACHE_MAX_MB=100: %d", got)
+	}
+	if got := parse(map[string]string{"NYLON_COMPILE_CACHE_MAX_MB": "100"}, "--compile-cache-max-mb", "0").Function.CompileCacheMaxMB; got != 0 {
+		t.Errorf("--compile-cache-max-mb 0 over NYLON_COMPILE_CACHE_MAX_MB=100: %d", got)
+	}
+
+	// Two 600 KiB entries, over a 1 MiB bound: the older goes. With 0,
+	// both stay.
+	for _, tt := range []struct {
+		mb       string
+		wantKept []string
+	}{
+		{"1", []string{"new"}},
+		{"0", []string{"new", "old"}},
+	} {
+		t.Run(tt.mb, func(t *testing.T) {
+			c := parse(nil, "--data", t.TempDir(), "--compile-cache-max-mb", tt.mb)
+			dir := filepath.Join(c.Data, "wazero-cache", "wazero-old")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i, name := range []string{"old", "new"} {
+				p := filepath.Join(dir, name)
+				if err := os.WriteFile(p, make([]byte, 600<<10), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				at := time.Now().Add(time.Duration(i-2) * time.Hour)
+				if err := os.Chtimes(p, at, at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := newServeShared(c, gateway.Config{}, serveTLS{})
+			ctx := context.Background()
+			if _, err := s.wasmHost(ctx, serveDeps{Config: c, Log: slog.New(slog.DiscardHandler)}); err != nil {
+				t.Fatalf("wasm host: %v", err)
+			}
+			defer func() {
+				if err := s.Close(ctx); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			}()
+			var kept []string
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				kept = append(kept, e.Name())
+			}
+			if !slices.Equal(kept, tt.wantKept) {
+				t.Errorf("--compile-cache-max-mb %s kept %v, want %v", tt.mb, kept, tt.wantKept)
+			}
+		})
+	}
 }
