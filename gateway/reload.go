@@ -109,6 +109,11 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (err error) {
 // ReloadFile reloads the configuration from the YAML file at path, read
 // with LoadConfig: Reload, counting a file that does not load (its error
 // names the line) as a failed reload too, as Prometheus counts its own.
+//
+// It applies no environment overrides. A gateway whose configuration
+// ApplyEnv changed at start reloads with LoadConfig, ApplyEnv and Reload:
+// through ReloadFile, the file's servers differ from those it runs with,
+// and every reload is refused with ErrRestartRequired.
 func (g *Gateway) ReloadFile(ctx context.Context, path string) error {
 	cfg, err := LoadConfig(path)
 	if err != nil {

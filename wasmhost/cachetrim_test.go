@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,5 +253,49 @@ func TestCompilationCacheMaxBytesNegative(t *testing.T) {
 		WithCompilationCacheDir(t.TempDir()).WithCompilationCacheMaxBytes(-1))
 	if !errors.Is(err, wasmhost.ErrInvalidConfig) || !strings.Contains(err.Error(), "compilation_cache_max_bytes -1") {
 		t.Fatalf("New with a bound of -1: %v, want an invalid config error", err)
+	}
+}
+
+// Two hosts on one cache directory (two processes sharing a data
+// directory): one trims every entry right after its compiles, the other
+// hits the cache for the same modules at the same time. A file deleted
+// between a lookup and its read, or by the other host's trim first, never
+// fails a compile: the reader has it open or compiles again.
+func TestConcurrentTrimsAndCacheHitsOnOneDirectory(t *testing.T) {
+	dir := t.TempDir()
+	trimmer, _ := newCacheHost(t, dir, 1)
+	reader, _ := newCacheHost(t, dir, 0)
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		h := trimmer
+		if g%2 == 1 {
+			h = reader
+		}
+		wg.Go(func() {
+			ctx := context.Background()
+			for i := range 15 {
+				m, err := h.Compile(ctx, "hello", helloVariant(i%3), wasmhost.Limits{})
+				if err != nil {
+					errs <- fmt.Errorf("host %d, compile %d: %w", g%2, i, err)
+					return
+				}
+				res, err := m.Call(ctx, protocol.PhaseRequestFilter, 0, nil, protocol.RequestID{})
+				if err != nil || res.Action != protocol.ActionEnd {
+					errs <- fmt.Errorf("host %d, call %d: %+v, %v", g%2, i, res, err)
+				}
+				// Closed, so that the next compile of the module looks in
+				// the directory, not in the runtime's memory.
+				if err := m.Close(ctx); err != nil {
+					errs <- fmt.Errorf("host %d, close %d: %w", g%2, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -1,0 +1,457 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/protocol"
+)
+
+// fetch is get for goroutines other than the test's: it returns what
+// failed instead of stopping the test.
+func fetch(url string) (status int, body string, err error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", fmt.Errorf("GET %s: read body: %w", url, err)
+	}
+	return resp.StatusCode, string(b), nil
+}
+
+// Reloads that move /shared between a configured route and a function
+// route, change max_inflight under overflow_policy queue and a plugin's
+// phases, race SetFunctionRoutes and requests. Every request gets an
+// answer of the configuration it started in (queued callers of a
+// replaced limiter are not stranded), no slot or in-flight count leaks,
+// and the last configuration decides who owns /shared.
+func TestReloadRacesFunctionRoutesAndRequests(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	e.serve("gate", protocol.PhaseRequestFilter, func(c *call) answer {
+		time.Sleep(2 * time.Millisecond)
+		return next()
+	})
+	e.serve("gate", protocol.PhaseResponseFilter, func(c *call) answer { return next() })
+	e.serve("fn", protocol.PhaseRequestFilter, func(c *call) answer { return end(body("fn")) })
+	config := func(max int, phases string, shared bool) string {
+		y := `
+messaging:
+  - name: nats
+    subject_prefix: "nylon.dev"
+    request_timeout_ms: 5000
+    max_inflight: ` + strconv.Itoa(max) + `
+    overflow_policy: queue
+plugins:
+  - {name: gate, messaging: nats, per_phase: {` + phases + `}}
+routes:
+  - {path: /gated, upstream: "` + up.URL + `", plugins: [gate]}
+`
+		if shared {
+			y += `  - {path: /shared, upstream: "` + up.URL + `", plugins: [gate]}
+`
+		}
+		return y
+	}
+	configs := []string{
+		config(1, "request_filter: {}", true),
+		config(3, "request_filter: {}, response_filter: {}", false),
+		config(2, "response_filter: {}", true),
+		config(2, "request_filter: {}", false), // the max of the one before
+	}
+	parsed := make([]gateway.Config, len(configs))
+	for i, y := range configs {
+		parsed[i] = parse(t, y)
+	}
+	gw, srv := e.gateway(configs[0])
+	routeSets := [][]gateway.FunctionRoute{
+		{{Path: "/shared", Function: "fn"}, {Path: "/fnonly", Function: "fn"}},
+		{{Path: "/fnonly", Function: "fn"}},
+		nil,
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	report := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	var served atomic.Int64
+	for i := range 8 {
+		wg.Go(func() {
+			paths := []string{"/gated", "/shared", "/fnonly"}
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := paths[(i+n)%len(paths)]
+				st, b, err := fetch(srv.URL + p)
+				if err != nil {
+					report(err)
+					return
+				}
+				served.Add(1)
+				ok := st == http.StatusOK || (p != "/gated" && st == http.StatusNotFound)
+				if st == http.StatusOK && p == "/fnonly" && b != "fn" {
+					ok = false
+				}
+				if !ok {
+					report(fmt.Errorf("GET %s: %d %q", p, st, b))
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := gw.Reload(ctx, parsed[i%len(parsed)]); err != nil {
+				report(fmt.Errorf("reload %d: %w", i, err))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Conflicts with a configured /shared are reported, not errors.
+			if err := gw.SetFunctionRoutes(routeSets[i%len(routeSets)]); err != nil {
+				report(fmt.Errorf("set function routes %d: %w", i, err))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	time.Sleep(3 * time.Second)
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("requests or reloads still running 17 s after the stop: a caller is stuck")
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if served.Load() == 0 {
+		t.Fatal("no request served")
+	}
+	if n := testutil.MetricSum(t, e.reg, "plugins_messaging_inflight", map[string]string{"plugin": "gate"}); n != 0 {
+		t.Errorf("plugins_messaging_inflight{plugin=gate} = %v after every call returned, want 0", n)
+	}
+
+	// The last word: a configured /shared wins over the function's, and
+	// gives it back when a reload removes it.
+	if err := gw.SetFunctionRoutes(routeSets[0]); err != nil {
+		t.Fatal(err)
+	}
+	reload(t, gw, configs[0])
+	if r := get(t, srv.URL+"/shared"); r.Status != 200 || r.Header.Get("X-Upstream") != "yes" {
+		t.Fatalf("configured /shared: %d %q, want the upstream's answer", r.Status, r.Body)
+	}
+	if n := testutil.MetricSum(t, e.reg, "nylon_gateway_route_conflicts", map[string]string{"route": "/shared"}); n != 1 {
+		t.Errorf("nylon_gateway_route_conflicts{route=/shared} = %v, want 1", n)
+	}
+	reload(t, gw, configs[1])
+	if r := get(t, srv.URL+"/shared"); r.Status != 200 || r.Body != "fn" {
+		t.Fatalf("/shared after the reload removed the configured route: %d %q, want fn's", r.Status, r.Body)
+	}
+	// No child left, or one at 0.
+	if n, err := testutil.GatherSum(e.reg, "nylon_gateway_route_conflicts", map[string]string{"route": "/shared"}); err == nil && n != 0 {
+		t.Errorf("nylon_gateway_route_conflicts{route=/shared} = %v once the function holds it, want 0", n)
+	}
+	if seriesWith(t, e.reg, "route", "/shared") == 0 || seriesWith(t, e.reg, "plugin", "gate") == 0 {
+		t.Error("series of /shared or of plugin gate, both in use, were dropped")
+	}
+
+	// Every slot of the limiter is free: max_inflight 3 calls held at once
+	// all get in under reject.
+	hold := e.gated("hold")
+	reload(t, gw, `
+messaging:
+  - name: nats
+    subject_prefix: "nylon.dev"
+    request_timeout_ms: 5000
+    max_inflight: 3
+    overflow_policy: reject
+plugins:
+  - {name: hold, messaging: nats, per_phase: {request_filter: {}}}
+routes:
+  - {path: /held, upstream: "`+up.URL+`", plugins: [hold]}
+`)
+	results := make(chan int, 3)
+	for range 3 {
+		go func() {
+			st, _, _ := fetch(srv.URL + "/held")
+			results <- st
+		}()
+	}
+	eventually(t, func() error {
+		if n := hold.received.Load(); n != 3 {
+			return fmt.Errorf("%d of 3 calls reached the plugin", n)
+		}
+		return nil
+	})
+	close(hold.gate)
+	for range 3 {
+		if st := <-results; st != 200 {
+			t.Errorf("held call: status %d", st)
+		}
+	}
+}
+
+// Calls waiting for a new function's first node across a Reload still
+// count against their route's bound in the table the reload builds, and
+// one of them is answered once the node is up.
+func TestFirstNodeWaitBoundOutlivesAReload(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	gw, srv := e.gateway(yamlMessaging(""), gateway.WithFirstNodeMaxWaiting(2))
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{
+		{Path: "/new", Function: "fresh", Timeout: 10 * time.Second, Deployed: time.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		code int
+		body string
+		err  error
+	}
+	got := make(chan outcome, 2)
+	for range 2 {
+		go func() { c, b, err := getWithin(srv.URL+"/new", 10*time.Second); got <- outcome{c, b, err} }()
+	}
+	waitersLogged(t, e, 2)
+	reload(t, gw, yamlMessaging(`routes:
+  - {path: /up, upstream: "`+up.URL+`"}
+`))
+	wantStatus(t, get(t, srv.URL+"/up"), 200)
+	if code, _, err := getWithin(srv.URL+"/new", time.Second); err != nil || code != http.StatusServiceUnavailable {
+		t.Fatalf("a third call after the reload = %d, %v; want 503 at once with two waiting", code, err)
+	}
+	e.serve("fresh", protocol.PhaseRequestFilter, func(c *call) answer { return end(body("fresh")) })
+	for range 2 {
+		if o := <-got; o.err != nil || o.code != 200 || o.body != "fresh" {
+			t.Fatalf("a call waiting across the reload: %d %q %v, want the node's answer", o.code, o.body, o.err)
+		}
+	}
+}
+
+// A call queued (overflow_policy queue) on the limiter a reload of
+// max_inflight replaced is not stranded: it gets the old bound's slot when
+// the call holding it ends, while calls after the reload use the new
+// bound; and no slot is left taken.
+func TestReloadMaxInflightWithQueuedCalls(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	g := e.gated("guard")
+	config := func(max int) string {
+		return `
+messaging:
+  - name: nats
+    subject_prefix: "nylon.dev"
+    request_timeout_ms: 10000
+    max_inflight: ` + strconv.Itoa(max) + `
+    overflow_policy: queue
+plugins:
+  - {name: guard, messaging: nats, per_phase: {request_filter: {}}}
+routes:
+  - {path: /g, upstream: "` + up.URL + `", plugins: [guard]}
+`
+	}
+	gw, srv := e.gateway(config(1))
+	type outcome struct {
+		status int
+		err    error
+	}
+	done := make(chan outcome, 4)
+	call := func() {
+		st, _, err := fetch(srv.URL + "/g")
+		done <- outcome{st, err}
+	}
+	received := func(n int64) func() error {
+		return func() error {
+			if got := g.received.Load(); got != n {
+				return fmt.Errorf("the plugin received %d calls, want %d", got, n)
+			}
+			return nil
+		}
+	}
+	go call() // holds the only slot
+	eventually(t, received(1))
+	go call()                          // queues behind it
+	time.Sleep(100 * time.Millisecond) // the second call is queued, not at the plugin
+	if n := g.received.Load(); n != 1 {
+		t.Fatalf("the plugin received %d calls with max_inflight 1, want 1", n)
+	}
+
+	reload(t, gw, config(2))
+	go call()
+	go call()
+	eventually(t, received(3)) // the new bound's two slots
+	time.Sleep(100 * time.Millisecond)
+	if n := g.received.Load(); n != 3 {
+		t.Fatalf("the plugin received %d calls, want 3: the queued one got a slot it should not have", n)
+	}
+	close(g.gate)
+	for range 4 {
+		select {
+		case o := <-done:
+			if o.err != nil || o.status != 200 {
+				t.Fatalf("call: %d, %v; want 200", o.status, o.err)
+			}
+		case <-time.After(8 * time.Second):
+			t.Fatal("a call is stuck: the queued call on the replaced limiter never got its slot")
+		}
+	}
+	if n := g.received.Load(); n != 4 {
+		t.Fatalf("the plugin received %d calls, want 4", n)
+	}
+	if n := testutil.MetricSum(t, e.reg, "plugins_messaging_inflight", map[string]string{"plugin": "guard"}); n != 0 {
+		t.Errorf("plugins_messaging_inflight{plugin=guard} = %v after every call returned, want 0", n)
+	}
+}
+
+// A request between two phases when a reload changes the plugin's phases
+// runs the phases of the configuration it started in: it does not gain a
+// response_filter call the new one adds, nor lose one the new one drops.
+func TestReloadPhasesOfARequestBetweenPhases(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	release := make(chan struct{}, 1)
+	var reqFilters atomic.Int32
+	e.serveRaw("p", protocol.PhaseRequestFilter, func(req micro.Request) {
+		c, ok := decodeCall(e.t, req)
+		if !ok {
+			return
+		}
+		reqFilters.Add(1)
+		go func() {
+			<-release
+			respond(req, c, next())
+		}()
+	})
+	resp := e.serve("p", protocol.PhaseResponseFilter, func(c *call) answer { return next() })
+	config := func(phases string) string {
+		return yamlMessaging(`plugins:
+  - {name: p, messaging: nats, per_phase: {` + phases + `}}
+routes:
+  - {path: /p, upstream: "` + up.URL + `", plugins: [p]}
+`)
+	}
+	onlyReq, both := config("request_filter: {}"), config("request_filter: {}, response_filter: {}")
+	gw, srv := e.gateway(onlyReq)
+	across := func(to string) {
+		t.Helper()
+		before := reqFilters.Load()
+		done := make(chan outcomeOf, 1)
+		go func() { st, b, err := fetch(srv.URL + "/p"); done <- outcomeOf{st, b, err} }()
+		eventually(t, func() error {
+			if reqFilters.Load() == before {
+				return errors.New("the request has not reached request_filter")
+			}
+			return nil
+		})
+		reload(t, gw, to)
+		release <- struct{}{}
+		if o := <-done; o.err != nil || o.status != 200 {
+			t.Fatalf("request across the reload: %d %q %v", o.status, o.body, o.err)
+		}
+	}
+	across(both)
+	if n := resp.count(); n != 0 {
+		t.Fatalf("response_filter called %d times for a request that started without it", n)
+	}
+	release <- struct{}{}
+	if st, _, err := fetch(srv.URL + "/p"); err != nil || st != 200 {
+		t.Fatalf("request after the reload: %d %v", st, err)
+	}
+	if n := resp.count(); n != 1 {
+		t.Fatalf("response_filter called %d times after the reload added it, want 1", n)
+	}
+	across(onlyReq)
+	if n := resp.count(); n != 2 {
+		t.Fatalf("response_filter called %d times in all, want 2: the request that started with it lost it", n)
+	}
+}
+
+type outcomeOf struct {
+	status int
+	body   string
+	err    error
+}
+
+// ReloadFile applies no environment overrides: a gateway started with a
+// config ApplyEnv changed (NYLON_NATS_URLS, the standalone quick start)
+// has every ReloadFile of its unchanged file refused as a change of
+// servers. LoadConfig, ApplyEnv with the same lookup, then Reload, is how
+// such a gateway reloads, as GATEWAY.md shows.
+func TestReloadOfAConfigApplyEnvChanged(t *testing.T) {
+	e := newEnv(t)
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(path, []byte(yamlMessaging("")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(name string) (string, bool) {
+		if name == gateway.EnvNATSURLs {
+			return e.url, true
+		}
+		return "", false
+	}
+	load := func() gateway.Config {
+		t.Helper()
+		cfg, err := gateway.LoadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.ApplyEnv(lookup); err != nil {
+			t.Fatal(err)
+		}
+		return *cfg
+	}
+	gw, err := gateway.New(load(), e.nc, gateway.WithRegisterer(e.reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close(context.Background()) })
+
+	err = gw.ReloadFile(context.Background(), path)
+	if !errors.Is(err, gateway.ErrRestartRequired) || !strings.Contains(err.Error(), "messaging[0].servers: changed") {
+		t.Fatalf("ReloadFile of the unchanged file after ApplyEnv: %v, want servers changed, needs a restart", err)
+	}
+	if err := gw.Reload(context.Background(), load()); err != nil {
+		t.Fatalf("LoadConfig, ApplyEnv, Reload of the unchanged file: %v", err)
+	}
+}
