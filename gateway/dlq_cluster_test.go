@@ -106,15 +106,7 @@ func newQuorumLoss(t *testing.T) *quorumLoss {
 	t.Helper()
 	q := &quorumLoss{c: testutil.RunNATSCluster(t, 3), reg: prometheus.NewRegistry(), logs: &testutil.SyncBuffer{}}
 	q.nc = testutil.Connect(t, q.c.Servers[0])
-	cfg, err := gateway.ParseConfig("test.yaml", []byte(yamlMessaging("")+`
-plugins:
-  - name: nobody
-    messaging: nats
-    per_phase:
-      request_filter: {timeout_ms: 200}
-routes:
-  - {path: /x, upstream: "http://127.0.0.1:1", plugins: [nobody]}
-`))
+	cfg, err := gateway.ParseConfig("test.yaml", []byte(yamlMessaging("")+deadLetterRoute))
 	if err != nil {
 		t.Fatal(err)
 	}

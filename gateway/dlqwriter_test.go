@@ -27,15 +27,7 @@ import (
 // 5 s, so it cannot take a shutdown's whole budget.
 func TestDeadLetterWriterGivesUp(t *testing.T) {
 	e := newEnv(t)
-	gw, srv := e.gateway(yamlMessaging("") + `
-plugins:
-  - name: nobody
-    messaging: nats
-    per_phase:
-      request_filter: {timeout_ms: 200}
-routes:
-  - {path: /x, upstream: "http://127.0.0.1:1", plugins: [nobody]}
-`)
+	gw, srv := e.gateway(yamlMessaging("") + deadLetterRoute)
 	ctx := t.Context()
 	js := testutil.JetStream(t, e.nc)
 	name := gateway.DLQStreamName(prefix)
@@ -105,15 +97,7 @@ routes:
 func TestDeadLetterStreamRecreated(t *testing.T) {
 	e := newEnv(t)
 	_, srv := e.gateway(yamlMessaging(`    dlq: {max_msgs: 50, max_age_hours: 2}
-`) + `
-plugins:
-  - name: nobody
-    messaging: nats
-    per_phase:
-      request_filter: {timeout_ms: 200}
-routes:
-  - {path: /x, upstream: "http://127.0.0.1:1", plugins: [nobody]}
-`)
+`) + deadLetterRoute)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	js := testutil.JetStream(t, e.nc)

@@ -309,6 +309,19 @@ func wantCount(n *node, want int) func() error {
 	}
 }
 
+// deadLetterRoute routes /x behind the plugin nobody, which no node
+// serves: every request fails its request_filter (200 ms) and is
+// dead-lettered. Append it to yamlMessaging.
+const deadLetterRoute = `
+plugins:
+  - name: nobody
+    messaging: nats
+    per_phase:
+      request_filter: {timeout_ms: 200}
+routes:
+  - {path: /x, upstream: "http://127.0.0.1:1", plugins: [nobody]}
+`
+
 // yamlMessaging is a messaging block for tests; extra lines are appended
 // (indented by the caller).
 func yamlMessaging(extra string) string {

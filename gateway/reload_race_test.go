@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,21 +19,6 @@ import (
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
 )
-
-// fetch is get for goroutines other than the test's: it returns what
-// failed instead of stopping the test.
-func fetch(url string) (status int, body string, err error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, "", fmt.Errorf("GET %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, "", fmt.Errorf("GET %s: read body: %w", url, err)
-	}
-	return resp.StatusCode, string(b), nil
-}
 
 // Reloads that move /shared between a configured route and a function
 // route, change max_inflight under overflow_policy queue and a plugin's
@@ -109,7 +93,7 @@ routes:
 				default:
 				}
 				p := paths[(i+n)%len(paths)]
-				st, b, err := fetch(srv.URL + p)
+				st, b, err := getWithin(srv.URL+p, 10*time.Second)
 				if err != nil {
 					report(err)
 					return
@@ -125,32 +109,34 @@ routes:
 			}
 		})
 	}
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+	// Each changer runs every millisecond until stop.
+	changer := func(change func(i int) error) {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := change(i); err != nil {
+					report(err)
+				}
+				time.Sleep(time.Millisecond)
 			}
-			if err := gw.Reload(ctx, parsed[i%len(parsed)]); err != nil {
-				report(fmt.Errorf("reload %d: %w", i, err))
-			}
-			time.Sleep(time.Millisecond)
+		})
+	}
+	changer(func(i int) error {
+		if err := gw.Reload(ctx, parsed[i%len(parsed)]); err != nil {
+			return fmt.Errorf("reload %d: %w", i, err)
 		}
+		return nil
 	})
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			// Conflicts with a configured /shared are reported, not errors.
-			if err := gw.SetFunctionRoutes(routeSets[i%len(routeSets)]); err != nil {
-				report(fmt.Errorf("set function routes %d: %w", i, err))
-			}
-			time.Sleep(time.Millisecond)
+	changer(func(i int) error {
+		// Conflicts with a configured /shared are reported, not errors.
+		if err := gw.SetFunctionRoutes(routeSets[i%len(routeSets)]); err != nil {
+			return fmt.Errorf("set function routes %d: %w", i, err)
 		}
+		return nil
 	})
 	time.Sleep(3 * time.Second)
 	close(stop)
@@ -214,7 +200,7 @@ routes:
 	results := make(chan int, 3)
 	for range 3 {
 		go func() {
-			st, _, _ := fetch(srv.URL + "/held")
+			st, _, _ := getWithin(srv.URL+"/held", 10*time.Second)
 			results <- st
 		}()
 	}
@@ -277,20 +263,7 @@ func TestReloadMaxInflightWithQueuedCalls(t *testing.T) {
 	e := newEnv(t)
 	up := e.upstream()
 	g := e.gated("guard")
-	config := func(max int) string {
-		return `
-messaging:
-  - name: nats
-    subject_prefix: "nylon.dev"
-    request_timeout_ms: 10000
-    max_inflight: ` + strconv.Itoa(max) + `
-    overflow_policy: queue
-plugins:
-  - {name: guard, messaging: nats, per_phase: {request_filter: {}}}
-routes:
-  - {path: /g, upstream: "` + up.URL + `", plugins: [guard]}
-`
-	}
+	config := func(max int) string { return guardedConfig(up.URL, max, gateway.OverflowQueue) }
 	gw, srv := e.gateway(config(1))
 	type outcome struct {
 		status int
@@ -298,7 +271,7 @@ routes:
 	}
 	done := make(chan outcome, 4)
 	call := func() {
-		st, _, err := fetch(srv.URL + "/g")
+		st, _, err := getWithin(srv.URL+"/g", 10*time.Second)
 		done <- outcome{st, err}
 	}
 	received := func(n int64) func() error {
@@ -377,7 +350,7 @@ routes:
 		t.Helper()
 		before := reqFilters.Load()
 		done := make(chan outcomeOf, 1)
-		go func() { st, b, err := fetch(srv.URL + "/p"); done <- outcomeOf{st, b, err} }()
+		go func() { st, b, err := getWithin(srv.URL+"/p", 10*time.Second); done <- outcomeOf{st, b, err} }()
 		eventually(t, func() error {
 			if reqFilters.Load() == before {
 				return errors.New("the request has not reached request_filter")
@@ -395,7 +368,7 @@ routes:
 		t.Fatalf("response_filter called %d times for a request that started without it", n)
 	}
 	release <- struct{}{}
-	if st, _, err := fetch(srv.URL + "/p"); err != nil || st != 200 {
+	if st, _, err := getWithin(srv.URL+"/p", 10*time.Second); err != nil || st != 200 {
 		t.Fatalf("request after the reload: %d %v", st, err)
 	}
 	if n := resp.count(); n != 1 {

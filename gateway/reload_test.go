@@ -228,20 +228,7 @@ func TestReloadMaxInflight(t *testing.T) {
 	e := newEnv(t)
 	up := e.upstream()
 	g := e.gated("guard")
-	config := func(max int) string {
-		return `
-messaging:
-  - name: nats
-    subject_prefix: "nylon.dev"
-    request_timeout_ms: 10000
-    max_inflight: ` + strconv.Itoa(max) + `
-    overflow_policy: reject
-plugins:
-  - {name: guard, messaging: nats, per_phase: {request_filter: {}}}
-routes:
-  - {path: /g, upstream: "` + up.URL + `", plugins: [guard]}
-`
-	}
+	config := func(max int) string { return guardedConfig(up.URL, max, gateway.OverflowReject) }
 	gw, srv := e.gateway(config(1))
 	held := make(chan result, 3)
 	go func() { held <- get(t, srv.URL+"/g") }()
@@ -269,4 +256,21 @@ routes:
 			t.Fatalf("held call: status %d, body %q", r.Status, r.Body)
 		}
 	}
+}
+
+// guardedConfig routes /g to upstream behind the plugin guard, over a
+// messaging config that bounds calls in flight to max under policy.
+func guardedConfig(upstream string, max int, policy gateway.OverflowPolicy) string {
+	return `
+messaging:
+  - name: nats
+    subject_prefix: "nylon.dev"
+    request_timeout_ms: 10000
+    max_inflight: ` + strconv.Itoa(max) + `
+    overflow_policy: ` + string(policy) + `
+plugins:
+  - {name: guard, messaging: nats, per_phase: {request_filter: {}}}
+routes:
+  - {path: /g, upstream: "` + upstream + `", plugins: [guard]}
+`
 }

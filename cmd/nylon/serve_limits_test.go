@@ -19,33 +19,20 @@ import (
 // variables and reach platform.Config; without them serve passes the
 // platform's own defaults and nylon.<env>, as before the flags existed.
 func TestServeFunctionDefaultsAndPrefixFlags(t *testing.T) {
-	parse := func(env map[string]string, args ...string) *serveConfig {
-		t.Helper()
-		var c serveConfig
-		f := testFlagSet(env)
-		c.register(f)
-		if err := f.Parse(args); err != nil {
-			t.Fatalf("parse %v %v: %v", env, args, err)
-		}
-		if err := c.Validate(); err != nil {
-			t.Fatalf("validate %v %v: %v", env, args, err)
-		}
-		return &c
-	}
 	applied := func(c *serveConfig) platform.Config {
 		var p platform.Config
 		c.Function.apply(&p)
 		return p
 	}
 
-	c := parse(nil)
+	c := parseServeFlags(t, nil)
 	if c.Function.IdleTimeout != wasmhost.DefaultIdleTimeout {
 		t.Errorf("default idle timeout %v, want wasmhost's %v", c.Function.IdleTimeout, wasmhost.DefaultIdleTimeout)
 	}
-	if got := parse(map[string]string{"NYLON_FUNCTION_IDLE_TIMEOUT": "30s"}).Function.IdleTimeout; got != 30*time.Second {
+	if got := parseServeFlags(t, map[string]string{"NYLON_FUNCTION_IDLE_TIMEOUT": "30s"}).Function.IdleTimeout; got != 30*time.Second {
 		t.Errorf("NYLON_FUNCTION_IDLE_TIMEOUT=30s: %v", got)
 	}
-	if got := parse(nil, "--function-idle-timeout", "-1s").Function.IdleTimeout; got != -time.Second {
+	if got := parseServeFlags(t, nil, "--function-idle-timeout", "-1s").Function.IdleTimeout; got != -time.Second {
 		t.Errorf("--function-idle-timeout -1s (never): %v", got)
 	}
 	want := platform.Config{Timeout: platform.DefaultTimeout, MemoryMB: wasmhost.DefaultMemoryMB,
@@ -55,14 +42,14 @@ func TestServeFunctionDefaultsAndPrefixFlags(t *testing.T) {
 		t.Errorf("defaults: %+v, want the platform's %+v", c.Function, want)
 	}
 	// Zero is the platform's default too, as in platform.Config.
-	c = parse(nil, "--function-timeout", "0", "--function-memory-mb", "0", "--function-max-body-bytes", "0", "--function-queue", "0")
+	c = parseServeFlags(t, nil, "--function-timeout", "0", "--function-memory-mb", "0", "--function-max-body-bytes", "0", "--function-queue", "0")
 	if got := applied(c); got.Timeout != 0 || got.MemoryMB != 0 || got.MaxBodyBytes != 0 || got.QueueLength != 0 {
 		t.Errorf("zeros: %+v, want zeros (the platform's defaults)", got)
 	}
 	if p := c.prefix(); p != "nylon.dev" {
 		t.Errorf("default prefix %q, want nylon.dev", p)
 	}
-	if p := parse(nil, "--env", "prod", "--nats-listen", "127.0.0.1:-1", "--role", "node").prefix(); p != "nylon.prod" {
+	if p := parseServeFlags(t, nil, "--env", "prod", "--nats-listen", "127.0.0.1:-1", "--role", "node").prefix(); p != "nylon.prod" {
 		t.Errorf("prefix of --env prod %q, want nylon.prod", p)
 	}
 
@@ -74,12 +61,12 @@ func TestServeFunctionDefaultsAndPrefixFlags(t *testing.T) {
 		"NYLON_FUNCTION_MAX_BODY_BYTES": "4096",
 		"NYLON_FUNCTION_QUEUE":          "10",
 	}
-	c = parse(env)
+	c = parseServeFlags(t, env)
 	if got := applied(c); c.prefix() != "acme.fn" || got.Timeout != 250*time.Millisecond || got.MaxWorkers != 8 ||
 		got.MemoryMB != 64 || got.MaxBodyBytes != 4096 || got.QueueLength != 10 {
 		t.Errorf("from NYLON_*: prefix %q, %+v", c.prefix(), got)
 	}
-	c = parse(env, "--subject-prefix", "x.y.z", "--function-timeout", "2s", "--function-max-workers", "0",
+	c = parseServeFlags(t, env, "--subject-prefix", "x.y.z", "--function-timeout", "2s", "--function-max-workers", "0",
 		"--function-memory-mb", "256", "--function-max-body-bytes", "100", "--function-queue", "1")
 	if got := applied(c); c.prefix() != "x.y.z" || got.Timeout != 2*time.Second || got.MaxWorkers != 0 ||
 		got.MemoryMB != 256 || got.MaxBodyBytes != 100 || got.QueueLength != 1 {
@@ -163,29 +150,16 @@ func mapString(m map[string]string) string {
 // host's <data>/wazero-cache: default 2048 MiB, 0 no bound. The host serve
 // builds trims a directory over it when it starts.
 func TestServeCompileCacheMaxMB(t *testing.T) {
-	parse := func(env map[string]string, args ...string) *serveConfig {
-		t.Helper()
-		var c serveConfig
-		f := testFlagSet(env)
-		c.register(f)
-		if err := f.Parse(args); err != nil {
-			t.Fatalf("parse %v %v: %v", env, args, err)
-		}
-		if err := c.Validate(); err != nil {
-			t.Fatalf("validate %v %v: %v", env, args, err)
-		}
-		return &c
-	}
-	if got := parse(nil).Function.CompileCacheMaxMB; got != 2048 {
+	if got := parseServeFlags(t, nil).Function.CompileCacheMaxMB; got != 2048 {
 		t.Errorf("default --compile-cache-max-mb %d, want 2048", got)
 	}
-	if got := parse(nil).Function.compileCacheMaxBytes(); got != wasmhost.DefaultCompilationCacheMaxBytes {
+	if got := parseServeFlags(t, nil).Function.compileCacheMaxBytes(); got != wasmhost.DefaultCompilationCacheMaxBytes {
 		t.Errorf("default bound %d bytes, want wasmhost's %d", got, wasmhost.DefaultCompilationCacheMaxBytes)
 	}
-	if got := parse(map[string]string{"NYLON_COMPILE_CACHE_MAX_MB": "100"}).Function.CompileCacheMaxMB; got != 100 {
+	if got := parseServeFlags(t, map[string]string{"NYLON_COMPILE_CACHE_MAX_MB": "100"}).Function.CompileCacheMaxMB; got != 100 {
 		t.Errorf("NYLON_COMPILE_CACHE_MAX_MB=100: %d", got)
 	}
-	if got := parse(map[string]string{"NYLON_COMPILE_CACHE_MAX_MB": "100"}, "--compile-cache-max-mb", "0").Function.CompileCacheMaxMB; got != 0 {
+	if got := parseServeFlags(t, map[string]string{"NYLON_COMPILE_CACHE_MAX_MB": "100"}, "--compile-cache-max-mb", "0").Function.CompileCacheMaxMB; got != 0 {
 		t.Errorf("--compile-cache-max-mb 0 over NYLON_COMPILE_CACHE_MAX_MB=100: %d", got)
 	}
 
@@ -199,7 +173,7 @@ func TestServeCompileCacheMaxMB(t *testing.T) {
 		{"0", []string{"new", "old"}},
 	} {
 		t.Run(tt.mb, func(t *testing.T) {
-			c := parse(nil, "--data", t.TempDir(), "--compile-cache-max-mb", tt.mb)
+			c := parseServeFlags(t, nil, "--data", t.TempDir(), "--compile-cache-max-mb", tt.mb)
 			dir := filepath.Join(c.Data, "wazero-cache", "wazero-old")
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
@@ -237,4 +211,20 @@ func TestServeCompileCacheMaxMB(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseServeFlags parses and validates serve's flags from args and the
+// variables env, failing t on an error.
+func parseServeFlags(t *testing.T, env map[string]string, args ...string) *serveConfig {
+	t.Helper()
+	var c serveConfig
+	f := testFlagSet(env)
+	c.register(f)
+	if err := f.Parse(args); err != nil {
+		t.Fatalf("parse %v %v: %v", env, args, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("validate %v %v: %v", env, args, err)
+	}
+	return &c
 }
