@@ -145,20 +145,31 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Gateway, error) {
 	return g, nil
 }
 
-func (g *Gateway) setupMessaging(c *conf, nc *nats.Conn) error {
-	// The prefix of configs without one: WithSubjectPrefix, else that of
-	// WithEnv's environment, else of the default one.
-	defaultPrefix := g.opts.prefix
-	if defaultPrefix == "" {
-		env := g.opts.env
-		if env == "" {
-			env = protocol.DefaultEnv
-		}
-		defaultPrefix = protocol.Prefix(env)
+// defaultPrefix is the prefix of configs without one: WithSubjectPrefix,
+// else that of WithEnv's environment, else of the default one.
+func (g *Gateway) defaultPrefix() string {
+	if g.opts.prefix != "" {
+		return g.opts.prefix
 	}
+	env := g.opts.env
+	if env == "" {
+		env = protocol.DefaultEnv
+	}
+	return protocol.Prefix(env)
+}
+
+// impliedMessaging is the messaging config of a configuration without
+// any: named "default", on the default prefix, over the connection New
+// (or WithMessagingConn for "default") gives it.
+func (g *Gateway) impliedMessaging() MessagingConfig {
+	return MessagingConfig{Name: defaultMessagingName, SubjectPrefix: g.defaultPrefix()}
+}
+
+func (g *Gateway) setupMessaging(c *conf, nc *nats.Conn) error {
+	defaultPrefix := g.defaultPrefix()
 	ms := c.cfg.Messaging
 	if len(ms) == 0 {
-		ms = []MessagingConfig{{Name: defaultMessagingName, SubjectPrefix: defaultPrefix}}
+		ms = []MessagingConfig{g.impliedMessaging()}
 	}
 	muxes := map[*nats.Conn]*replyMux{}
 	for _, mc := range ms {

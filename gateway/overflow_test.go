@@ -206,3 +206,60 @@ func TestOverflowShed(t *testing.T) {
 		t.Fatalf("the plugin ran %d times, want 2", g.received.Load())
 	}
 }
+
+// valve serves fn's request_filter with a, holding each call until let
+// lets it go (any one of those held). The calls still held when the test
+// ends are let go then: make it after the gateway, whose cleanup waits
+// for them.
+type valve struct {
+	release  chan struct{}
+	done     chan struct{}
+	received atomic.Int64
+}
+
+func (e *env) valve(fn string, a answer) *valve {
+	v := &valve{release: make(chan struct{}, 1024), done: make(chan struct{})}
+	e.serveRaw(fn, protocol.PhaseRequestFilter, func(req micro.Request) {
+		c, ok := decodeCall(e.t, req)
+		if !ok {
+			return
+		}
+		v.received.Add(1)
+		go func() {
+			select {
+			case <-v.release:
+			case <-v.done:
+			}
+			respond(req, c, a)
+		}()
+	})
+	e.t.Cleanup(func() { close(v.done) })
+	return v
+}
+
+// let lets n held calls answer.
+func (v *valve) let(n int) {
+	for range n {
+		v.release <- struct{}{}
+	}
+}
+
+// receivedN is a condition for eventually: n calls reached the plugin.
+func (v *valve) receivedN(n int64) func() error {
+	return func() error {
+		if got := v.received.Load(); got != n {
+			return fmt.Errorf("the plugin received %d calls, want %d", got, n)
+		}
+		return nil
+	}
+}
+
+// stillReceived checks, after a moment for any call to arrive, that the
+// plugin received n calls: no more were admitted.
+func (v *valve) stillReceived(t *testing.T, n int64, why string) {
+	t.Helper()
+	time.Sleep(100 * time.Millisecond)
+	if got := v.received.Load(); got != n {
+		t.Fatalf("the plugin received %d calls, want %d: %s", got, n, why)
+	}
+}

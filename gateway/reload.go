@@ -54,11 +54,19 @@ func (g *Gateway) compile(c *conf) error {
 // ErrRestartRequired that names the field: a messaging config's type,
 // servers, subject_prefix, tls, auth or dlq, or a messaging config added,
 // removed, renamed or moved (the first one carries the function routes).
+// A configuration without messaging configs has an implied one, named
+// "default" on the default prefix over New's connection: a first
+// messaging section that is that config (name default, no type other than
+// nats, no servers, tls, auth or dlq, the default subject_prefix or none)
+// with caller settings of its own reloads, and so does removing such a
+// section.
 //
-// When max_inflight changes, the calls in flight keep their slots in the
-// old bound and the new one starts empty: until they finish, up to both
-// bounds' worth of calls may be in flight. A change of overflow_policy
-// alone keeps the count.
+// A messaging config keeps its limiter across reloads, and a change of
+// max_inflight or overflow_policy applies to it in place: the calls in
+// flight keep counting against the new bound, whatever bound they started
+// under. A lowered bound admits no call until fewer than it are in
+// flight (none is cut short); a raised one admits the queued calls at
+// once, up to it.
 //
 // Every call is counted in nylon_gateway_config_reloads_total by result,
 // and nylon_gateway_config_last_reload_successful is 1 after a success, 0
@@ -75,15 +83,25 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	old := g.conf.Load()
-	if err := needsRestart(old.cfg.Messaging, cfg.Messaging); err != nil {
+	// The configs as set up, the implied one of a configuration without
+	// any included, and as cfg would set them up.
+	was := make([]MessagingConfig, len(old.msgs))
+	for i, m := range old.msgs {
+		was[i] = m.cfg
+	}
+	now := cfg.Messaging
+	if len(now) == 0 {
+		now = []MessagingConfig{g.impliedMessaging()}
+	}
+	if err := needsRestart(
+		msgConfigs{was, len(old.cfg.Messaging) == 0},
+		msgConfigs{now, len(cfg.Messaging) == 0},
+		g.defaultPrefix()); err != nil {
 		return fmt.Errorf("gateway: reload: %w", err)
 	}
 	c := &conf{cfg: cfg, msgs: make([]*messaging, len(old.msgs))}
 	for i, m := range old.msgs {
-		c.msgs[i] = m
-		if len(cfg.Messaging) > 0 { // else the implicit config, unchanged
-			c.msgs[i] = m.reconfigured(cfg.Messaging[i])
-		}
+		c.msgs[i] = m.reconfigured(now[i])
 		if m == old.fnMsg {
 			c.fnMsg = c.msgs[i]
 		}
@@ -93,6 +111,11 @@ func (g *Gateway) Reload(ctx context.Context, cfg Config) (err error) {
 	}
 	if _, errs := g.buildMux(c, nil); len(errs) > 0 {
 		return fmt.Errorf("gateway: reload: %w", errors.Join(errs...))
+	}
+	// The reload can no longer fail: the limiters, shared with the
+	// requests in flight, take their new bounds now, not before.
+	for _, m := range c.msgs {
+		m.limiter.set(m.cfg.MaxInflight, m.cfg.OverflowPolicy)
 	}
 	g.conf.Store(c)
 	// Function routes skipped here were skipped, and reported, when
@@ -123,37 +146,56 @@ func (g *Gateway) ReloadFile(ctx context.Context, path string) error {
 	return g.Reload(ctx, *cfg)
 }
 
-// reconfigured is m with cfg's caller settings and limiter: the
-// connection, prefix, reply inbox and dead-letter stream stay (cfg may not
-// change them, see needsRestart).
+// reconfigured is m with cfg's caller settings: the connection, prefix,
+// reply inbox, dead-letter stream (cfg may not change them, see
+// needsRestart) and limiter stay. Reload sets the limiter's bound and
+// policy from cfg once it can no longer fail, since the requests in flight
+// share it.
 func (m *messaging) reconfigured(cfg MessagingConfig) *messaging {
 	n := *m
 	n.cfg = cfg
-	n.limiter = m.limiter.reconfigured(cfg.MaxInflight, cfg.OverflowPolicy)
 	return &n
+}
+
+// msgConfigs are the messaging configs of a configuration; implied: it has
+// none, and these are the one New sets up then (impliedMessaging).
+type msgConfigs struct {
+	cfgs    []MessagingConfig
+	implied bool
+}
+
+func (ms msgConfigs) names() string {
+	out := make([]string, len(ms.cfgs))
+	for i := range ms.cfgs {
+		out[i] = ms.cfgs[i].Name
+	}
+	s := "[" + strings.Join(out, " ") + "]"
+	if ms.implied {
+		s += " (implied: none configured)"
+	}
+	return s
 }
 
 // needsRestart reports, joined, the changes from old to now that only New
 // can make, each naming its field; values that may hold secrets (servers,
-// tls, auth) are not shown.
-func needsRestart(old, now []MessagingConfig) error {
-	names := func(ms []MessagingConfig) []string {
-		out := make([]string, len(ms))
-		for i := range ms {
-			out[i] = ms[i].Name
-		}
-		return out
-	}
-	if on, nn := names(old), names(now); !slices.Equal(on, nn) {
-		return fmt.Errorf("messaging: configs [%s], were [%s]: adding, removing, renaming or reordering one changes the connections, reply inboxes and dead-letter streams set up at start (and the first carries the function routes): %w",
-			strings.Join(nn, " "), strings.Join(on, " "), ErrRestartRequired)
+// tls, auth) are not shown. A subject_prefix left empty is defaultPrefix,
+// as New resolves it: the implied config sets it, an explicit one for the
+// same connection need not.
+func needsRestart(old, now msgConfigs, defaultPrefix string) error {
+	if !slices.EqualFunc(old.cfgs, now.cfgs, func(o, n MessagingConfig) bool { return o.Name == n.Name }) {
+		return fmt.Errorf("messaging: configs %s, were %s: adding, removing, renaming or reordering one changes the connections, reply inboxes and dead-letter streams set up at start (and the first carries the function routes; a configuration without any has one named %q): %w",
+			now.names(), old.names(), defaultMessagingName, ErrRestartRequired)
 	}
 	var errs []error
-	for i := range old {
-		o, n := &old[i], &now[i]
+	for i := range old.cfgs {
+		o, n := &old.cfgs[i], &now.cfgs[i]
 		path := fmt.Sprintf("messaging[%d]", i)
+		how := ""
+		if now.implied {
+			how = fmt.Sprintf(" by removing the messaging section (leaving the implied %q)", defaultMessagingName)
+		}
 		changed := func(field, detail string) {
-			errs = append(errs, fmt.Errorf("%s.%s: %s: %w", path, field, detail, ErrRestartRequired))
+			errs = append(errs, fmt.Errorf("%s.%s: %s%s: %w", path, field, detail, how, ErrRestartRequired))
 		}
 		if ot, nt := cmp.Or(o.Type, DefaultMessagingType), cmp.Or(n.Type, DefaultMessagingType); ot != nt {
 			changed("type", fmt.Sprintf("changed from %q to %q", ot, nt))
@@ -161,8 +203,8 @@ func needsRestart(old, now []MessagingConfig) error {
 		if !slices.Equal(o.Servers, n.Servers) {
 			changed("servers", "changed (a connection of its own is dialled at start)")
 		}
-		if o.SubjectPrefix != n.SubjectPrefix {
-			changed("subject_prefix", fmt.Sprintf("changed from %q to %q", o.SubjectPrefix, n.SubjectPrefix))
+		if op, np := cmp.Or(o.SubjectPrefix, defaultPrefix), cmp.Or(n.SubjectPrefix, defaultPrefix); op != np {
+			changed("subject_prefix", fmt.Sprintf("changed from %q to %q", op, np))
 		}
 		if o.TLS != n.TLS {
 			changed("tls", "changed (a connection's TLS is set when it is dialled)")

@@ -255,16 +255,16 @@ func TestFirstNodeWaitBoundOutlivesAReload(t *testing.T) {
 	}
 }
 
-// A call queued (overflow_policy queue) on the limiter a reload of
-// max_inflight replaced is not stranded: it gets the old bound's slot when
-// the call holding it ends, while calls after the reload use the new
-// bound; and no slot is left taken.
+// Calls queued (overflow_policy queue) when a reload raises max_inflight
+// get the new bound's room at once, with no call ending; when a reload
+// lowers it under the calls in flight, a queued call waits until fewer
+// than the new bound are in flight. No slot is left taken.
 func TestReloadMaxInflightWithQueuedCalls(t *testing.T) {
 	e := newEnv(t)
 	up := e.upstream()
-	g := e.gated("guard")
 	config := func(max int) string { return guardedConfig(up.URL, max, gateway.OverflowQueue) }
 	gw, srv := e.gateway(config(1))
+	v := e.valve("guard", next())
 	type outcome struct {
 		status int
 		err    error
@@ -274,44 +274,38 @@ func TestReloadMaxInflightWithQueuedCalls(t *testing.T) {
 		st, _, err := getWithin(srv.URL+"/g", 10*time.Second)
 		done <- outcome{st, err}
 	}
-	received := func(n int64) func() error {
-		return func() error {
-			if got := g.received.Load(); got != n {
-				return fmt.Errorf("the plugin received %d calls, want %d", got, n)
-			}
-			return nil
-		}
-	}
-	go call() // holds the only slot
-	eventually(t, received(1))
-	go call()                          // queues behind it
-	time.Sleep(100 * time.Millisecond) // the second call is queued, not at the plugin
-	if n := g.received.Load(); n != 1 {
-		t.Fatalf("the plugin received %d calls with max_inflight 1, want 1", n)
-	}
-
-	reload(t, gw, config(2))
-	go call()
-	go call()
-	eventually(t, received(3)) // the new bound's two slots
-	time.Sleep(100 * time.Millisecond)
-	if n := g.received.Load(); n != 3 {
-		t.Fatalf("the plugin received %d calls, want 3: the queued one got a slot it should not have", n)
-	}
-	close(g.gate)
-	for range 4 {
+	answered := func() {
+		t.Helper()
 		select {
 		case o := <-done:
 			if o.err != nil || o.status != 200 {
 				t.Fatalf("call: %d, %v; want 200", o.status, o.err)
 			}
 		case <-time.After(8 * time.Second):
-			t.Fatal("a call is stuck: the queued call on the replaced limiter never got its slot")
+			t.Fatal("a call is stuck")
 		}
 	}
-	if n := g.received.Load(); n != 4 {
-		t.Fatalf("the plugin received %d calls, want 4", n)
-	}
+	go call() // holds the only slot
+	eventually(t, v.receivedN(1))
+	go call() // these two queue behind it
+	go call()
+	v.stillReceived(t, 1, "max_inflight 1 with a call in flight")
+
+	reload(t, gw, config(3))
+	eventually(t, v.receivedN(3)) // the queued calls, at once
+	go call()
+	v.stillReceived(t, 3, "max_inflight 3 with 3 calls in flight")
+
+	reload(t, gw, config(2))
+	v.let(1)
+	answered()
+	v.stillReceived(t, 3, "max_inflight lowered to 2 with 2 calls in flight")
+	v.let(1)
+	answered()
+	eventually(t, v.receivedN(4)) // 1 in flight: room under the bound of 2
+	v.let(2)
+	answered()
+	answered()
 	if n := testutil.MetricSum(t, e.reg, "plugins_messaging_inflight", map[string]string{"plugin": "guard"}); n != 0 {
 		t.Errorf("plugins_messaging_inflight{plugin=guard} = %v after every call returned, want 0", n)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func parse(t *testing.T, yaml string) gateway.Config {
@@ -222,38 +223,152 @@ routes:
 	}
 }
 
-// max_inflight changes live: calls in flight keep their slots in the old
-// bound, the new bound counts the calls made after the reload.
+// max_inflight changes live, in place: the calls in flight count against
+// the new bound whatever bound they started under. Raised, it admits only
+// as many more as it has room for; lowered, none until fewer than it are
+// in flight; and reloads in a row do not start empty bounds that would
+// stack up.
 func TestReloadMaxInflight(t *testing.T) {
 	e := newEnv(t)
 	up := e.upstream()
-	g := e.gated("guard")
 	config := func(max int) string { return guardedConfig(up.URL, max, gateway.OverflowReject) }
-	gw, srv := e.gateway(config(1))
-	held := make(chan result, 3)
-	go func() { held <- get(t, srv.URL+"/g") }()
-	eventually(t, func() error {
-		if g.received.Load() != 1 {
-			return errors.New("the first call has not reached the plugin")
-		}
-		return nil
-	})
-	wantStatus(t, get(t, srv.URL+"/g"), 503) // the only slot is taken
-
-	reload(t, gw, config(2))
-	go func() { held <- get(t, srv.URL+"/g") }()
-	go func() { held <- get(t, srv.URL+"/g") }()
-	eventually(t, func() error {
-		if n := g.received.Load(); n != 3 {
-			return errors.New("the calls after the reload have not reached the plugin")
-		}
-		return nil
-	})
-	wantStatus(t, get(t, srv.URL+"/g"), 503) // both new slots are taken
-	close(g.gate)
-	for range 3 {
+	gw, srv := e.gateway(config(2))
+	v := e.valve("guard", next())
+	held := make(chan result, 4)
+	hold := func(n int64) {
+		t.Helper()
+		go func() { held <- get(t, srv.URL+"/g") }()
+		eventually(t, v.receivedN(n))
+	}
+	answered := func() {
+		t.Helper()
+		v.let(1)
 		if r := <-held; r.Status != 200 {
 			t.Fatalf("held call: status %d, body %q", r.Status, r.Body)
+		}
+	}
+	full := func(why string) {
+		t.Helper()
+		if r := get(t, srv.URL+"/g"); r.Status != 503 {
+			t.Fatalf("%s: status %d, want 503", why, r.Status)
+		}
+	}
+	hold(1)
+	hold(2)
+	full("2 in flight, max_inflight 2")
+
+	reload(t, gw, config(3))
+	hold(3)
+	full("3 in flight after raising max_inflight to 3: room for one more, not three")
+	reload(t, gw, config(2))
+	reload(t, gw, config(3))
+	full("3 in flight after reloads to 2 and 3")
+
+	reload(t, gw, config(1))
+	answered()
+	full("2 in flight after lowering max_inflight to 1")
+	answered()
+	full("1 in flight, max_inflight 1")
+	answered()
+	hold(4)
+	full("1 in flight, max_inflight 1")
+	answered()
+	if n := v.received.Load(); n != 4 {
+		t.Fatalf("the plugin received %d calls, want 4", n)
+	}
+}
+
+// A configuration without messaging configs has an implied one, named
+// default: a first messaging section that is that config, with caller
+// settings of its own, reloads, and so does removing it; one that changes
+// the connection, prefix or dead-letter stream, or names another config,
+// is refused naming the field.
+func TestReloadImpliedMessagingSection(t *testing.T) {
+	e := newEnv(t)
+	routes := `
+routes:
+  - {path: /fn, function: fn}
+`
+	gw, srv := e.gateway(routes)
+	v := e.valve("fn", end(body("fn")))
+	held := make(chan result, 3)
+	hold := func(n int64) {
+		t.Helper()
+		go func() { held <- get(t, srv.URL+"/fn") }()
+		eventually(t, v.receivedN(n))
+	}
+	answered := func() {
+		t.Helper()
+		v.let(1)
+		if r := <-held; r.Status != 200 || r.Body != "fn" {
+			t.Fatalf("held call: status %d, body %q; want 200 fn", r.Status, r.Body)
+		}
+	}
+
+	// Added: the implied config with a bound of its own, which applies at
+	// once to the function route it carries.
+	reload(t, gw, "messaging:\n  - {name: default, max_inflight: 1, overflow_policy: reject}\n"+routes)
+	hold(1)
+	wantStatus(t, get(t, srv.URL+"/fn"), 503)
+	// Spelled out: the type and prefix it had are no change.
+	reload(t, gw, "messaging:\n  - {name: default, type: nats, subject_prefix: nylon.dev, max_inflight: 1, overflow_policy: reject}\n"+routes)
+	wantStatus(t, get(t, srv.URL+"/fn"), 503)
+
+	// Removed: back to the defaults (1024, queue), which admit two more
+	// calls beside the one still in flight.
+	reload(t, gw, routes)
+	hold(2)
+	hold(3)
+	for range 3 {
+		answered()
+	}
+
+	// Back to the implied config: a section that is not it is refused.
+	refused := []struct{ yaml, want string }{
+		{"messaging:\n  - {name: nats, max_inflight: 1}\n",
+			`messaging: configs [nats], were [default] (implied: none configured)`},
+		{"messaging:\n  - {name: default}\n  - {name: second}\n",
+			`messaging: configs [default second], were [default] (implied: none configured)`},
+		{"messaging:\n  - {name: default, subject_prefix: nylon.other}\n",
+			`messaging[0].subject_prefix: changed from "nylon.dev" to "nylon.other"`},
+		{"messaging:\n  - {name: default, servers: [\"" + e.url + "\"]}\n",
+			`messaging[0].servers: changed`},
+		{"messaging:\n  - {name: default, dlq: {max_msgs: 5}}\n",
+			`messaging[0].dlq: changed`},
+	}
+	for _, tt := range refused {
+		err := gw.Reload(context.Background(), parse(t, tt.yaml+routes))
+		if !errors.Is(err, gateway.ErrRestartRequired) || !strings.Contains(err.Error(), tt.want) {
+			t.Fatalf("adding %q: %v, want %q: needs a restart", tt.yaml, err, tt.want)
+		}
+	}
+
+	if s, f, _ := reloadMetrics(t, e); s != 3 || f != float64(len(refused)) {
+		t.Fatalf("reloads success %v failure %v; want 3, %d", s, f, len(refused))
+	}
+
+	// A gateway started with a section removes it when it is the implied
+	// config with caller settings of its own; else it is refused.
+	for _, tt := range []struct{ yaml, want string }{
+		{"messaging:\n  - {name: default, subject_prefix: nylon.dev, request_timeout_ms: 300, max_inflight: 5, overflow_policy: shed}\n", ""},
+		{"messaging:\n  - {name: nats, max_inflight: 1}\n",
+			`messaging: configs [default] (implied: none configured), were [nats]`},
+		{"messaging:\n  - {name: default, dlq: {disabled: true}}\n",
+			`messaging[0].dlq: changed from {Disabled:true MaxMsgs:0 MaxBytes:0 MaxAgeHours:0 Replicas:0} to {Disabled:false MaxMsgs:0 MaxBytes:0 MaxAgeHours:0 Replicas:0} (the dead-letter stream is made at start) by removing the messaging section`},
+	} {
+		other, err := gateway.New(parse(t, tt.yaml+routes), e.nc, gateway.WithRegisterer(prometheus.NewRegistry()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = other.Reload(context.Background(), parse(t, routes))
+		switch {
+		case tt.want == "" && err != nil:
+			t.Fatalf("removing %q: %v, want it reloaded", tt.yaml, err)
+		case tt.want != "" && (!errors.Is(err, gateway.ErrRestartRequired) || !strings.Contains(err.Error(), tt.want)):
+			t.Fatalf("removing %q: %v, want %q: needs a restart", tt.yaml, err, tt.want)
+		}
+		if err := other.Close(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
