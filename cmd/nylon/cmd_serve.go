@@ -52,7 +52,8 @@ server must listen on a loopback address, role admin needs --admin-token, and
 a gateway messaging config with servers of its own needs TLS and an nkey seed
 or creds file; it warns when the admin API listens beyond loopback without
 TLS, as its token then crosses the network in clear text.`,
-		run: runServe,
+		run:          runServe,
+		keepsHangups: true,
 	}
 }
 
@@ -87,7 +88,10 @@ type serveConfig struct {
 	// /healthz answering 503, before it drains; 0 drains at once.
 	ShutdownDelay time.Duration
 	Profiling     bool
-	Replicas      int
+	// MemoryLimit is --memory-limit: auto, off or a size; see
+	// memoryLimit().
+	MemoryLimit string
+	Replicas    int
 	// SubjectPrefix is --subject-prefix; empty means nylon.<env>: use
 	// prefix().
 	SubjectPrefix string
@@ -115,6 +119,7 @@ func (c *serveConfig) register(f *flagSet) {
 	f.Duration(&c.DrainTimeout, "drain-timeout", "NYLON_DRAIN_TIMEOUT", 30*time.Second, "how long shutdown may take to finish in-flight work before it is cut off")
 	f.Duration(&c.ShutdownDelay, "shutdown-delay", "NYLON_SHUTDOWN_DELAY", 0, "how long to go on serving after SIGINT/SIGTERM, /healthz answering 503, before draining, so load balancers stop sending first; a second signal ends it. 0: drain at once")
 	f.Bool(&c.Profiling, "pprof", "NYLON_PPROF", false, "serve Go runtime profiles on the admin address under /debug/pprof/ (behind --admin-token)")
+	f.String(&c.MemoryLimit, "memory-limit", "size", "NYLON_MEMORY_LIMIT", memoryLimitAuto, "Go's soft memory limit (as GOMEMLIMIT): auto is 90% of the container's cgroup memory limit, if any, unless GOMEMLIMIT is set; off leaves the runtime alone (GOMEMLIMIT, or none); or a size: bytes, or with a KiB, MiB, GiB or TiB suffix (1536MiB), at least 64MiB")
 }
 
 // Validate checks the whole configuration, NATS security rule included.
@@ -153,6 +158,9 @@ func (c *serveConfig) Validate() error {
 		return fmt.Errorf("--shutdown-delay: %v is negative", c.ShutdownDelay)
 	}
 	if err := c.Function.validate(); err != nil {
+		return err
+	}
+	if _, err := parseMemoryLimit(c.MemoryLimit); err != nil {
 		return err
 	}
 	if err := c.HTTPLimits.validate(); err != nil {
@@ -204,6 +212,12 @@ func (c *serveConfig) gatewayConfig() (gateway.Config, error) {
 func (c *serveConfig) natsConfig() natsconn.Config {
 	host, _ := os.Hostname()
 	return c.NATS.config(c.Env, "nylon serve "+host, c.Data)
+}
+
+// memoryLimit returns --memory-limit parsed; call Validate first.
+func (c *serveConfig) memoryLimit() memoryLimitSetting {
+	m, _ := parseMemoryLimit(c.MemoryLimit)
+	return m
 }
 
 // roles returns the roles in start order; call Validate first.
@@ -263,18 +277,23 @@ func runServe(ctx context.Context, a *app, cmd command, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return &usageError{cmd: cmd.name, err: err}
 	}
+	log := cfg.Log.logger(a.stderr)
+	// A SIGHUP so far asked to read files that are read only now.
+	if a.hangups.dropEarly() {
+		log.Info("SIGHUP before start; ignored: the configuration files are read after it")
+	}
 	gcfg, err := cfg.gatewayConfig()
 	if err != nil {
 		return &usageError{cmd: cmd.name, err: err}
 	}
-	log := cfg.Log.logger(a.stderr)
 	certs, err := cfg.loadTLS(log)
 	if err != nil {
 		return &usageError{cmd: cmd.name, err: err}
 	}
 	cfg.warnPlainAdmin(log)
+	applyMemoryLimit(log, cfg.memoryLimit(), a.getenv, hostCgroupPaths())
 	shared := newServeShared(&cfg, gcfg, certs)
-	defer reloadOnHangup(ctx, log, certs, shared)()
+	defer reloadOnHangup(ctx, log, a.hangups, certs, shared)()
 	err = serve(ctx, a, &cfg, log, serveComponents(shared))
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancel()

@@ -7,7 +7,9 @@
 // returns the exit code (0 ok or help, 1 failure, 2 usage error), so tests
 // call it directly. main adds the process's signals (signals.go): the first
 // SIGINT/SIGTERM cancels the command's context, a second kills the process
-// unless serve holds it during --shutdown-delay. Each subcommand lives in
+// unless serve holds it during --shutdown-delay; SIGHUP is caught from the
+// first line of main, so one sent while serve starts does not kill it, and
+// given back to every other command (hangups). Each subcommand lives in
 // cmd_<name>.go with a constructor returning a command, listed in
 // commands(). Flags come from a flagSet whose every flag may fall back to a
 // NYLON_* environment variable (a flag wins over the variable, the variable
@@ -22,7 +24,9 @@
 // --drain-timeout. The --admin listener (serve_admin.go: /healthz, /metrics,
 // and the admin API with role admin) runs in every process. Either listener
 // serves HTTPS with a certificate pair, re-read when its files change
-// (serve_tls.go).
+// (serve_tls.go). Before it starts, serve sets Go's soft memory limit
+// from --memory-limit, by default 90 % of its cgroup's memory limit
+// (memlimit.go).
 //
 // # Example
 //

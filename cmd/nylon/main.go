@@ -10,10 +10,13 @@ import (
 )
 
 func main() {
+	// Before anything else: a SIGHUP from here on neither kills a serve that
+	// is still starting nor gets lost (see hangups).
+	hup := catchHangups()
 	// The first SIGINT or SIGTERM cancels ctx and starts a drain; a second
 	// kills the process at once, unless serve holds it (see interrupts).
 	ctx, in := notifyInterrupts(context.Background())
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, interrupts: in}
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, interrupts: in, hangups: hup}
 	os.Exit(a.exitCode(a.dispatch(ctx, os.Args[1:])))
 }
 
@@ -24,6 +27,9 @@ type app struct {
 	// interrupts are the process's signals after the first, which cancels
 	// ctx; nil when tests call run.
 	interrupts *interrupts
+	// hangups is SIGHUP, caught since main started; nil when tests call
+	// run.
+	hangups *hangups
 }
 
 // command is one subcommand of nylon. Adding one is a file with a
@@ -33,6 +39,10 @@ type command struct {
 	summary string // one line, shown in "nylon --help"
 	help    string // optional longer text for "nylon <name> --help"
 	run     func(ctx context.Context, a *app, cmd command, args []string) error
+	// keepsHangups: the command handles SIGHUP itself (serve reloads on
+	// it). Others get its default action back: a hang-up ends them, as it
+	// ends any command in a terminal that closes.
+	keepsHangups bool
 }
 
 // commands is the table of subcommands, in the order "nylon --help" lists them.
@@ -81,6 +91,9 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	}
 	for _, c := range commands() {
 		if c.name == name {
+			if !c.keepsHangups {
+				a.hangups.restore()
+			}
 			return c.run(ctx, a, c, rest)
 		}
 	}

@@ -77,6 +77,7 @@ func TestServeHelpListsEveryFlagAndVariable(t *testing.T) {
 		"--drain-timeout duration", "NYLON_DRAIN_TIMEOUT, default 30s",
 		"--shutdown-delay duration", "NYLON_SHUTDOWN_DELAY, default 0s",
 		"--pprof", "NYLON_PPROF",
+		"--memory-limit size", "NYLON_MEMORY_LIMIT, default auto",
 		"--replicas n", "NYLON_REPLICAS, default 1",
 		"--http-read-timeout duration", "NYLON_HTTP_READ_TIMEOUT, default 1m0s",
 		"--http-idle-timeout duration", "NYLON_HTTP_IDLE_TIMEOUT, default 2m0s",

@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
-	"os/signal"
 	"slices"
-	"syscall"
 )
 
 // reloadOnHangup makes SIGHUP reload what serve can reload in place, until
@@ -18,9 +15,11 @@ import (
 // re-read without it too, at the first handshake a second after their
 // files changed; SIGHUP also makes an idle listener pick up a rotation,
 // and logs what it found. Every other setting needs a restart.
-func reloadOnHangup(ctx context.Context, log *slog.Logger, certs serveTLS, shared *serveShared) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+//
+// It takes SIGHUP over from main's catch (hangups.take), so a hang-up that
+// came after the configuration files were read is acted on, not lost.
+func reloadOnHangup(ctx context.Context, log *slog.Logger, early *hangups, certs serveTLS, shared *serveShared) (stop func()) {
+	hup, stopHup := early.take()
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -36,7 +35,7 @@ func reloadOnHangup(ctx context.Context, log *slog.Logger, certs serveTLS, share
 		}
 	}()
 	return func() {
-		signal.Stop(hup)
+		stopHup()
 		close(done)
 	}
 }

@@ -38,12 +38,19 @@ type process struct {
 
 func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, nil, args...)
+}
+
+// startProcessEnv is startProcess with env (KEY=value) added to the test's
+// environment; a KEY= empties a variable the test has.
+func startProcessEnv(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &process{cmd: exec.Command(exe, args...), exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), asNylon+"=1")
+	p.cmd.Env = append(append(os.Environ(), env...), asNylon+"=1")
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %v: %v", args, err)

@@ -87,3 +87,71 @@ func (in *interrupts) Hold() (hurry <-chan struct{}, release func()) {
 		})
 	}
 }
+
+// hangups catches SIGHUP from the start of main. Its default action ends
+// the process, and serve's handler (reloadOnHangup) is installed only once
+// the configuration is loaded: a reload signal in that window (systemd's
+// ExecReload, a certificate hook, a config reloader racing a restart)
+// would kill a process that is starting up. Commands other than serve give
+// it back with restore, so a short CLI command still ends at a hang-up,
+// as a terminal that closes expects.
+//
+// A nil *hangups (tests calling run) catches nothing: take notifies a
+// channel of its own, and restore and dropEarly do nothing.
+type hangups struct {
+	ch chan os.Signal
+}
+
+// catchHangups starts catching SIGHUP; call it first thing in main.
+func catchHangups() *hangups {
+	h := &hangups{ch: make(chan os.Signal, 1)}
+	signal.Notify(h.ch, syscall.SIGHUP)
+	return h
+}
+
+// restore gives SIGHUP its handling from before catchHangups back: the
+// default action, or ignored when the process was started with it ignored
+// (nohup). A hang-up caught meanwhile is sent again, so it has the effect
+// it would have had without the catch.
+func (h *hangups) restore() {
+	if h == nil {
+		return
+	}
+	signal.Stop(h.ch)
+	select {
+	case <-h.ch:
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			_ = p.Signal(syscall.SIGHUP) // no SIGHUP to send on Windows, nor to catch
+		}
+	default:
+	}
+}
+
+// dropEarly discards the hang-ups caught so far and reports whether there
+// was one. serve calls it just before it reads its configuration files, so
+// what those signals asked for (read the files again) is done anyway.
+func (h *hangups) dropEarly() bool {
+	if h == nil {
+		return false
+	}
+	select {
+	case <-h.ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// take hands SIGHUP to the caller: the channel receives every hang-up from
+// now on, and one caught since dropEarly, which came after the files were
+// read. stop ends the catch, as restore does but dropping what is caught.
+// One taker.
+func (h *hangups) take() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 1)
+	if h != nil {
+		ch = h.ch
+	} else {
+		signal.Notify(ch, syscall.SIGHUP)
+	}
+	return ch, func() { signal.Stop(ch) }
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nylon-functions/nylon/internal/testutil"
+)
+
+// A SIGHUP before serve has installed its reload handler neither kills it
+// nor stops it from starting. The window is made deterministic with a FIFO
+// as --gateway-config: serve blocks reading it, well after main started
+// and before the handler is installed, until the test writes the file, and
+// the test's open of the FIFO returns only once serve has opened it. A HUP
+// sent then kills a serve whose main does not catch SIGHUP at once.
+// Signals in the first milliseconds of the process, before main runs at
+// all, are out of reach of any Go code and not sent.
+func TestServeSurvivesSIGHUPBeforeStart(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "upstream "+r.URL.Path)
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "gateway.yaml")
+	if err := syscall.Mkfifo(cfgFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes := []byte(`routes:` + "\n" + `  - {path: /up, upstream: "` + up.URL + `"}` + "\n")
+
+	p := startProcess(t, serveArgs(t, "--role", "gateway", "--gateway-config", cfgFile)...)
+	opened := make(chan *os.File, 1)
+	go func() {
+		f, err := os.OpenFile(cfgFile, os.O_WRONLY, 0)
+		if err != nil {
+			t.Errorf("open the FIFO: %v", err)
+			close(opened)
+			return
+		}
+		opened <- f
+	}()
+	var fifo *os.File
+	select {
+	case fifo = <-opened:
+	case <-p.exited:
+		t.Fatalf("serve exited (%d) before reading --gateway-config\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not open --gateway-config within 30s")
+	}
+	if fifo == nil {
+		return
+	}
+	defer fifo.Close()
+	// Reloads from now on read a regular file; serve keeps the FIFO open.
+	regular := filepath.Join(dir, "gateway.yaml.new")
+	if err := os.WriteFile(regular, routes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(regular, cfgFile); err != nil {
+		t.Fatal(err)
+	}
+
+	p.signal(t, syscall.SIGHUP)
+	select {
+	case <-p.exited:
+		t.Fatalf("a SIGHUP while serve read its configuration ended it (exit %d)\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
+	case <-time.After(200 * time.Millisecond): // the default action is immediate
+	}
+	if _, err := fifo.Write(routes); err != nil {
+		t.Fatalf("write the configuration: %v", err)
+	}
+	fifo.Close()
+
+	// And one every few milliseconds until ready: whatever the moment of
+	// start-up, none kills it.
+	ready := make(chan struct{})
+	hups := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { hups <- n }()
+		tick := time.NewTicker(3 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ready:
+				return
+			case <-tick.C:
+				if p.cmd.Process.Signal(syscall.SIGHUP) != nil {
+					return
+				}
+				n++
+			}
+		}
+	}()
+	gw := p.waitLine(t, gatewayLine)
+	p.waitLine(t, readyLine)
+	close(ready)
+	t.Logf("%d SIGHUPs during start-up", 1+<-hups)
+	if code, body := httpGet(t, gw+"/up"); code != http.StatusOK || body != "upstream /up" {
+		t.Errorf("GET /up = %d %q, want 200 from the upstream", code, body)
+	}
+
+	// The reload handler has SIGHUP now: one more reloads the file.
+	const reloaded = "SIGHUP: gateway configuration reloaded"
+	before := strings.Count(p.stderr.String(), reloaded)
+	p.signal(t, syscall.SIGHUP)
+	testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := strings.Count(p.stderr.String(), reloaded); n == before {
+			return fmt.Errorf("no new %q in stderr:\n%s", reloaded, p.stderr.String())
+		}
+		return nil
+	})
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\nstderr:\n%s", code, p.stderr.String())
+	}
+}
+
+// Commands other than serve keep SIGHUP's default action: a hang-up (the
+// terminal closed) ends them. invoke is caught while it waits for a NATS
+// server that accepted its connection and says nothing, so the HUP comes
+// after main started and before the 2 s connect timeout would end it.
+func TestSIGHUPEndsOtherCommands(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	p := startProcess(t, "invoke", "--nats", "nats://"+ln.Addr().String(), "hello")
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-p.exited:
+		t.Fatalf("invoke exited (%d) before connecting\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("invoke did not connect within 30s")
+	}
+	p.signal(t, syscall.SIGHUP)
+	p.wait(t, 30*time.Second)
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
+		t.Fatalf("invoke after SIGHUP: %v, want killed by SIGHUP\nstderr:\n%s", p.cmd.ProcessState, p.stderr.String())
+	}
+}
