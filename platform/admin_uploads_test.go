@@ -1,11 +1,13 @@
 package platform_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/platform"
 )
 
@@ -51,6 +53,15 @@ func TestAdminBoundsUploadsInMemory(t *testing.T) {
 		}
 	})
 
+	// A slow upload's bytes reach the client's transport before its
+	// handler takes a slot: wait for the server to hold all of them, or a
+	// busy machine lets the next deploy in first.
+	testutil.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := a.admin.UploadsHeld(); n < platform.MaxUploadsInMemory {
+			return fmt.Errorf("%d of %d uploads hold a slot", n, platform.MaxUploadsInMemory)
+		}
+		return nil
+	})
 	done := make(chan int, 1)
 	go func() {
 		resp, _ := a.deployRaw("/v1/functions/next", hello)
