@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -81,18 +82,24 @@ func (g *Gateway) attempt(ctx context.Context, t *target, ph protocol.Phase, id 
 			Err: fmt.Errorf("reply is for request %s, not %s", resp.RequestID, id)}
 	}
 	if resp.Newer() {
-		g.log.Warn("gateway: reply has a newer protocol version", "version", resp.Version,
-			"subject", t.subject[ph], "request_id", id.String())
+		const msg = "gateway: reply has a newer protocol version"
+		if g.sampler.Allow(ctx, slog.LevelWarn, logsample.KeyOf(msg, "subject", t.subject[ph])) {
+			g.log.Warn(msg, "version", resp.Version, "subject", t.subject[ph], "request_id", id.String())
+		}
 	}
 	ops, err := protocol.DecodeOps(resp.Data, nil)
 	if err != nil {
 		return reply{}, false, err
 	}
 	if status, n := refusedStatus(ops); n > 0 {
-		// Once per reply: the status is ignored (the response keeps the
-		// one it had, 200 for an End), which would otherwise go unseen.
-		g.log.Warn("gateway: status op refused: not a final HTTP status (200-599)", "plugin", t.name, "phase", ph.String(),
-			"status", status, "refused", n, "subject", t.subject[ph], "request_id", id.String(), "traceparent", meta.trace)
+		// Once per reply (sampled): the status is ignored (the response
+		// keeps the one it had, 200 for an End), which would otherwise go
+		// unseen.
+		const msg = "gateway: status op refused: not a final HTTP status (200-599)"
+		if g.sampler.Allow(ctx, slog.LevelWarn, logsample.KeyOf(msg, "subject", t.subject[ph])) {
+			g.log.Warn(msg, "plugin", t.name, "phase", ph.String(), "status", status, "refused", n,
+				"subject", t.subject[ph], "request_id", id.String(), "traceparent", meta.trace)
+		}
 	}
 	if resp.Action == protocol.ActionError {
 		return reply{ops: ops}, false, &pluginFailure{PluginError: protocol.PluginError{Message: resp.Error}, status: opStatus(ops)}
@@ -127,20 +134,18 @@ func serviceError(code, desc string) error {
 	return fmt.Errorf("%w: node answered %s %q", kind, code, truncate(desc, 200))
 }
 
-// logAttempt logs a failed attempt with everything needed to find it on the
-// node: subject, queue group, session, request id, attempt, traceparent.
+// logAttempt logs a failed attempt at DEBUG with everything needed to find
+// it on the node: subject, queue group, session, request id, attempt,
+// traceparent. It is detail: the failure the attempts end in is logged
+// once, at WARN, by whoever gives up on the call (logFailure), and
+// plugins_messaging_errors_total counts every attempt.
 func (g *Gateway) logAttempt(t *target, ph protocol.Phase, id protocol.RequestID, meta *callMeta, n int, err error) {
-	level := slog.LevelWarn
-	kind := kindOf(err)
-	if kind == KindDecode {
-		// A reply we cannot read is a protocol bug on one side or the
-		// other, not load: make it loud.
-		level = slog.LevelError
+	ctx := context.Background()
+	// Enabled first: the attributes would be built for nothing otherwise.
+	if !g.log.Enabled(ctx, slog.LevelDebug) {
+		return
 	}
-	if kind == KindCanceled {
-		level = slog.LevelDebug
-	}
-	g.log.LogAttrs(context.Background(), level, "gateway: phase call failed",
+	g.log.LogAttrs(ctx, slog.LevelDebug, "gateway: phase call failed",
 		slog.String("subject", t.subject[ph]),
 		slog.String("queue", t.group),
 		slog.String("plugin", t.name),
@@ -150,7 +155,7 @@ func (g *Gateway) logAttempt(t *target, ph protocol.Phase, id protocol.RequestID
 		slog.Int("attempt", n),
 		slog.String("traceparent", meta.trace),
 		slog.String("route", meta.route),
-		slog.String("kind", kind),
+		slog.String("kind", kindOf(err)),
 		slog.Any("error", err),
 	)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -285,10 +287,12 @@ func (g *Gateway) dlqConfigOf(subject string) (*messaging, protocol.SubjectTarge
 // it with a JetStream publish off the request path (the request must not
 // wait for an acknowledgement, and a core publish is dropped silently
 // while the stream has no leader). Before Start, or without a stream, it
-// is a core publish that nothing may keep.
-func (g *Gateway) deadLetter(t *target, ph protocol.Phase, payload []byte, id protocol.RequestID, meta *callMeta, cause error, attempts int) {
+// is a core publish that nothing may keep. It returns the subject the
+// letter went to, for the request's log line, or "" when it did not go:
+// dead letters disabled, or the letter lost (logged at ERROR, sampled).
+func (g *Gateway) deadLetter(t *target, ph protocol.Phase, payload []byte, id protocol.RequestID, meta *callMeta, cause error, attempts int) string {
 	if t.msg.cfg.DLQ.Disabled {
-		return
+		return ""
 	}
 	msg := &nats.Msg{
 		Subject: t.dlqSubject[ph],
@@ -309,17 +313,33 @@ func (g *Gateway) deadLetter(t *target, ph protocol.Phase, payload []byte, id pr
 		msg.Data = append([]byte(nil), payload...)
 		if !g.dlq.enqueue(dlqJob{ds: ds, msg: msg, id: id.String(), lost: t.metrics[ph].dlqLost}) {
 			t.metrics[ph].dlqLost.Inc()
-			g.log.Error("gateway: dead letter lost", "subject", msg.Subject, "request_id", id.String(),
-				"error", "dead-letter queue full or closed")
-			return
+			g.logLost(msg.Subject, id, meta, "dead-letter queue full or closed")
+			return ""
 		}
 	} else if err := t.msg.nc.PublishMsg(msg); err != nil {
-		g.log.Error("gateway: dead letter lost", "subject", msg.Subject, "request_id", id.String(), "error", err)
-		return
+		g.logLost(msg.Subject, id, meta, err)
+		return ""
 	}
 	t.metrics[ph].dlq.Inc()
-	g.log.Warn("gateway: request dead-lettered", "subject", msg.Subject, "plugin", t.name,
-		"request_id", id.String(), "attempts", attempts, "kind", kindOf(cause), "traceparent", meta.trace, "route", meta.route)
+	// Detail of the failure the caller logs once, with the subject.
+	if g.log.Enabled(context.Background(), slog.LevelDebug) {
+		g.log.Debug("gateway: request dead-lettered", "subject", msg.Subject, "plugin", t.name,
+			"request_id", id.String(), "attempts", attempts, "kind", kindOf(cause), "traceparent", meta.trace, "route", meta.route)
+	}
+	return msg.Subject
+}
+
+// logLost logs a dead letter that could not be queued or published: an
+// ERROR, as the request is then only in the logs, but sampled per subject,
+// as a stream without a leader under an error storm loses one per request
+// (plugins_messaging_dlq_lost_total counts every one).
+func (g *Gateway) logLost(subject string, id protocol.RequestID, meta *callMeta, cause any) {
+	const msg = "gateway: dead letter lost"
+	if !g.sampler.Allow(context.Background(), slog.LevelError, logsample.KeyOf(msg, "subject", subject)) {
+		return
+	}
+	g.log.Error(msg, "subject", subject, "request_id", id.String(), "route", meta.route,
+		"traceparent", meta.trace, "error", cause)
 }
 
 // DeadLetter is one message of a dead-letter stream.

@@ -30,8 +30,9 @@
 // configuration, or one changing a messaging config's connection, prefix or
 // dead-letter stream (ErrRestartRequired), changes nothing.
 //
-// The package imports only protocol from this project: it talks to platform
-// nodes through NATS alone.
+// The package imports only protocol (and internal/logsample, which samples
+// its per-request log lines) from this project: it talks to platform nodes
+// through NATS alone.
 //
 // # Example
 //

@@ -96,6 +96,10 @@ type CallError struct {
 	// 0 when it chose none.
 	Status int
 	Err    error
+	// dlqSubject is the subject the request was dead-lettered to after
+	// its last attempt, for the log line; empty when it was not (a kind
+	// that is not dead-lettered, dead letters disabled, the letter lost).
+	dlqSubject string
 }
 
 func (e *CallError) Error() string {

@@ -37,6 +37,12 @@ type exchange struct {
 	upStart    time.Time
 	upErr      string
 	bodyCut    bool // a streamed request body went over max_body_bytes
+	upBody     upstreamBody
+
+	// failErr is what failed the request, logged once by finish with
+	// failID, the request_id the client was given for it.
+	failErr error
+	failID  string
 }
 
 // callMeta is what a phase call logs and sends besides the invocation.
@@ -230,9 +236,14 @@ func (ex *exchange) proceed(err error, h *hop, ph protocol.Phase) bool {
 		return false
 	}
 	if h.t.policy[ph].OnError == OnErrorContinue {
-		ex.g.log.Warn("gateway: plugin skipped after error (on_error continue)",
-			"plugin", h.t.name, "phase", ph.String(), "route", ex.meta.route, "session_id", ex.meta.session, "error", err)
+		// The request goes on: this is the failure's only line.
+		ex.g.logFailure(ex.ctx, failure{msg: msgPluginSkipped, meta: &ex.meta, plugin: h.t.name, err: err})
 		return true
+	}
+	if ex.failErr == nil {
+		// A response_body_filter failure aborts the response and reaches
+		// no fail: finish logs it from here.
+		ex.failErr = err
 	}
 	return false
 }
@@ -248,10 +259,7 @@ func (ex *exchange) fail(err error) {
 	if p.RequestID == "" {
 		p.RequestID = protocol.NewRequestID().String()
 	}
-	if p.Status >= 500 && p.Type != ProblemUpstream && p.Type != ProblemUpstreamTimeout {
-		ex.g.log.Warn("gateway: request failed", "route", ex.meta.route, "session_id", ex.meta.session,
-			"request_id", p.RequestID, "traceparent", ex.meta.trace, "status", p.Status, "error", err)
-	}
+	ex.failErr, ex.failID = err, p.RequestID
 	writeProblem(&ex.rec, p)
 }
 
@@ -360,6 +368,12 @@ func (ex *exchange) finish(aborted bool) {
 	elapsed := time.Since(ex.start)
 	rt.requests.inc(status)
 	rt.duration.Observe(elapsed.Seconds())
+	if ex.failErr != nil {
+		// One line per failed request, however many attempts, dead
+		// letters and phases it took.
+		ex.g.logFailure(ex.ctx, failure{msg: msgRequestFailed, meta: &ex.meta, status: status, aborted: aborted,
+			requestID: ex.failID, err: ex.failErr})
+	}
 	if len(rt.loggers) == 0 {
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -53,6 +54,10 @@ type Gateway struct {
 	series routeSeries
 
 	session atomic.Uint32
+	// sampler bounds the per-request WARN and ERROR lines (logsample):
+	// an error storm logs a few examples a second per route and plugin
+	// and counts the rest.
+	sampler *logsample.Sampler
 	logs    *workQueue[logJob]
 	dlq     *dlqWriter
 	wire    wirePool
@@ -120,6 +125,7 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Gateway, error) {
 		met:       met,
 		rng:       NewRand(seed),
 		transport: o.transport,
+		sampler:   logsample.New(o.logger, logsample.Config{}),
 	}
 	if g.transport == nil {
 		g.transport = newTransport()
@@ -236,8 +242,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ctx's error. It does the same for the dead letters still being stored,
 // for at most 5 s (what is left then is counted lost). Then it unsubscribes the gateway's reply inboxes:
 // call it once the HTTP server has stopped, as phase calls still waiting
-// fail as if the connection had closed. It does not close the NATS
-// connection. Safe to call twice.
+// fail as if the connection had closed. Last, it logs the counts of the
+// per-request lines it suppressed lately (see docs/GATEWAY.md, Logs). It
+// does not close the NATS connection. Safe to call twice.
 func (g *Gateway) Close(ctx context.Context) error {
 	// Logging calls may dead-letter, so the writer closes after them.
 	err := g.logs.close(ctx)
@@ -249,6 +256,8 @@ func (g *Gateway) Close(ctx context.Context) error {
 	for _, m := range g.conf.Load().msgs {
 		m.replies.close()
 	}
+	// The counts of lines suppressed lately, before the process exits.
+	g.sampler.Flush()
 	return err
 }
 

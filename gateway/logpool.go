@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 
 	"github.com/nylon-functions/nylon/protocol"
 )
@@ -18,8 +19,13 @@ type logJob struct {
 // drops the call (the caller counts it).
 func newLogPool(g *Gateway, workers, queue int) *workQueue[logJob] {
 	return newWorkQueue(workers, queue, func(ctx context.Context, j logJob) {
-		// Failures are logged and dead-lettered by invoke; logging's
-		// on_error cannot fail a request that is already answered.
-		_, _ = g.invoke(ctx, j.t, protocol.PhaseLogging, j.data, &j.meta)
+		// logging's on_error cannot fail a request that is already
+		// answered: a failure gets its one line here (invoke logs the
+		// attempts at DEBUG only, and dead-letters it).
+		_, err := g.invoke(ctx, j.t, protocol.PhaseLogging, j.data, &j.meta)
+		if err == nil || errors.Is(err, errShed) || errors.Is(err, errUnserved) || errors.Is(err, context.Canceled) {
+			return
+		}
+		g.logFailure(ctx, failure{msg: msgLoggingFailed, meta: &j.meta, plugin: j.t.name, err: err})
 	})
 }

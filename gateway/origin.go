@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -45,15 +46,43 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 			pr.Out.Header.Set(headerTraceparent, ex.meta.trace)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			return exchangeOf(resp.Request.Context()).responsePhases(resp)
+			ex := exchangeOf(resp.Request.Context())
+			if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
+				// Not an upgrade's: the proxy needs that one's body
+				// to be the connection.
+				ex.upBody = upstreamBody{rc: resp.Body, ex: ex}
+				resp.Body = &ex.upBody
+			}
+			return ex.responsePhases(resp)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			exchangeOf(r.Context()).originFailed(err)
 		},
 		BufferPool: &g.bufs,
-		ErrorLog:   slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		// The proxy logs a body it could not read to the end; upstreamBody
+		// gives finish that failure for its one line, so the proxy's own
+		// is detail.
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
 }
+
+// upstreamBody is an upstream response's body, remembering a read error
+// (the upstream failed mid-body: the response is aborted) as the request's
+// failure. It lives in the exchange: no allocation per response.
+type upstreamBody struct {
+	rc io.ReadCloser
+	ex *exchange
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF && b.ex.failErr == nil && b.ex.ctx.Err() == nil {
+		b.ex.failErr = fmt.Errorf("%w: reading the response body: %w", errUpstream, err)
+	}
+	return n, err
+}
+
+func (b *upstreamBody) Close() error { return b.rc.Close() }
 
 func stripPrefix(path, prefix string) string {
 	p, ok := strings.CutPrefix(path, prefix)
@@ -206,7 +235,6 @@ func (ex *exchange) responsePhases(resp *http.Response) error {
 
 // originFailed answers a failure of the origin or of a response phase.
 func (ex *exchange) originFailed(err error) {
-	log := ex.g.log
 	var ce *CallError
 	var mbe *http.MaxBytesError
 	switch {
@@ -216,13 +244,12 @@ func (ex *exchange) originFailed(err error) {
 	case ex.ctx.Err() != nil:
 		// The client left; fail records it.
 	case isTimeout(err):
+		// Wrapped, so that the request's one line (finish) says why.
 		ex.upErr = err.Error()
-		log.Warn("gateway: upstream timeout", "route", ex.meta.route, "session_id", ex.meta.session, "traceparent", ex.meta.trace, "error", err)
-		err = errUpstreamTimeout
+		err = fmt.Errorf("%w: %w", errUpstreamTimeout, err)
 	default:
 		ex.upErr = err.Error()
-		log.Warn("gateway: upstream failed", "route", ex.meta.route, "session_id", ex.meta.session, "traceparent", ex.meta.trace, "error", err)
-		err = errUpstream
+		err = fmt.Errorf("%w: %w", errUpstream, err)
 	}
 	if ex.upErr == "" {
 		ex.upErr = err.Error()

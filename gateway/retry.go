@@ -18,6 +18,8 @@ var errUnserved = errors.New("phase not served")
 // with jittered exponential backoff when on_error is retry and the failure
 // is retryable, and after the last failed attempt a dead letter. It returns
 // the reply, errShed or errUnserved (skip the plugin), or a *CallError.
+// Failed attempts are logged at DEBUG only: the caller logs the failure
+// once, with everything in the *CallError (logFailure).
 func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv []byte, meta *callMeta) (reply, error) {
 	pol := &t.policy[ph]
 	pm := t.metrics[ph]
@@ -33,7 +35,7 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 	defer g.wire.put(bp)
 	*bp = req.AppendMsgpack(*bp)
 	payload := *bp
-	fail := func(err error, n int) error {
+	fail := func(err error, n int) *CallError {
 		return &CallError{Plugin: t.name, Function: t.function, Phase: ph, Subject: t.subject[ph],
 			RequestID: req.RequestID, Attempts: n, Kind: kindOf(err), Status: pluginStatus(err), Err: err}
 	}
@@ -107,10 +109,11 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 		}
 		n++
 	}
+	ce := fail(err, n)
 	if deadLetterable(err, local) {
-		g.deadLetter(t, ph, payload, req.RequestID, meta, err, n)
+		ce.dlqSubject = g.deadLetter(t, ph, payload, req.RequestID, meta, err, n)
 	}
-	return reply{}, fail(err, n)
+	return reply{}, ce
 }
 
 // pluginStatus is the status a handler chose for its Error reply, or 0.

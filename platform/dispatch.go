@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/wasmhost"
 )
@@ -267,8 +269,10 @@ func (f *function) run(v *version, j *job) {
 		ep.m.timeouts.Inc()
 		ep.m.outcome[idxTimeout].Inc()
 		ep.m.errors.Inc()
-		f.log.Warn("platform: handler timed out", "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,
-			"timeout", v.timeout, "request_id", j.req.RequestID.String(), "session_id", j.req.SessionID, "traceparent", j.trace)
+		if f.allowLog(slog.LevelWarn, msgTimedOut, ep.subject) {
+			f.log.Warn(msgTimedOut, "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,
+				"timeout", v.timeout, "request_id", j.req.RequestID.String(), "session_id", j.req.SessionID, "traceparent", j.trace)
+		}
 	case guestFault(err):
 		resp.Action, resp.Error = protocol.ActionError, err.Error()
 		ep.traps.Add(1)
@@ -276,8 +280,10 @@ func (f *function) run(v *version, j *job) {
 		ep.m.traps.Inc()
 		ep.m.outcome[idxTrap].Inc()
 		ep.m.errors.Inc()
-		f.log.Warn("platform: handler trapped", "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,
-			"request_id", j.req.RequestID.String(), "session_id", j.req.SessionID, "traceparent", j.trace, "err", err)
+		if f.allowLog(slog.LevelWarn, msgTrapped, ep.subject) {
+			f.log.Warn(msgTrapped, "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,
+				"request_id", j.req.RequestID.String(), "session_id", j.req.SessionID, "traceparent", j.trace, "err", err)
+		}
 	case errors.Is(err, wasmhost.ErrInputTooLarge):
 		ep.m.tooLarge.Inc()
 		f.fail(j, protocol.ServiceErrTooLarge, err.Error())
@@ -293,12 +299,30 @@ func (f *function) run(v *version, j *job) {
 		if errors.Is(err, wasmhost.ErrPoolClosed) || errors.Is(err, wasmhost.ErrHostClosed) {
 			code = protocol.ServiceErrOverloaded
 		}
-		f.log.Error("platform: call failed", "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,
-			"request_id", j.req.RequestID.String(), "session_id", j.req.SessionID, "traceparent", j.trace, "err", err)
+		if f.allowLog(slog.LevelError, msgCallFailed, ep.subject) {
+			f.log.Error(msgCallFailed, "subject", ep.subject, "queue", ep.queue, "version", v.rec.Version,
+				"request_id", j.req.RequestID.String(), "session_id", j.req.SessionID, "traceparent", j.trace, "err", err)
+		}
 		f.fail(j, code, fmt.Sprintf("internal: %s: %v", ep.phase, err))
 		return
 	}
 	f.answer(j, &resp)
+}
+
+// Messages of the per-request lines, sampled per subject by allowLog.
+const (
+	msgTimedOut      = "platform: handler timed out"
+	msgTrapped       = "platform: handler trapped"
+	msgCallFailed    = "platform: call failed"
+	msgReplyTooLarge = "platform: reply over NATS max_payload"
+)
+
+// allowLog reports whether a per-request line may be written: a few a
+// second per message and subject, the rest counted and summed up in one
+// line per interval ("suppressed=N"), so that a guest failing every
+// request cannot flood the node's log. The metrics count every one.
+func (f *function) allowLog(level slog.Level, msg, subject string) bool {
+	return f.node.sampler.Allow(context.Background(), level, logsample.KeyOf(msg, "subject", subject))
 }
 
 // expired reports whether every caller waiting for j has stopped waiting
@@ -337,8 +361,10 @@ func (f *function) answer(j *job, resp *protocol.PluginResponse) {
 		// timeout (and retry, to the same end): tell it now. The guest
 		// stayed within its output limit, but ops add framing, and a
 		// server's max_payload can be below the node's limits.
-		f.log.Warn("platform: reply over NATS max_payload", "function", f.name, "request_id", j.req.RequestID.String(),
-			"bytes", len(b), "max_payload", mp)
+		if f.allowLog(slog.LevelWarn, msgReplyTooLarge, ep.subject) {
+			f.log.Warn(msgReplyTooLarge, "function", f.name, "subject", ep.subject, "request_id", j.req.RequestID.String(),
+				"bytes", len(b), "max_payload", mp, "traceparent", j.trace)
+		}
 		f.fail(j, protocol.ServiceErrInternal, fmt.Sprintf("reply of %d bytes is over the %d bytes one NATS message may carry", len(b), mp))
 		return
 	}

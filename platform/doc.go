@@ -29,8 +29,9 @@
 // delete functions and to list nodes, plus /healthz and /metrics. Errors are
 // RFC 9457 problem+json; /v1 requires the bearer token outside "dev".
 //
-// platform imports protocol, wasmhost and registry; the edges (gateway,
-// ws) never import it: they reach nodes only over NATS.
+// platform imports protocol, wasmhost, registry and internal/logsample (which
+// samples its per-request log lines); the edges (gateway, ws) never import
+// it: they reach nodes only over NATS.
 //
 // # Example
 //

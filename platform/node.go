@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/registry"
 	"github.com/nylon-functions/nylon/wasmhost"
 )
@@ -31,6 +32,10 @@ type Node struct {
 	ownHost bool
 	promReg prometheus.Registerer
 	metrics *metrics
+	// sampler bounds the per-request WARN and ERROR lines (a guest that
+	// traps or times out on every request): a few a second per subject,
+	// and a count of the rest (logsample).
+	sampler *logsample.Sampler
 
 	jobs    sync.Pool // *job
 	replies sync.Pool // *replyMsg
@@ -102,6 +107,7 @@ func NewNode(cfg Config) (*Node, error) {
 	} else {
 		n.promReg = prometheus.NewRegistry()
 	}
+	n.sampler = logsample.New(n.log, logsample.Config{})
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
 }
@@ -351,6 +357,7 @@ func (n *Node) drain(ctx context.Context) error {
 	n.mu.Lock()
 	n.state = stateStopped
 	n.mu.Unlock()
+	n.sampler.Flush() // the counts of lines suppressed lately
 	n.log.Info("platform: drained", "duration", time.Since(start))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("platform: drain: %w", err)

@@ -208,7 +208,9 @@ func (c *conn) enqueue(m outMsg) {
 	default:
 		if c.stop(websocket.StatusPolicyViolation, "slow consumer", stopByEdge) {
 			c.e.m.slowClosed.Inc()
-			c.log.Warn("ws client too slow, closing", "send_queue", cap(c.out))
+			if c.allowLog(slog.LevelWarn, msgSlowClient, c.subject) {
+				c.log.Warn(msgSlowClient, "send_queue", cap(c.out))
+			}
 		}
 	}
 }

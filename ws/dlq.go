@@ -2,10 +2,13 @@ package ws
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -73,18 +76,40 @@ func (c *conn) deadLetter(f *eventFailure) {
 		msg.Data = bytes.Clone(s.reqBuf)
 		if !sink(msg) {
 			c.e.m.dlqLost.Inc()
-			c.log.Error("ws dead letter lost", "subject", c.dlqSubject, "request_id", s.requestID.String(),
-				"error", "dead-letter sink refused it (queue full or closed, or no dead-letter stream for the subject)")
+			if c.allowLog(slog.LevelError, msgDeadLetterLost, c.dlqSubject) {
+				c.log.Error(msgDeadLetterLost, "subject", c.dlqSubject, "request_id", s.requestID.String(),
+					"error", "dead-letter sink refused it (queue full or closed, or no dead-letter stream for the subject)")
+			}
 			return
 		}
 	} else if err := c.e.nc.PublishMsg(msg); err != nil {
 		c.e.m.dlqLost.Inc()
-		c.log.Error("ws dead letter lost", "subject", c.dlqSubject, "request_id", s.requestID.String(), "error", err)
+		if c.allowLog(slog.LevelError, msgDeadLetterLost, c.dlqSubject) {
+			c.log.Error(msgDeadLetterLost, "subject", c.dlqSubject, "request_id", s.requestID.String(), "error", err)
+		}
 		return
 	}
 	c.e.m.deadLetters.Inc()
-	c.log.Warn("ws event dead-lettered", "subject", c.dlqSubject, "request_id", s.requestID.String(),
-		"kind", f.kind, "attempts", s.attempts, "traceparent", s.traceparent)
+	if c.allowLog(slog.LevelWarn, msgDeadLettered, c.dlqSubject) {
+		c.log.Warn(msgDeadLettered, "subject", c.dlqSubject, "request_id", s.requestID.String(),
+			"kind", f.kind, "attempts", s.attempts, "traceparent", s.traceparent)
+	}
+}
+
+// Messages of the per-event lines, sampled by allowLog.
+const (
+	msgDeadLettered   = "ws event dead-lettered"
+	msgDeadLetterLost = "ws dead letter lost"
+	msgSlowClient     = "ws client too slow, closing"
+)
+
+// allowLog reports whether a per-event line may be written: a few a second
+// per message and subject, the rest counted and summed up
+// in one edge line per interval ("suppressed=N"), so that a node down
+// under thousands of connections cannot flood the edge's log. The metrics
+// count every one.
+func (c *conn) allowLog(level slog.Level, msg, subject string) bool {
+	return c.e.sampler.Allow(context.Background(), level, logsample.KeyOf(msg, "subject", subject))
 }
 
 // truncate cuts s to at most n bytes on a UTF-8 boundary.

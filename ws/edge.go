@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 
+	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -36,6 +37,10 @@ type Edge struct {
 	m      *metrics
 	rooms  *rooms
 	accept websocket.AcceptOptions
+	// sampler bounds the per-event WARN and ERROR lines (dead letters,
+	// slow clients): a few a second per subject, and a count of the rest
+	// (logsample).
+	sampler *logsample.Sampler
 	// timeoutHdr is cfg.EventTimeout as the Nylon-Timeout-Ms value every
 	// event request carries.
 	timeoutHdr string
@@ -106,6 +111,7 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Edge, error) {
 			InsecureSkipVerify: cfg.InsecureSkipVerify,
 		},
 	}
+	e.sampler = logsample.New(e.log, logsample.Config{})
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.rooms = newRooms(e)
 	go e.watchdog()
@@ -319,6 +325,7 @@ func (e *Edge) shutdown(ctx context.Context) {
 	if err := e.rooms.close(); err != nil && e.closeErr == nil {
 		e.closeErr = fmt.Errorf("close ws edge[%s]: %w", e.cfg.EdgeID, err)
 	}
+	e.sampler.Flush() // the counts of lines suppressed lately
 	e.log.Info("ws edge closed", "connections", len(conns))
 }
 

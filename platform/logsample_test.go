@@ -1,0 +1,86 @@
+package platform_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nylon-functions/nylon/internal/logsample"
+	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/platform"
+	"github.com/nylon-functions/nylon/protocol"
+	"github.com/nylon-functions/nylon/registry"
+)
+
+// A guest that traps on every request logs a bounded number of WARN lines
+// (10 a second for the subject) and summaries whose suppressed counts add
+// up to the rest, the last within a few seconds; the metrics count every
+// trap. Before, every trap was a WARN line.
+func TestTrapStormIsSampled(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "counter", Limits: registry.Limits{MaxWorkers: 4}}, counterDir)
+	metrics := prometheus.NewRegistry()
+	var logs testutil.SyncBuffer
+	e.startNode("n1", withMetrics(metrics), withConfig(func(c *platform.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	}))
+
+	const total = 300
+	start := time.Now()
+	parallel(total, 8, func(int) {
+		resp, _, err := call(e.nc, "counter", request(protocol.PhaseRequestFilter, "exit=3"), 10*time.Second)
+		if err != nil || resp.Action != protocol.ActionError {
+			t.Errorf("exit=3: %v %+v, want action Error", err, resp)
+		}
+	})
+	burst := time.Since(start)
+
+	var written, suppressed, summaries int
+	count := func() {
+		written, suppressed, summaries = 0, 0, 0
+		sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
+		for sc.Scan() {
+			var r struct {
+				Level, Msg, Subject string
+				Suppressed          *int
+			}
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Fatalf("log line %q: %v", sc.Text(), err)
+			}
+			if r.Msg != "platform: handler trapped" {
+				continue
+			}
+			if r.Level != "WARN" || r.Subject != "nylon.dev.counter.request_filter" {
+				t.Errorf("line %s: want a WARN with the subject", sc.Text())
+			}
+			if r.Suppressed != nil {
+				suppressed += *r.Suppressed
+				summaries++
+			} else {
+				written++
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count(); written+suppressed != total && time.Now().Before(deadline); count() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if written+suppressed != total {
+		t.Fatalf("%d trap lines written and %d reported suppressed (%d summaries) 5 s after the calls; want %d in all",
+			written, suppressed, summaries, total)
+	}
+	windows := int(burst/logsample.DefaultInterval) + 1
+	if written > logsample.DefaultFirst*windows || summaries > windows {
+		t.Errorf("%d lines and %d summaries over %v; want at most %d per %v and a summary each",
+			written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
+	}
+	if got := testutil.MetricSum(t, metrics, "nylon_function_traps_total", map[string]string{"function": "counter"}); got != total {
+		t.Errorf("traps_total = %v, want every trap (%d)", got, total)
+	}
+	t.Logf("%d traps in %v: %d lines, %d summaries", total, burst, written, summaries)
+}

@@ -1,0 +1,89 @@
+package ws_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/nylon-functions/nylon/internal/logsample"
+	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/ws"
+)
+
+// Events failing on every connection (a node answering 500) log a bounded
+// number of "ws event dead-lettered" lines (10 a second for the subject)
+// and summaries whose suppressed counts add up to the rest, the last
+// within a few seconds; the metric counts every letter. Before, every
+// dead letter was a WARN line.
+func TestDeadLetterLinesAreSampled(t *testing.T) {
+	s := testutil.RunNATS(t)
+	respond(t, s, "flaky", false, func(ev *event) answer {
+		if strings.HasPrefix(string(ev.inv.WS.Payload), "micro") {
+			return answer{serviceErr: "500"}
+		}
+		return echo(ev)
+	})
+	var logs testutil.SyncBuffer
+	env := startEdgeWith(t, s, ws.Config{}, "flaky", nil, ws.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+
+	const total = 40
+	start := time.Now()
+	for range total {
+		cl := dial(t, env.url("")).read()
+		cl.send("micro")
+		if code, _ := cl.waitClosed(); code != websocket.StatusInternalError {
+			t.Fatalf("close = %d, want 1011", code)
+		}
+	}
+	burst := time.Since(start)
+
+	var written, suppressed, summaries int
+	count := func() {
+		written, suppressed, summaries = 0, 0, 0
+		sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
+		for sc.Scan() {
+			var r struct {
+				Level, Msg, Subject string
+				Suppressed          *int
+			}
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Fatalf("log line %q: %v", sc.Text(), err)
+			}
+			if r.Msg != "ws event dead-lettered" {
+				continue
+			}
+			if r.Level != "WARN" || r.Subject != "nylon.dev.dlq.flaky.events" {
+				t.Errorf("line %s: want a WARN with the dead-letter subject", sc.Text())
+			}
+			if r.Suppressed != nil {
+				suppressed += *r.Suppressed
+				summaries++
+			} else {
+				written++
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count(); written+suppressed != total && time.Now().Before(deadline); count() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if written+suppressed != total {
+		t.Fatalf("%d dead-letter lines written and %d reported suppressed (%d summaries) 5 s after the events; want %d in all",
+			written, suppressed, summaries, total)
+	}
+	windows := int(burst/logsample.DefaultInterval) + 1
+	if written > logsample.DefaultFirst*windows || summaries > windows {
+		t.Errorf("%d lines and %d summaries over %v; want at most %d per %v and a summary each",
+			written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
+	}
+	if got := testutil.MetricSum(t, env.reg, "nylon_ws_dead_letters_total", nil); got != total {
+		t.Errorf("nylon_ws_dead_letters_total = %v, want every letter (%d)", got, total)
+	}
+	t.Logf("%d dead letters in %v: %d lines, %d summaries", total, burst, written, summaries)
+}
