@@ -23,7 +23,7 @@ NATSCLI_VERSION ?= v0.5.0
 # a pure function of its input with no goroutines; its tests compile every Go
 # guest in wazero, which -race makes several times slower (224 s vs ~25 s
 # cold), so it runs with the rest.
-RACE_DIRS := wasmhost registry platform gateway ws internal/natsconn internal/loadgen
+RACE_DIRS := wasmhost registry platform gateway ws internal/natsconn internal/loadgen internal/logsample
 RACE_SKIP := %/wasmhost/internal/yield
 
 # Evaluated lazily (=), so `make clean` or `make help` do not run go list.
