@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -132,8 +134,12 @@ func (w *dlqWriter) store(ctx context.Context, j dlqJob) {
 		}
 	}
 	j.lost.Inc()
-	w.g.log.Error("gateway: dead letter lost", "subject", j.msg.Subject, "request_id", j.id,
-		"publish_attempts", attempt, "error", err)
+	// Per letter: while JetStream is down every letter ends here, so the
+	// line is sampled per subject like the other per-request lines.
+	const msg = "gateway: dead letter lost"
+	if w.g.sampler.Allow(ctx, slog.LevelError, logsample.KeyOf(msg, "subject", j.msg.Subject)) {
+		w.g.log.Error(msg, "subject", j.msg.Subject, "request_id", j.id, "publish_attempts", attempt, "error", err)
+	}
 }
 
 // restore checks ds after a publish to subject, begun at sent, found no

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
 )
@@ -173,5 +176,73 @@ func TestDeadLetterStreamRecreated(t *testing.T) {
 	}
 	if strings.Contains(logs, "dead letter lost") {
 		t.Errorf("a dead letter was reported lost:\n%s", logs)
+	}
+}
+
+// Letters a stream refuses one after another (full under discard new, as
+// a stream that cannot store would) are each counted lost, and logged as
+// a bounded number of "gateway: dead letter lost" lines per subject with
+// summaries counting the rest: a JetStream outage under load must not
+// flood the log with one ERROR per request.
+func TestDeadLettersLostAreSampled(t *testing.T) {
+	e := newEnv(t)
+	_, srv := e.gateway(yamlMessaging("") + deadLetterRoute)
+	ctx := t.Context()
+	js := testutil.JetStream(t, e.nc)
+	s, err := js.Stream(ctx, gateway.DLQStreamName(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Discard, cfg.MaxMsgs = jetstream.DiscardNew, 1
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, get(t, srv.URL+"/x"), http.StatusServiceUnavailable)
+	eventually(t, func() error { return dlqHolds(ctx, js, 1) }) // full from here on
+
+	const lost = 40
+	start := time.Now()
+	for range lost {
+		wantStatus(t, get(t, srv.URL+"/x"), http.StatusServiceUnavailable)
+	}
+	eventually(t, func() error {
+		got, err := testutil.GatherSum(e.reg, "plugins_messaging_dlq_lost_total", nil)
+		if err == nil && got != lost {
+			err = fmt.Errorf("dlq_lost_total = %v, want %d", got, lost)
+		}
+		return err
+	})
+	burst := time.Since(start)
+
+	suppressedN := regexp.MustCompile(`suppressed=(\d+)`)
+	var written, suppressed, summaries int
+	count := func() {
+		written, suppressed, summaries = 0, 0, 0
+		for line := range strings.Lines(e.log.String()) {
+			if !strings.Contains(line, `msg="gateway: dead letter lost"`) {
+				continue
+			}
+			if m := suppressedN.FindStringSubmatch(line); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				suppressed += n
+				summaries++
+			} else {
+				written++
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count(); written+suppressed != lost && time.Now().Before(deadline); count() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if written+suppressed != lost {
+		t.Fatalf("%d lines written and %d reported suppressed (%d summaries) 5 s after %d letters were lost",
+			written, suppressed, summaries, lost)
+	}
+	windows := int(burst/logsample.DefaultInterval) + 1
+	if written > logsample.DefaultFirst*windows || summaries > windows {
+		t.Errorf("%d lines and %d summaries over %v; want at most %d per %v and a summary each",
+			written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
 	}
 }

@@ -270,8 +270,8 @@ const statusClientClosed = 499
 // the ops, over the response-header ops of earlier plugins.
 func (ex *exchange) respondOps(ops []protocol.Op) {
 	h := ex.rec.Header()
-	applyResponseHeaderOps(h, ex.respOps, ex.g.log)
-	status, body := applyEndOps(h, ops, ex.g.log)
+	applyResponseHeaderOps(h, ex.respOps, ex.g.opLog)
+	status, body := applyEndOps(h, ops, ex.g.opLog)
 	writeBody(&ex.rec, ex.inv.Request.Method, status, body)
 }
 
@@ -339,7 +339,7 @@ func (ex *exchange) collectNextOps(h *hop, ops []protocol.Op) {
 		op := ops[i]
 		switch {
 		case protocol.IsRequestHeaderOp(op.Code):
-			if !applyInvocationHeaderOp(&ex.inv.Request, &op, ex.g.log) {
+			if !applyInvocationHeaderOp(&ex.inv.Request, &op, ex.g.opLog) {
 				continue
 			}
 			ex.reqOps = append(ex.reqOps, op)

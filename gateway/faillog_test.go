@@ -352,3 +352,70 @@ func TestFailureStormIsSampled(t *testing.T) {
 	}
 	t.Logf("burst of %d failures in %v: %d lines, %d summaries", total, burst, written, summaries)
 }
+
+// A plugin that sends a refused header op with every reply (a reserved
+// response header, and a request header with a CR) logs a bounded number
+// of "gateway: header op refused" lines per header and summaries counting
+// the rest, while every request still succeeds without the header. Before,
+// each reply wrote a WARN line per refused op.
+func TestHeaderOpRefusalsAreSampled(t *testing.T) {
+	e := newEnv(t)
+	up := e.upstream()
+	e.serve("rude", protocol.PhaseRequestFilter, func(*call) answer {
+		return next(respHeader("Connection", "close"), reqHeader("X-Bad", "a\r\nb"))
+	})
+	var buf testutil.SyncBuffer
+	_, srv := e.gateway(yamlMessaging("")+`
+plugins:
+  - name: rude
+    messaging: nats
+    per_phase:
+      request_filter: {}
+routes:
+  - {path: /r, upstream: "`+up.URL+`", plugins: [rude]}
+`, jsonLogger(&buf))
+
+	const total = 60
+	start := time.Now()
+	for range total {
+		r := get(t, srv.URL+"/r")
+		wantStatus(t, r, 200)
+		if r.Header.Get("X-Upstream") != "yes" {
+			t.Fatalf("response headers %v: the upstream's answer was not passed on", r.Header)
+		}
+	}
+	burst := time.Since(start)
+
+	for _, header := range []string{"Connection", "X-Bad"} {
+		var written, suppressed, summaries int
+		count := func() {
+			written, suppressed, summaries = 0, 0, 0
+			for _, r := range loud(parseLogs(t, buf.Bytes())) {
+				if r.str("msg") != "gateway: header op refused" || r.str("header") != header {
+					continue
+				}
+				if s := r.str("suppressed"); s != "" {
+					n := 0
+					fmt.Sscan(s, &n)
+					suppressed += n
+					summaries++
+				} else {
+					written++
+				}
+			}
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for count(); written+suppressed != total && time.Now().Before(deadline); count() {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if written+suppressed != total {
+			t.Fatalf("header %s: %d lines written and %d reported suppressed (%d summaries) 5 s after %d refusals",
+				header, written, suppressed, summaries, total)
+		}
+		windows := int(burst/logsample.DefaultInterval) + 1
+		if written > logsample.DefaultFirst*windows || summaries > windows {
+			t.Errorf("header %s: %d lines and %d summaries over %v; want at most %d per %v and a summary each",
+				header, written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
+		}
+	}
+}

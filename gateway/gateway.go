@@ -58,10 +58,14 @@ type Gateway struct {
 	// an error storm logs a few examples a second per route and plugin
 	// and counts the rest.
 	sampler *logsample.Sampler
-	logs    *workQueue[logJob]
-	dlq     *dlqWriter
-	wire    wirePool
-	bufs    bufferPool
+	// opLog is log sampled per message and header (sampler): the refusals
+	// of a plugin's header ops, which a plugin that always sends one
+	// would repeat on every request.
+	opLog *slog.Logger
+	logs  *workQueue[logJob]
+	dlq   *dlqWriter
+	wire  wirePool
+	bufs  bufferPool
 
 	// dlqReady is set once Start has made the dead-letter streams (and
 	// set every messaging config's dlq).
@@ -127,6 +131,7 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Gateway, error) {
 		transport: o.transport,
 		sampler:   logsample.New(o.logger, logsample.Config{}),
 	}
+	g.opLog = slog.New(g.sampler.Handler(o.logger.Handler(), "header"))
 	if g.transport == nil {
 		g.transport = newTransport()
 	}

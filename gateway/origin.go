@@ -108,7 +108,7 @@ func (ex *exchange) serveFunction() {
 		ex.originFailed(err)
 		return
 	}
-	log := ex.g.log
+	log := ex.g.opLog
 	if !ex.filtersResponse(cmp.Or(opStatus(rep.ops), http.StatusOK)) {
 		// No response phase runs (the common case): write the response
 		// straight from the ops, with no http.Response in between. The
@@ -170,7 +170,7 @@ func setBody(resp *http.Response, b []byte) {
 // wraps the body for response_body_filter.
 func (ex *exchange) responsePhases(resp *http.Response) error {
 	rt := ex.rt
-	log := ex.g.log
+	log := ex.g.opLog
 	applyResponseHeaderOps(resp.Header, ex.respOps, log)
 	if !ex.filtersResponse(resp.StatusCode) {
 		return nil

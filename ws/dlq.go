@@ -101,6 +101,7 @@ const (
 	msgDeadLettered   = "ws event dead-lettered"
 	msgDeadLetterLost = "ws dead letter lost"
 	msgSlowClient     = "ws client too slow, closing"
+	msgEventFailed    = "ws event failed, closing connection"
 )
 
 // allowLog reports whether a per-event line may be written: a few a second

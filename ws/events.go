@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -124,8 +125,10 @@ func (c *conn) handle(ev inEvent) bool {
 		if outcome == outcomeNoResponder {
 			code, reason = websocket.StatusTryAgainLater, "try again later"
 		}
-		c.log.Error("ws event failed, closing connection", "event", kind, "outcome", outcome, "close_code", int(code),
-			"subject", c.subject, "request_id", s.requestID.String(), "traceparent", s.traceparent, "error", err)
+		if c.allowLog(slog.LevelError, msgEventFailed, c.subject) {
+			c.log.Error(msgEventFailed, "event", kind, "outcome", outcome, "close_code", int(code),
+				"subject", c.subject, "request_id", s.requestID.String(), "traceparent", s.traceparent, "error", err)
+		}
 		c.stop(code, reason, stopByEdge)
 		return false
 	}

@@ -17,7 +17,8 @@ import (
 )
 
 // Events failing on every connection (a node answering 500) log a bounded
-// number of "ws event dead-lettered" lines (10 a second for the subject)
+// number of "ws event dead-lettered" and "ws event failed, closing
+// connection" lines (10 a second each for the subject)
 // and summaries whose suppressed counts add up to the rest, the last
 // within a few seconds; the metric counts every letter. Before, every
 // dead letter was a WARN line.
@@ -43,47 +44,54 @@ func TestDeadLetterLinesAreSampled(t *testing.T) {
 	}
 	burst := time.Since(start)
 
-	var written, suppressed, summaries int
-	count := func() {
-		written, suppressed, summaries = 0, 0, 0
-		sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
-		for sc.Scan() {
-			var r struct {
-				Level, Msg, Subject string
-				Suppressed          *int
-			}
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("log line %q: %v", sc.Text(), err)
-			}
-			if r.Msg != "ws event dead-lettered" {
-				continue
-			}
-			if r.Level != "WARN" || r.Subject != "nylon.dev.dlq.flaky.events" {
-				t.Errorf("line %s: want a WARN with the dead-letter subject", sc.Text())
-			}
-			if r.Suppressed != nil {
-				suppressed += *r.Suppressed
-				summaries++
-			} else {
-				written++
+	// Each failed event logs two lines, both sampled per subject: the
+	// failure that closes the connection and the dead letter.
+	for _, want := range []struct{ msg, level, subject string }{
+		{"ws event dead-lettered", "WARN", "nylon.dev.dlq.flaky.events"},
+		{"ws event failed, closing connection", "ERROR", "nylon.dev.ws.flaky.events"},
+	} {
+		var written, suppressed, summaries int
+		count := func() {
+			written, suppressed, summaries = 0, 0, 0
+			sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
+			for sc.Scan() {
+				var r struct {
+					Level, Msg, Subject string
+					Suppressed          *int
+				}
+				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+					t.Fatalf("log line %q: %v", sc.Text(), err)
+				}
+				if r.Msg != want.msg {
+					continue
+				}
+				if r.Level != want.level || r.Subject != want.subject {
+					t.Errorf("line %s: want a %s with subject %s", sc.Text(), want.level, want.subject)
+				}
+				if r.Suppressed != nil {
+					suppressed += *r.Suppressed
+					summaries++
+				} else {
+					written++
+				}
 			}
 		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for count(); written+suppressed != total && time.Now().Before(deadline); count() {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if written+suppressed != total {
-		t.Fatalf("%d dead-letter lines written and %d reported suppressed (%d summaries) 5 s after the events; want %d in all",
-			written, suppressed, summaries, total)
-	}
-	windows := int(burst/logsample.DefaultInterval) + 1
-	if written > logsample.DefaultFirst*windows || summaries > windows {
-		t.Errorf("%d lines and %d summaries over %v; want at most %d per %v and a summary each",
-			written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
+		deadline := time.Now().Add(5 * time.Second)
+		for count(); written+suppressed != total && time.Now().Before(deadline); count() {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if written+suppressed != total {
+			t.Fatalf("%q: %d lines written and %d reported suppressed (%d summaries) 5 s after the events; want %d in all",
+				want.msg, written, suppressed, summaries, total)
+		}
+		windows := int(burst/logsample.DefaultInterval) + 1
+		if written > logsample.DefaultFirst*windows || summaries > windows {
+			t.Errorf("%q: %d lines and %d summaries over %v; want at most %d per %v and a summary each",
+				want.msg, written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
+		}
+		t.Logf("%q: %d events in %v: %d lines, %d summaries", want.msg, total, burst, written, summaries)
 	}
 	if got := testutil.MetricSum(t, env.reg, "nylon_ws_dead_letters_total", nil); got != total {
 		t.Errorf("nylon_ws_dead_letters_total = %v, want every letter (%d)", got, total)
 	}
-	t.Logf("%d dead letters in %v: %d lines, %d summaries", total, burst, written, summaries)
 }
