@@ -57,11 +57,19 @@ func (f *bodyFilter) next() error {
 		f.carried = false
 		n = 1
 	}
-	k, err := io.ReadFull(f.src, f.buf[n:])
+	k, err := readChunk(f.src, f.buf[n:])
 	n += k
 	last := false
 	switch {
-	case err == nil:
+	case errors.Is(err, io.EOF):
+		last = true
+	case err != nil:
+		// io.ErrUnexpectedEOF included: the upstream died before the
+		// end of its body (the transport's error for a connection closed
+		// short of Content-Length or of the last chunk). Taken for the
+		// end, it would send the bytes so far as a whole response.
+		return err
+	default:
 		// A full chunk: peek one byte to tell whether it is the last.
 		var one [1]byte
 		for {
@@ -78,10 +86,6 @@ func (f *bodyFilter) next() error {
 				return perr
 			}
 		}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		last = true
-	default:
-		return err
 	}
 	out := f.buf[:n]
 	ex := f.ex
@@ -114,4 +118,21 @@ func (f *bodyFilter) next() error {
 	f.index++
 	f.done = last
 	return nil
+}
+
+// readChunk fills buf from r as io.ReadFull does, but returns r's error
+// as it is: io.EOF when the body ended (buf full or not), and
+// io.ErrUnexpectedEOF only when r said so. io.ReadFull turns a short read
+// ending in io.EOF into io.ErrUnexpectedEOF, so its caller cannot tell
+// the end of a body from an upstream that failed in the middle of it.
+func readChunk(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

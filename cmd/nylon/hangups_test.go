@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -153,5 +154,59 @@ func TestSIGHUPEndsOtherCommands(t *testing.T) {
 	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
 		t.Fatalf("invoke after SIGHUP: %v, want killed by SIGHUP\nstderr:\n%s", p.cmd.ProcessState, p.stderr.String())
+	}
+}
+
+// A command started with SIGHUP ignored (nohup) keeps ignoring it: main's
+// early catch must hand back the ignored disposition, not the default
+// action, or "nohup nylon invoke ..." would die when the terminal closes.
+func TestNohupCommandsKeepIgnoringSIGHUP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shell ignores SIGHUP and execs the test binary as nylon (the
+	// same process), which inherits the ignored disposition, as under
+	// nohup.
+	p := &process{exited: make(chan struct{})}
+	p.cmd = exec.Command("sh", "-c", `trap '' HUP; exec "$0" "$@"`, exe,
+		"invoke", "--nats", "nats://"+ln.Addr().String(), "hello")
+	p.cmd.Env = append(os.Environ(), asNylon+"=1")
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-p.exited:
+		t.Fatalf("invoke exited (%d) before connecting\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("invoke did not connect within 30s")
+	}
+	p.signal(t, syscall.SIGHUP)
+	p.wait(t, 30*time.Second)
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || ws.Signaled() {
+		t.Fatalf("nohup invoke after SIGHUP: %v, want it to end on its own (the connect timeout)\nstderr:\n%s", p.cmd.ProcessState, p.stderr.String())
 	}
 }

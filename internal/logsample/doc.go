@@ -14,7 +14,9 @@
 // timer within an interval, so a storm that stops still reports its count.
 // Keys are capped (1024 by default); lines of further keys share one
 // overflow key, whose summary is "log lines suppressed" with
-// sample_key=overflow. Metrics count every failure: read rates from them,
+// sample_key=overflow. A key keeps at most the first 128 bytes of each
+// value, in memory of its own: values chosen outside the code (a refused
+// header's name) cannot make the keys large. Metrics count every failure: read rates from them,
 // examples from the logs.
 //
 // Only lines that repeat per request belong here. Start-up, configuration,

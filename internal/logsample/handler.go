@@ -7,7 +7,8 @@ import (
 
 // Handler returns a slog.Handler that writes to next the records s allows:
 // each WARN and ERROR record is keyed by its message and the values of the
-// attributes named in keyAttrs (at most two; the first value of each), and
+// attributes named in keyAttrs (at most two; the first value of each, by
+// its first 128 bytes as in KeyOf), and
 // sampled like Allow; records below WARN pass untouched. It is for
 // per-request lines written by code that is handed a *slog.Logger rather
 // than the sampler, such as the checks of a plugin's header ops: give it
@@ -48,7 +49,7 @@ func (h *handler) key(r slog.Record) Key {
 	r.Attrs(func(a slog.Attr) bool {
 		for i, name := range h.keyAttrs {
 			if a.Key == name && k.kv[2*i] == "" {
-				k.kv[2*i], k.kv[2*i+1] = name, a.Value.String()
+				k.kv[2*i], k.kv[2*i+1] = name, cutKeyValue(a.Value.String())
 			}
 		}
 		return true

@@ -3,8 +3,11 @@ package logsample
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // The handler samples WARN and ERROR records by message and the named
@@ -59,5 +62,35 @@ func TestHandlerSamplesByMessageAndAttrs(t *testing.T) {
 	}
 	if !log.Handler().Enabled(context.Background(), slog.LevelInfo) || log.Handler().Enabled(context.Background(), slog.LevelDebug) {
 		t.Error("Enabled must be the next handler's")
+	}
+}
+
+// A key's values may be large and chosen outside the code (a refused
+// header's name is a plugin's): a key keeps at most its first 128 bytes
+// of each, in memory of its own, so that MaxKeys keys that never
+// repeat cannot hold on to MaxKeys large strings (or to the replies they
+// were cut from) for as long as no new key sweeps them out.
+func TestKeysHoldNoLargeValues(t *testing.T) {
+	s, rec, _ := newTest(Config{First: 1, Interval: time.Hour})
+	big := strings.Repeat("ä", 1<<19) + "\r" // 1 MiB and a byte, cut mid-rune at any even length
+	slog.New(s.Handler(rec, "header")).Warn("gateway: header op refused", "header", big)
+	s.Allow(context.Background(), slog.LevelWarn, KeyOf("m", "subject", big))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.entries) != 2 {
+		t.Fatalf("%d keys, want 2", len(s.entries))
+	}
+	for k, e := range s.entries {
+		for _, v := range []string{k.msg, k.kv[0], k.kv[1], k.kv[2], k.kv[3], e.key.kv[1]} {
+			if len(v) > 128 {
+				t.Errorf("a key holds a value of %d bytes, want at most 128", len(v))
+			}
+			if !utf8.ValidString(v) {
+				t.Errorf("key value %q cut inside a rune", v)
+			}
+			if len(v) > 0 && unsafe.StringData(v) == unsafe.StringData(big) {
+				t.Error("a key shares the caller's string: the whole of it stays in memory")
+			}
+		}
 	}
 }

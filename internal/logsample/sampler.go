@@ -3,8 +3,10 @@ package logsample
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults of Config. Ten lines a second per key, as the kernel's printk
@@ -43,11 +45,45 @@ type Key struct {
 // KeyOf is the key of lines with message msg about what the name/value
 // pairs in kv say, e.g. KeyOf(msg, "route", "/api", "plugin", "auth").
 // Pairs past the second are ignored; a name without a value gets "". The
-// pairs are repeated on the summary line.
+// pairs are repeated on the summary line. A value longer than 128 bytes
+// counts (and is repeated) by its first 128.
 func KeyOf(msg string, kv ...string) Key {
 	k := Key{msg: msg}
 	copy(k.kv[:], kv)
+	for i := range k.kv {
+		k.kv[i] = cutKeyValue(k.kv[i])
+	}
 	return k
+}
+
+// maxKeyValue bounds a key's values. Some come from outside the code (a
+// refused header's name is a plugin's, up to a NATS message long): a key
+// is held until an interval after its last line, and only when the map is
+// full do new keys sweep it out, so MaxKeys keys of unbounded values
+// could hold on to MaxKeys large strings long after the lines stopped.
+const maxKeyValue = 128
+
+// cutKeyValue is v cut to maxKeyValue bytes, at a UTF-8 boundary. It
+// allocates nothing: add copies what the map keeps.
+func cutKeyValue(v string) string {
+	if len(v) <= maxKeyValue {
+		return v
+	}
+	i := maxKeyValue
+	for i > 0 && !utf8.RuneStart(v[i]) {
+		i--
+	}
+	return v[:i]
+}
+
+// clone is k in memory of its own: a value cut by cutKeyValue is still a
+// slice of the caller's (possibly large) string.
+func (k Key) clone() Key {
+	c := Key{msg: strings.Clone(k.msg)}
+	for i, v := range k.kv {
+		c.kv[i] = strings.Clone(v)
+	}
+	return c
 }
 
 // overflowKey is shared by the lines of keys past MaxKeys.
@@ -176,6 +212,7 @@ func (s *Sampler) add(k Key, now time.Time) *entry {
 			}
 		}
 	}
+	k = k.clone()
 	e := &entry{key: k}
 	s.entries[k] = e
 	return e
