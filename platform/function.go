@@ -223,6 +223,11 @@ func (f *function) load(ctx context.Context, rec registry.Record) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	// The series exists at 0 from the first load on, like the other
+	// counters of a served function: a series born at 1 would hide the
+	// first failure from increase(). unload drops it, so it is made here,
+	// under opMu, on every load, not only when the function is created.
+	f.node.metrics.loadErrors.WithLabelValues(f.name)
 	if rt := f.route.Load(); rt != nil && rt.cur.rec.Version == rec.Version && rt.cur.rec.SHA256 == rec.SHA256 {
 		// Already serving it (a restarted watch, or a rollback to the
 		// version that kept serving after a newer one failed to load).

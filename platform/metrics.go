@@ -114,7 +114,9 @@ func (m *metrics) forget(name string) {
 	m.rejected.DeletePartialMatch(l)
 	m.inflight.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
-	// load errors stay: they are history an alert may still look at.
+	// Prometheus keeps the samples already scraped; a series left behind
+	// would only pile up with every function ever deleted.
+	m.loadErrors.DeletePartialMatch(l)
 }
 
 // phaseMetrics are one endpoint's series, resolved once so the request path

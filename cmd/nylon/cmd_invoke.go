@@ -35,10 +35,14 @@ func (c *clientNATS) register(f *flagSet) {
 	c.NATS.register(f, false)
 }
 
-// validate checks the flags that need no connection.
+// validate checks the flags that need no connection, the NATS ones and
+// their security rule included, so a bad one is a usage error naming it.
 func (c *clientNATS) validate(cmd string) error {
 	if err := validateSubjectPrefix(c.SubjectPrefix); err != nil {
 		return &usageError{cmd: cmd, err: err}
+	}
+	if err := c.config("").Validate(); err != nil {
+		return &usageError{cmd: cmd, err: natsFlagError(err)}
 	}
 	return nil
 }
@@ -47,13 +51,20 @@ func (c *clientNATS) validate(cmd string) error {
 // nylon.<env>.
 func (c *clientNATS) prefix() string { return subjectPrefix(c.SubjectPrefix, c.Env) }
 
-// connect connects to --nats, or defaultClientNATS when none is given.
-func (c *clientNATS) connect(ctx context.Context, name string) (*natsconn.Conn, error) {
+// config is the connection to --nats, or defaultClientNATS when none is
+// given; name is the client connection name.
+func (c *clientNATS) config(name string) natsconn.Config {
 	n := c.NATS
 	if len(n.URLs) == 0 {
 		n.URLs = []string{defaultClientNATS}
 	}
-	conn, err := natsconn.Connect(ctx, n.config(c.Env, name, ""), slog.New(slog.DiscardHandler))
+	return n.config(c.Env, name, "")
+}
+
+// connect connects to --nats, or defaultClientNATS when none is given.
+// Call validate first.
+func (c *clientNATS) connect(ctx context.Context, name string) (*natsconn.Conn, error) {
+	conn, err := natsconn.Connect(ctx, c.config(name), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
@@ -77,12 +88,18 @@ Without --nats it connects to ` + defaultClientNATS + `.
 invoke matches no route: the handler gets the path as given, and route
 parameters (Request().Param) only from --param name=value.
 
+--phase events sends one WebSocket event (--event open, text, binary or
+close) as the WebSocket edge would, on <prefix>.ws.<name>.events: the
+request flags describe the upgrade request (a room chosen by the query, as
+in chat, goes in --path), --body is the message of text and binary.
+
 Like the gateway it sends the NATS headers traceparent (a new span of the
 --traceparent trace, else of a fresh unsampled one) and Nylon-Env (--env), and
 prints the traceparent the node echoes, to find the call in the node's logs.
 
   nylon invoke hello --path '/hello?name=ana' --header Accept:application/json
-  nylon invoke hello --path /hello/ana --param name=ana`,
+  nylon invoke hello --path /hello/ana --param name=ana
+  nylon invoke chat --phase events --event text --body hi --path '/chat/ws?room=lobby&name=ana'`,
 		run: runInvoke,
 	}
 }
@@ -100,23 +117,36 @@ type invokeFlags struct {
 	params      []string
 	timeout     time.Duration
 	traceparent string
+	// The WebSocket event of --phase events.
+	event       string
+	connID      string
+	closeCode   int
+	closeReason string
 }
+
+// defaultConnID is the connection id of an invoked WebSocket event; the
+// edge's are "<edge id>-<n>".
+const defaultConnID = "invoke-1"
 
 func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	var fl invokeFlags
 	f := newFlagSet(a, cmd, "[flags] <name>")
 	fl.conn.register(f)
 	registerOutput(f, &fl.output)
-	f.String(&fl.phase, "phase", "phase", "", protocol.PhaseRequestFilter.String(), "phase to call: request_filter, response_filter, response_body_filter or logging")
+	f.String(&fl.phase, "phase", "phase", "", protocol.PhaseRequestFilter.String(), "phase to call: request_filter, response_filter, response_body_filter, logging, or events (a WebSocket event: --event)")
 	f.String(&fl.method, "method", "method", "", "GET", "HTTP method of the request")
 	f.String(&fl.path, "path", "path", "", "/", "request path, optionally with ?query")
 	f.String(&fl.host, "host", "host", "", "localhost", "Host of the request")
 	repeatedFlag(f, &fl.headers, "header", "name:value", "request header")
-	f.String(&fl.body, "body", "text", "", "", "request body")
+	f.String(&fl.body, "body", "text", "", "", "request body; with --phase events the message of a text or binary event")
 	repeatedFlag(f, &fl.config, "config", "key=value", "configuration value the handler reads")
 	repeatedFlag(f, &fl.params, "param", "name=value", "route parameter, as the gateway fills it from a route such as /hello/{name} (a trailing * is the parameter *)")
 	f.Duration(&fl.timeout, "timeout", "", 2*time.Second, "how long to wait for the answer")
 	f.String(&fl.traceparent, "traceparent", "value", "", "", "W3C traceparent whose trace the call joins (a new span of it); empty: a fresh trace")
+	f.String(&fl.event, "event", "kind", "", "", "WebSocket event of --phase events: open, text, binary or close (required there)")
+	f.String(&fl.connID, "connection-id", "id", "", defaultConnID, "connection id of the WebSocket event")
+	f.Int(&fl.closeCode, "close-code", "code", "", 1000, "close code of a close event")
+	f.String(&fl.closeReason, "close-reason", "text", "", "", "close reason of a close event")
 	pos, err := parseArgs(f, args)
 	if err != nil {
 		return err
@@ -134,7 +164,7 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	if err := fl.conn.validate(cmd.name); err != nil {
 		return err
 	}
-	req, err := fl.request(cmd.name)
+	req, err := fl.request(cmd.name, f.isSet)
 	if err != nil {
 		return err
 	}
@@ -158,6 +188,9 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	ans, err := callPhase(ctx, conn.NC, subject, req.AppendMsgpack(nil), traceparent, fl.conn.Env, fl.timeout)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
+		if req.Phase == protocol.PhaseEvent {
+			return fmt.Errorf("invoke %s: no node serves %s (is the function deployed, and does it handle WebSocket events?)", name, subject)
+		}
 		return fmt.Errorf("invoke %s: no node serves %s (is the function deployed with phase %s?)", name, subject, req.Phase)
 	case errors.Is(err, context.DeadlineExceeded):
 		// The node may still have run it: its logs carry the traceparent.
@@ -193,11 +226,16 @@ func runInvoke(ctx context.Context, a *app, cmd command, args []string) error {
 	return nil
 }
 
-// request builds the PluginRequest the flags describe.
-func (fl *invokeFlags) request(cmd string) (protocol.PluginRequest, error) {
+// request builds the PluginRequest the flags describe; isSet tells which
+// flags the command line or the environment gave.
+func (fl *invokeFlags) request(cmd string, isSet func(flag string) bool) (protocol.PluginRequest, error) {
 	phase, err := protocol.ParsePhase(fl.phase)
 	if err != nil {
 		return protocol.PluginRequest{}, usageErrorf(cmd, "--phase: %v", err)
+	}
+	ws, err := fl.wsEvent(phase, isSet)
+	if err != nil {
+		return protocol.PluginRequest{}, &usageError{cmd: cmd, err: err}
 	}
 	p, query, _ := strings.Cut(fl.path, "?")
 	if !strings.HasPrefix(p, "/") {
@@ -210,9 +248,13 @@ func (fl *invokeFlags) request(cmd string) (protocol.PluginRequest, error) {
 		Path:      p,
 		Query:     query,
 		ClientIP:  "127.0.0.1",
-		Body:      []byte(fl.body),
 		Timestamp: uint64(time.Now().UnixMilli()),
-	}}
+	}, WS: ws}
+	if ws == nil {
+		// An event's request is the upgrade request, which has no body:
+		// --body is the event's message.
+		inv.Request.Body = []byte(fl.body)
+	}
 	for _, h := range fl.headers {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(k) == "" {
@@ -239,18 +281,59 @@ func (fl *invokeFlags) request(cmd string) (protocol.PluginRequest, error) {
 		}
 		inv.Request.Params = append(inv.Request.Params, protocol.KV{Key: k, Value: v})
 	}
-	if phase != protocol.PhaseRequestFilter {
+	if phase != protocol.PhaseRequestFilter && phase != protocol.PhaseEvent {
 		// The response phases read the upstream's answer; give them an
 		// empty 200 so handlers have something to look at.
 		inv.Response = &protocol.HTTPResponse{Status: 200, LastChunk: true}
 	}
-	return protocol.PluginRequest{
+	req := protocol.PluginRequest{
 		Version:   protocol.Version,
 		RequestID: protocol.NewRequestID(),
 		Phase:     phase,
 		Data:      protocol.AppendInvocation(nil, &inv),
 		Timestamp: uint64(time.Now().UnixMilli()),
-	}, nil
+	}
+	if ws != nil {
+		req.Method = ws.Kind.EventNumber() // as the edge sends it: 350 open ... 353 close
+	}
+	return req, nil
+}
+
+// wsEvent is the WebSocket event of --phase events, as the edge sends it
+// (docs/WEBSOCKET.md "Events on the wire"); nil for the HTTP phases, which
+// take none of its flags.
+func (fl *invokeFlags) wsEvent(phase protocol.Phase, isSet func(string) bool) (*protocol.WSEvent, error) {
+	if phase != protocol.PhaseEvent {
+		for _, name := range []string{"event", "connection-id", "close-code", "close-reason"} {
+			if isSet(name) {
+				return nil, fmt.Errorf("--%s: only with --phase events", name)
+			}
+		}
+		return nil, nil
+	}
+	kind := protocol.WSEventKind(fl.event)
+	switch {
+	case fl.event == "":
+		return nil, errors.New("--event: --phase events needs one: open, text, binary or close")
+	case kind.EventNumber() == 0:
+		return nil, fmt.Errorf("--event %q: want open, text, binary or close", fl.event)
+	case fl.connID == "":
+		return nil, errors.New("--connection-id: empty")
+	case (kind == protocol.WSOpen || kind == protocol.WSClose) && fl.body != "":
+		return nil, fmt.Errorf("--body: an %s event has no message (only text and binary do)", kind)
+	case kind != protocol.WSClose && (isSet("close-code") || isSet("close-reason")):
+		return nil, fmt.Errorf("--close-code, --close-reason: only with --event close, not %s", kind)
+	case fl.closeCode < 1000 || fl.closeCode > 4999:
+		return nil, fmt.Errorf("--close-code: %d: want a WebSocket close code, 1000 to 4999", fl.closeCode)
+	}
+	ev := &protocol.WSEvent{Kind: kind, ConnectionID: fl.connID}
+	switch kind {
+	case protocol.WSText, protocol.WSBinary:
+		ev.Payload = []byte(fl.body)
+	case protocol.WSClose:
+		ev.CloseCode, ev.CloseReason = uint16(fl.closeCode), fl.closeReason
+	}
+	return ev, nil
 }
 
 // invokeResult is what invoke prints; its JSON form is the -o json output.

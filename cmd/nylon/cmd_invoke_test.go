@@ -35,3 +35,54 @@ func TestCLIInvokeParams(t *testing.T) {
 		}
 	}
 }
+
+// --phase events sends one WebSocket event as the edge would: the chat
+// example reads its room and name from the upgrade request's query, joins
+// the room on open, broadcasts each text message and leaves on close.
+func TestCLIInvokeWebSocketEvents(t *testing.T) {
+	e := startPlatform(t)
+	chat := testutil.WasmPath(t, "functions/examples/chat")
+	e.mustCLI(t, "deploy", "chat", chat, "--quiet", "--route", "/chat/ws")
+	path := "/chat/ws?room=lobby&name=ana"
+
+	testutil.Eventually(t, 15*time.Second, 50*time.Millisecond, func() error {
+		code, out, errOut := e.invoke(t, "chat", "--phase", "events", "--event", "open", "--path", path)
+		if code != 0 || !strings.Contains(out, "nylon.dev.ws.chat.events") || !strings.Contains(out, "ws join room lobby") ||
+			!strings.Contains(out, `ws broadcast text to lobby: {"from":"system","text":"ana joined"}`) {
+			return fmt.Errorf("invoke --event open: exit %d, want a join and a broadcast\n%s%s", code, out, errOut)
+		}
+		return nil
+	})
+	code, out, errOut := e.invoke(t, "chat", "--phase", "events", "--event", "text", "--body", "hi", "--path", path, "-o", "json")
+	if code != 0 || !strings.Contains(out, `"text": "ws broadcast text to lobby: {\"from\":\"ana\",\"text\":\"hi\"}"`) {
+		t.Errorf("invoke --event text --body hi: exit %d, want ana's message broadcast\n%s%s", code, out, errOut)
+	}
+	// Without a name the handler names the sender by its connection id.
+	code, out, errOut = e.invoke(t, "chat", "--phase", "events", "--event", "text", "--body", "yo", "--path", "/chat/ws?room=r2", "--connection-id", "edge1-7")
+	if code != 0 || !strings.Contains(out, `ws broadcast text to r2: {"from":"edge1-7","text":"yo"}`) {
+		t.Errorf("invoke --connection-id edge1-7: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = e.invoke(t, "chat", "--phase", "events", "--event", "close", "--close-code", "1001", "--close-reason", "bye", "--path", path)
+	if code != 0 || !strings.Contains(out, "ws leave room lobby") || !strings.Contains(out, `"text":"ana left"`) {
+		t.Errorf("invoke --event close: exit %d, want a leave and a broadcast\n%s%s", code, out, errOut)
+	}
+
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--phase", "events"}, "--event: --phase events needs one"},
+		{[]string{"--phase", "events", "--event", "message"}, `--event "message": want open, text, binary or close`},
+		{[]string{"--phase", "events", "--event", "open", "--body", "x"}, "--body: an open event has no message"},
+		{[]string{"--phase", "events", "--event", "text", "--close-code", "1001"}, "only with --event close"},
+		{[]string{"--phase", "events", "--event", "close", "--close-code", "99"}, "--close-code: 99"},
+		{[]string{"--phase", "events", "--event", "text", "--connection-id", ""}, "--connection-id: empty"},
+		{[]string{"--event", "text"}, "--event: only with --phase events"},
+		{[]string{"--phase", "logging", "--close-reason", "x"}, "--close-reason: only with --phase events"},
+	} {
+		code, _, errOut := e.invoke(t, append([]string{"chat"}, tt.args...)...)
+		if code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("invoke %q: exit %d, stderr %q; want a usage error with %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}

@@ -173,8 +173,9 @@ func (c *serveConfig) Validate() error {
 		return fmt.Errorf("--replicas: %d needs a NATS cluster (--nats); the embedded server is a single server", c.Replicas)
 	}
 	if err := c.natsConfig().Validate(); err != nil {
+		err = natsFlagError(err)
 		if errors.Is(err, natsconn.ErrInsecure) {
-			return fmt.Errorf("refusing to start: %w; give --nats-ca (or tls:// URLs) and --nats-nkey or --nats-creds, or use --env dev on a trusted machine", err)
+			return fmt.Errorf("refusing to start: %w; or use --env dev on a trusted machine", err)
 		}
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -170,16 +171,40 @@ func (f *flagSet) Parse(args []string) error {
 	return nil
 }
 
+// isSet reports whether the flag name was given on the command line or by
+// its environment variable.
+func (f *flagSet) isSet(name string) bool {
+	set := false
+	f.fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	if set {
+		return true
+	}
+	for _, d := range f.docs {
+		if d.name == name {
+			_, ok := f.lookup(d.env)
+			return ok
+		}
+	}
+	return false
+}
+
 // Args returns the arguments left after the flags.
 func (f *flagSet) Args() []string { return f.fs.Args() }
 
-// PrintUsage writes the command's synopsis, summary and flags to w.
+// PrintUsage writes the command's synopsis, summary and flags to w. The
+// rule of precedence is told only when some flag has a variable: a command
+// without any (version, bench) has nothing to tell.
 func (f *flagSet) PrintUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: nylon %s %s\n\n%s\n", f.cmd.name, f.args, f.cmd.summary)
+	synopsis := strings.TrimSpace("nylon " + f.cmd.name + " " + f.args)
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", synopsis, f.cmd.summary)
 	if f.cmd.help != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(f.cmd.help))
 	}
-	fmt.Fprintf(w, "\nFlags (a flag wins over its environment variable, which wins over the default):\n")
+	header := "Flags:"
+	if slices.ContainsFunc(f.docs, func(d flagDoc) bool { return d.env != "" }) {
+		header = "Flags (a flag wins over its environment variable, which wins over the default):"
+	}
+	fmt.Fprintf(w, "\n%s\n", header)
 	for _, d := range f.docs {
 		fmt.Fprintf(w, "  --%s", d.name)
 		if d.arg != "" {

@@ -83,7 +83,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		a.printUsage(a.stdout)
 		return errHelp
 	case "help":
-		if len(rest) == 0 {
+		if len(rest) == 0 || rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help" {
 			a.printUsage(a.stdout)
 			return errHelp
 		}

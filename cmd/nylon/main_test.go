@@ -28,6 +28,7 @@ func TestHelpForEveryCommand(t *testing.T) {
 				if !strings.HasPrefix(out, "Usage: nylon "+c.name) || !strings.Contains(out, "--help") {
 					t.Errorf("usage output:\n%s", out)
 				}
+				checkHelpLayout(t, out)
 			})
 		}
 		t.Run("help "+c.name, func(t *testing.T) {
@@ -36,6 +37,42 @@ func TestHelpForEveryCommand(t *testing.T) {
 				t.Errorf("nylon help %s: exit %d, output:\n%s", c.name, code, out)
 			}
 		})
+	}
+}
+
+// checkHelpLayout checks a command's help: no line ends in blanks (as
+// "Usage: nylon version " did), and the precedence of flags over variables
+// is told only where some flag has a variable.
+func checkHelpLayout(t *testing.T, out string) {
+	t.Helper()
+	for i, line := range strings.Split(out, "\n") {
+		if strings.TrimRight(line, " \t") != line {
+			t.Errorf("line %d %q ends in blanks; help:\n%s", i+1, line, out)
+		}
+	}
+	hasEnv := strings.Contains(out, "(env NYLON_")
+	if tells := strings.Contains(out, "wins over its environment variable"); tells != hasEnv {
+		t.Errorf("help tells the variables' precedence: %v, has flags with a variable: %v:\n%s", tells, hasEnv, out)
+	}
+}
+
+// version and bench have no flag with a variable, version none at all but
+// -h: their help says so plainly.
+func TestHelpOfCommandsWithoutVariables(t *testing.T) {
+	code, out, _ := runCmd(t, "version", "--help")
+	want := "Usage: nylon version\n\nprint the version of nylon and of its Go, wazero and NATS libraries\n\nFlags:\n  -h, --help\n        show this help\n"
+	if code != 0 || out != want {
+		t.Errorf("version --help: exit %d\n%q\nwant\n%q", code, out, want)
+	}
+	for _, args := range [][]string{{"bench", "--help"}, {"dlq", "ls", "--help"}, {"dlq", "replay", "--help"}, {"help", "version"}} {
+		code, out, _ := runCmd(t, args...)
+		if code != 0 {
+			t.Errorf("%v: exit %d", args, code)
+		}
+		checkHelpLayout(t, out)
+	}
+	if code, out, _ := runCmd(t, "help", "--help"); code != 0 || !strings.Contains(out, "Commands:") {
+		t.Errorf("help --help: exit %d, want the top-level usage:\n%s", code, out)
 	}
 }
 
@@ -127,7 +164,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--http", "8080"}, "--http"},
 		{[]string{"serve", "--admin", "127.0.0.1:99999"}, "--admin"},
 		{[]string{"serve", "--env", "a.b"}, "--env"},
-		{[]string{"serve", "--nats-listen", "nowhere"}, "embedded.listen"},
+		{[]string{"serve", "--nats-listen", "nowhere"}, "--nats-listen (NYLON_NATS_LISTEN)"},
 		{[]string{"serve", "--nats-token", "t"}, "only used with external servers"},
 		{[]string{"version", "now"}, `unexpected argument "now"`},
 		{[]string{"dlq", "replay"}, "missing <seq>"},

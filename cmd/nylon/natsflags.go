@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/nylon-functions/nylon/internal/natsconn"
 )
 
@@ -56,3 +58,58 @@ func (n natsFlags) config(env, name, dataDir string) natsconn.Config {
 		Embedded:     natsconn.Embedded{Listen: n.Listen, DataDir: dataDir},
 	}
 }
+
+// natsFieldFlag is the flag and variable that set a natsconn.Config field.
+type natsFieldFlag struct{ flag, env string }
+
+// natsFieldFlags maps each natsconn.Config field a flag sets to that flag.
+// Fields no command sets (the reconnect timing, the embedded max_payload)
+// are not here.
+func natsFieldFlags() map[string]natsFieldFlag {
+	return map[string]natsFieldFlag{
+		"env":               {"env", "NYLON_ENV"},
+		"urls":              {"nats", "NYLON_NATS_URLS"},
+		"tls.ca_file":       {"nats-ca", "NYLON_NATS_CA"},
+		"tls.cert_file":     {"nats-cert", "NYLON_NATS_CERT"},
+		"tls.key_file":      {"nats-key", "NYLON_NATS_KEY"},
+		"nkey_seed_file":    {"nats-nkey", "NYLON_NATS_NKEY"},
+		"creds_file":        {"nats-creds", "NYLON_NATS_CREDS"},
+		"user":              {"nats-user", "NYLON_NATS_USER"},
+		"password":          {"nats-password", "NYLON_NATS_PASSWORD"},
+		"token":             {"nats-token", "NYLON_NATS_TOKEN"},
+		"embedded.listen":   {"nats-listen", "NYLON_NATS_LISTEN"},
+		"embedded.data_dir": {"data", "NYLON_DATA"},
+	}
+}
+
+// natsFlagError says a refusal of natsconn.Config.Validate by the flags and
+// variables the user gives, not by natsconn's field names: "--nats-creds
+// (NYLON_NATS_CREDS): only used with external servers (set --nats or
+// NYLON_NATS_URLS) ...". It still wraps err (ErrInvalidConfig, ErrInsecure).
+func natsFlagError(err error) error {
+	var fe *natsconn.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	flags := natsFieldFlags()
+	subject := fe.Field
+	if f, ok := flags[fe.Field]; ok {
+		subject = "--" + f.flag + " (" + f.env + ")"
+	}
+	reason := fe.Reason(func(field string) string {
+		if f, ok := flags[field]; ok {
+			return "--" + f.flag + " or " + f.env
+		}
+		return field
+	})
+	return &renamedError{msg: subject + ": " + reason, err: err}
+}
+
+// renamedError shows msg in place of err's own message and wraps err.
+type renamedError struct {
+	msg string
+	err error
+}
+
+func (e *renamedError) Error() string { return e.msg }
+func (e *renamedError) Unwrap() error { return e.err }

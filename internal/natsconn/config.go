@@ -101,19 +101,20 @@ type Embedded struct {
 // IsEmbedded reports whether c starts an embedded server (no URLs).
 func (c Config) IsEmbedded() bool { return len(c.URLs) == 0 }
 
-// Validate checks c once; every error wraps ErrInvalidConfig and names the
-// field. The security rule of DESIGN.md is enforced here too (wrapping
-// ErrInsecure): outside the dev environment, external servers need TLS and
-// an nkey seed or creds file, and an embedded server must listen on loopback.
+// Validate checks c once; every error is a *FieldError, wraps
+// ErrInvalidConfig and names the field. The security rule of DESIGN.md is
+// enforced here too (wrapping ErrInsecure): outside the dev environment,
+// external servers need TLS and an nkey seed or creds file, and an embedded
+// server must listen on loopback.
 func (c Config) Validate() error {
 	if err := validateEnv(c.Env); err != nil {
-		return invalid("env", err)
+		return invalid(fieldEnv, err)
 	}
 	if c.ReconnectWait < 0 {
-		return invalid("reconnect_wait", fmt.Errorf("%v is negative", c.ReconnectWait))
+		return invalid(fieldReconnectWait, fmt.Errorf("%v is negative", c.ReconnectWait))
 	}
 	if c.ReconnectJitter < 0 {
-		return invalid("reconnect_jitter", fmt.Errorf("%v is negative", c.ReconnectJitter))
+		return invalid(fieldReconnectJitter, fmt.Errorf("%v is negative", c.ReconnectJitter))
 	}
 	if c.IsEmbedded() {
 		return c.validateEmbedded()
@@ -126,28 +127,28 @@ func (c Config) validateEmbedded() error {
 	// embedded server is anonymous. Silently ignoring them would leave an
 	// operator believing NATS is protected.
 	for _, f := range []struct{ name, val string }{
-		{"tls.ca_file", c.TLS.CAFile}, {"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile},
-		{"nkey_seed_file", c.NKeySeedFile}, {"creds_file", c.CredsFile},
-		{"user", c.User}, {"password", c.Password}, {"token", c.Token},
+		{fieldTLSCAFile, c.TLS.CAFile}, {fieldTLSCertFile, c.TLS.CertFile}, {fieldTLSKeyFile, c.TLS.KeyFile},
+		{fieldNKeySeedFile, c.NKeySeedFile}, {fieldCredsFile, c.CredsFile},
+		{fieldUser, c.User}, {fieldPassword, c.Password}, {fieldToken, c.Token},
 	} {
 		if f.val != "" {
-			return invalid(f.name, errors.New("only used with external servers (set urls), the embedded server is anonymous"))
+			return refused(f.name, "only used with external servers (set ", ref(fieldURLs), "), the embedded server is anonymous")
 		}
 	}
 	e := c.Embedded
 	host, _, err := splitListen(e.Listen)
 	if err != nil {
-		return invalid("embedded.listen", err)
+		return invalid(fieldListen, err)
 	}
 	if c.Env != DevEnv && !isLoopback(host) {
-		return fmt.Errorf("%w: %w: embedded.listen: %q is not a loopback address; outside env %q the anonymous embedded server may only listen on loopback (use external servers with TLS and credentials)",
-			ErrInvalidConfig, ErrInsecure, e.Listen, DevEnv)
+		return insecure(fieldListen, fmt.Sprintf("%q is not a loopback address; outside env %q the anonymous embedded server may only listen on loopback; use external servers (set ", e.Listen, DevEnv),
+			ref(fieldURLs), ") with TLS and credentials")
 	}
 	if e.DataDir == "" {
-		return invalid("embedded.data_dir", errors.New("empty; JetStream needs a store directory"))
+		return invalid(fieldDataDir, errors.New("empty; JetStream needs a store directory"))
 	}
 	if e.MaxPayload < 0 || e.MaxPayload > maxPayloadLimit {
-		return invalid("embedded.max_payload", fmt.Errorf("%d is outside 0..%d", e.MaxPayload, maxPayloadLimit))
+		return invalid(fieldMaxPayload, fmt.Errorf("%d is outside 0..%d", e.MaxPayload, maxPayloadLimit))
 	}
 	return nil
 }
@@ -157,39 +158,148 @@ func (c Config) validateExternal() error {
 	for i, raw := range c.URLs {
 		u, err := parseServerURL(raw)
 		if err != nil {
-			return invalid(fmt.Sprintf("urls[%d]", i), err)
+			fe := invalid(fieldURLs, err)
+			fe.label = fmt.Sprintf("%s[%d]", fieldURLs, i)
+			return fe
 		}
 		if u.Scheme != "tls" && u.Scheme != "wss" {
 			allTLS = false
 		}
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		return invalid("tls", errors.New("cert_file and key_file must be set together"))
+	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" {
+		return refused(fieldTLSCertFile, "set without ", ref(fieldTLSKeyFile), "; mutual TLS needs both")
+	}
+	if c.TLS.KeyFile != "" && c.TLS.CertFile == "" {
+		return refused(fieldTLSKeyFile, "set without ", ref(fieldTLSCertFile), "; mutual TLS needs both")
 	}
 	if c.NKeySeedFile != "" && c.CredsFile != "" {
-		return invalid("nkey_seed_file", errors.New("set either nkey_seed_file or creds_file, not both"))
+		return refused(fieldNKeySeedFile, "set together with ", ref(fieldCredsFile), "; give one of them")
 	}
 	if c.Password != "" && c.User == "" {
-		return invalid("password", errors.New("set without user"))
+		return refused(fieldPassword, "set without ", ref(fieldUser))
 	}
 	if c.Token != "" && c.User != "" {
-		return invalid("token", errors.New("set either token or user/password, not both"))
+		return refused(fieldToken, "set together with ", ref(fieldUser), "; give a token or a user and password, not both")
 	}
 	if c.Env == DevEnv {
 		return nil
 	}
 	tlsOn := allTLS || c.TLS.CAFile != "" || c.TLS.CertFile != ""
 	if !tlsOn {
-		return fmt.Errorf("%w: %w: tls: env %q requires TLS to NATS (tls:// urls or a CA file)", ErrInvalidConfig, ErrInsecure, c.Env)
+		return insecure(fieldTLSCAFile, fmt.Sprintf("env %q requires TLS to NATS: set it, or use only tls:// or wss:// URLs in ", c.Env), ref(fieldURLs))
 	}
 	if c.NKeySeedFile == "" && c.CredsFile == "" {
-		return fmt.Errorf("%w: %w: credentials: env %q requires an nkey seed file or a creds file (user/password and token are dev-only)", ErrInvalidConfig, ErrInsecure, c.Env)
+		return insecure(fieldNKeySeedFile, fmt.Sprintf("env %q requires NATS credentials: an nkey seed file here or a creds file (", c.Env), ref(fieldCredsFile),
+			"); user/password and token are dev-only")
 	}
 	return nil
 }
 
-func invalid(field string, err error) error {
-	return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, field, err)
+// The names of the fields Validate refuses, as in a YAML configuration.
+const (
+	fieldEnv             = "env"
+	fieldURLs            = "urls"
+	fieldTLSCAFile       = "tls.ca_file"
+	fieldTLSCertFile     = "tls.cert_file"
+	fieldTLSKeyFile      = "tls.key_file"
+	fieldNKeySeedFile    = "nkey_seed_file"
+	fieldCredsFile       = "creds_file"
+	fieldUser            = "user"
+	fieldPassword        = "password"
+	fieldToken           = "token"
+	fieldReconnectWait   = "reconnect_wait"
+	fieldReconnectJitter = "reconnect_jitter"
+	fieldListen          = "embedded.listen"
+	fieldDataDir         = "embedded.data_dir"
+	fieldMaxPayload      = "embedded.max_payload"
+)
+
+// Fields returns the name of every field a FieldError can carry, so a
+// caller that maps them to names of its own (command-line flags) can check
+// that it knows them all.
+func Fields() []string {
+	return []string{
+		fieldEnv, fieldURLs, fieldTLSCAFile, fieldTLSCertFile, fieldTLSKeyFile,
+		fieldNKeySeedFile, fieldCredsFile, fieldUser, fieldPassword, fieldToken,
+		fieldReconnectWait, fieldReconnectJitter, fieldListen, fieldDataDir, fieldMaxPayload,
+	}
+}
+
+// FieldError is what Validate returns: one refused field and why. The
+// reason may name other fields; Error says them all by their configuration
+// names (see Fields), Reason by the caller's, so a command can speak of its
+// flags while this package knows nothing of them.
+type FieldError struct {
+	// Field is the refused field's name, one of Fields(); a list element
+	// (urls) is named by its list.
+	Field string
+	label string // Field as Error shows it, with an index for list elements; "" is Field
+	// parts are the reason: text, a field reference, or a wrapped error
+	// shown by its message.
+	parts    []any
+	insecure bool
+}
+
+// fieldRef is a part of a reason that names another field.
+type fieldRef string
+
+func ref(field string) fieldRef { return fieldRef(field) }
+
+func invalid(field string, err error) *FieldError {
+	return &FieldError{Field: field, parts: []any{err}}
+}
+
+func refused(field string, reason ...any) *FieldError {
+	return &FieldError{Field: field, parts: reason}
+}
+
+func insecure(field string, reason ...any) *FieldError {
+	return &FieldError{Field: field, parts: reason, insecure: true}
+}
+
+// Error reads "invalid nats config: [insecure nats config: ]field: reason".
+func (e *FieldError) Error() string {
+	prefix := ErrInvalidConfig.Error() + ": "
+	if e.insecure {
+		prefix += ErrInsecure.Error() + ": "
+	}
+	label := e.label
+	if label == "" {
+		label = e.Field
+	}
+	return prefix + label + ": " + e.Reason(func(f string) string { return f })
+}
+
+// Reason is why Field is refused, with the other fields it refers to said
+// as name says them.
+func (e *FieldError) Reason(name func(field string) string) string {
+	var b strings.Builder
+	for _, p := range e.parts {
+		switch p := p.(type) {
+		case fieldRef:
+			b.WriteString(name(string(p)))
+		case error:
+			b.WriteString(p.Error())
+		case string:
+			b.WriteString(p)
+		}
+	}
+	return b.String()
+}
+
+// Unwrap gives ErrInvalidConfig, ErrInsecure when the rule of DESIGN.md
+// refused the field, and the errors the reason wraps.
+func (e *FieldError) Unwrap() []error {
+	errs := []error{ErrInvalidConfig}
+	if e.insecure {
+		errs = append(errs, ErrInsecure)
+	}
+	for _, p := range e.parts {
+		if err, ok := p.(error); ok {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // validateEnv accepts one subject token: env is part of every subject.

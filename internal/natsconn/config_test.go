@@ -2,6 +2,7 @@ package natsconn
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -94,7 +95,54 @@ func TestValidate(t *testing.T) {
 			if got := errors.Is(err, ErrInsecure); got != tt.insecure {
 				t.Errorf("errors.Is(%v, ErrInsecure) = %v, want %v", err, got, tt.insecure)
 			}
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Validate() = %v, want a *FieldError", err)
+			}
+			if !slices.Contains(Fields(), fe.Field) {
+				t.Errorf("FieldError.Field = %q, not one of Fields() %v", fe.Field, Fields())
+			}
 		})
+	}
+}
+
+// Reason says the fields it refers to by the caller's names, and keeps the
+// wrapped reason's message.
+func TestFieldErrorReason(t *testing.T) {
+	upper := func(f string) string { return "<" + strings.ToUpper(f) + ">" }
+	tests := []struct {
+		name  string
+		cfg   Config
+		field string
+		want  string
+	}{
+		{"embedded creds", Config{Env: "dev", CredsFile: "x", Embedded: Embedded{DataDir: "/d"}},
+			"creds_file", "only used with external servers (set <URLS>), the embedded server is anonymous"},
+		{"key without cert", Config{Env: "dev", URLs: []string{"a:1"}, TLS: TLS{KeyFile: "k"}},
+			"tls.key_file", "set without <TLS.CERT_FILE>; mutual TLS needs both"},
+		{"bad url", Config{Env: "dev", URLs: []string{"a:1", "http://b"}},
+			"urls", `http://b: scheme "http" is not nats, tls, ws or wss`},
+		{"prod plaintext", Config{Env: "prod", URLs: []string{"a:1"}, CredsFile: "c"},
+			"tls.ca_file", `env "prod" requires TLS to NATS: set it, or use only tls:// or wss:// URLs in <URLS>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var fe *FieldError
+			if err := tt.cfg.Validate(); !errors.As(err, &fe) {
+				t.Fatalf("Validate() = %v, want a *FieldError", err)
+			}
+			if fe.Field != tt.field {
+				t.Errorf("Field = %q, want %q", fe.Field, tt.field)
+			}
+			if got := fe.Reason(upper); got != tt.want {
+				t.Errorf("Reason = %q\nwant     %q", got, tt.want)
+			}
+		})
+	}
+	// The index of a refused URL shows in Error, which says config names.
+	err := Config{Env: "dev", URLs: []string{"a:1", ""}}.Validate()
+	if want := "invalid nats config: urls[1]: empty url"; err == nil || err.Error() != want {
+		t.Errorf("Validate() = %v, want %q", err, want)
 	}
 }
 

@@ -10,6 +10,9 @@
 // It also enforces the security rule of DESIGN.md: outside the "dev"
 // environment, external servers require TLS and an nkey seed or creds file,
 // and the anonymous embedded server may only listen on a loopback address.
+// Config.Validate's errors are *FieldError: they name the refused field (and
+// the fields the reason refers to) by this package's names, and let a caller
+// say them by its own instead (cmd/nylon names its flags and variables).
 //
 // It imports nothing from this project; cmd/nylon uses it and hands the
 // *nats.Conn and jetstream.JetStream to the other packages, which never dial

@@ -52,5 +52,5 @@ func ExampleConfig_Validate() {
 	cfg := natsconn.Config{Env: "prod", URLs: []string{"nats://nats.internal:4222"}}
 	fmt.Println(cfg.Validate())
 	// Output:
-	// invalid nats config: insecure nats config: tls: env "prod" requires TLS to NATS (tls:// urls or a CA file)
+	// invalid nats config: insecure nats config: tls.ca_file: env "prod" requires TLS to NATS: set it, or use only tls:// or wss:// URLs in urls
 }
