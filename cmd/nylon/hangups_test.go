@@ -124,6 +124,75 @@ func TestServeSurvivesSIGHUPBeforeStart(t *testing.T) {
 	}
 }
 
+// A SIGHUP after serve read --gateway-config and before its gateway is
+// built is not lost: the gateway reloads the file as soon as it is built,
+// so a file changed in that window (a deploy's "write, then reload" racing
+// a restart) is what serves. serve reads the first version from a FIFO;
+// the second is renamed over it before the HUP, which comes while serve
+// is still starting its embedded NATS server, long before the gateway.
+func TestServeReloadsAfterSIGHUPDuringStart(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "upstream "+r.URL.Path)
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "gateway.yaml")
+	if err := syscall.Mkfifo(cfgFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	route := func(path string) []byte {
+		return []byte("routes:\n  - {path: " + path + `, upstream: "` + up.URL + `"}` + "\n")
+	}
+
+	p := startProcess(t, serveArgs(t, "--role", "gateway", "--gateway-config", cfgFile)...)
+	opened := make(chan *os.File, 1)
+	go func() {
+		f, err := os.OpenFile(cfgFile, os.O_WRONLY, 0)
+		if err != nil {
+			t.Errorf("open the FIFO: %v", err)
+		}
+		opened <- f
+	}()
+	var fifo *os.File
+	select {
+	case fifo = <-opened:
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not open --gateway-config within 30s")
+	}
+	if fifo == nil {
+		return
+	}
+	regular := filepath.Join(dir, "gateway.yaml.new")
+	if err := os.WriteFile(regular, route("/second"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(regular, cfgFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fifo.Write(route("/first")); err != nil {
+		t.Fatalf("write the configuration: %v", err)
+	}
+	fifo.Close()
+	p.signal(t, syscall.SIGHUP)
+
+	gw := p.waitLine(t, gatewayLine)
+	p.waitLine(t, readyLine)
+	testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if code, body := httpGet(t, gw+"/second"); code != http.StatusOK || body != "upstream /second" {
+			return fmt.Errorf("GET /second = %d %q, want 200 from the upstream: the SIGHUP during start-up was lost\nstderr:\n%s",
+				code, body, p.stderr.String())
+		}
+		return nil
+	})
+	if code, _ := httpGet(t, gw+"/first"); code != http.StatusNotFound {
+		t.Errorf("GET /first = %d, want 404: the file read at start was replaced", code)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\nstderr:\n%s", code, p.stderr.String())
+	}
+}
+
 // Commands other than serve keep SIGHUP's default action: a hang-up (the
 // terminal closed) ends them. invoke is caught while it waits for a NATS
 // server that accepted its connection and says nothing, so the HUP comes

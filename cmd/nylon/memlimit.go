@@ -307,7 +307,8 @@ func hasOption(list, opt string) bool {
 }
 
 // parseCgroupV2Limit parses memory.max: a number of bytes, or "max" for
-// none (0).
+// none (0). Numbers from cgroupV1Unlimited up are none too, as in v1: no
+// machine has that memory, and a soft limit of 90 % of one is no limit.
 func parseCgroupV2Limit(s string) (int64, error) {
 	if s == "max" {
 		return 0, nil
@@ -315,6 +316,9 @@ func parseCgroupV2Limit(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("%q is not a positive number of bytes or max", s)
+	}
+	if n >= cgroupV1Unlimited {
+		return 0, nil
 	}
 	return n, nil
 }
@@ -372,6 +376,12 @@ func chooseMemoryLimit(log *slog.Logger, setting memoryLimitSetting, getenv func
 	}
 	if cg.Bytes == 0 {
 		return memoryLimitChoice{Attrs: []any{"source", "auto: no cgroup memory limit found"}}
+	}
+	if cg.Bytes < minMemoryLimit {
+		// Set anyway (the kernel's limit is what it is), but said: near
+		// it the collector runs almost all the time.
+		log.Warn("memory limit: the cgroup's memory limit is below 64MiB, too small for serve: the Go collector will run almost constantly; give the container more memory",
+			"cgroup_limit", formatByteSize(cg.Bytes), "file", cg.File)
 	}
 	return memoryLimitChoice{
 		Bytes: cg.Bytes / 100 * memoryLimitPercent,

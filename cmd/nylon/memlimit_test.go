@@ -336,6 +336,16 @@ func TestChooseMemoryLimit(t *testing.T) {
 		return f.paths
 	}
 	none := func(t *testing.T) cgroupPaths { return newFakeCgroups(t).paths }
+	tiny := func(t *testing.T) cgroupPaths {
+		f := newFakeCgroups(t)
+		f.proc("cgroup", "0::/\n").proc("mountinfo", mountinfoV2).file("sys/fs/cgroup/memory.max", "33554432\n")
+		return f.paths
+	}
+	huge := func(t *testing.T) cgroupPaths {
+		f := newFakeCgroups(t)
+		f.proc("cgroup", "0::/\n").proc("mountinfo", mountinfoV2).file("sys/fs/cgroup/memory.max", "9223372036854771712\n")
+		return f.paths
+	}
 	tests := []struct {
 		name       string
 		setting    memoryLimitSetting
@@ -351,6 +361,10 @@ func TestChooseMemoryLimit(t *testing.T) {
 		{"auto without a cgroup limit", memoryLimitSetting{Auto: true}, "", none, 0, `source="auto: no cgroup memory limit found"`, ""},
 		{"auto on garbage: WARN, no limit", memoryLimitSetting{Auto: true}, "", garbage, 0, `source="auto: no cgroup memory limit found"`,
 			`level=WARN msg="memory limit: cgroup memory limit not read" error="cgroup v2: ROOT/sys/fs/cgroup/memory.max: \"1G\" is not a positive number of bytes or max"`},
+		{"auto in a 32MiB container: set, with a WARN", memoryLimitSetting{Auto: true}, "", tiny, 30198960,
+			`source="cgroup v2" file=ROOT/sys/fs/cgroup/memory.max cgroup_limit=32MiB percent=90`,
+			`level=WARN msg="memory limit: the cgroup's memory limit is below 64MiB, too small for serve: the Go collector will run almost constantly; give the container more memory" cgroup_limit=32MiB file=ROOT/sys/fs/cgroup/memory.max`},
+		{"auto: a v2 limit from 2^62 up is none, as in v1", memoryLimitSetting{Auto: true}, "", huge, 0, `source="auto: no cgroup memory limit found"`, ""},
 		{"off", memoryLimitSetting{Off: true}, "", limited, 0, `source="--memory-limit off"`, ""},
 		{"off leaves GOMEMLIMIT", memoryLimitSetting{Off: true}, "700MiB", limited, 0, "source=GOMEMLIMIT gomemlimit=700MiB", ""},
 		{"a size", memoryLimitSetting{Bytes: 512 << 20}, "", limited, 512 << 20, "source=--memory-limit", ""},

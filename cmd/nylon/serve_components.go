@@ -40,6 +40,9 @@ type serveShared struct {
 	host *wasmhost.Host
 	node *platform.Node
 	gw   *gatewayComponent
+	// reloadPending: a SIGHUP asked for a gateway reload before the
+	// gateway was built; buildGateway reloads as soon as it is.
+	reloadPending bool
 }
 
 func newServeShared(cfg *serveConfig, gwCfg gateway.Config, certs serveTLS) *serveShared {
@@ -219,7 +222,16 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 	g := &gatewayComponent{shared: s, deps: d, gw: gw, edge: edge, conns: own, done: make(chan struct{}), state: stateStarting}
 	s.mu.Lock()
 	s.gw = g
+	pending := s.reloadPending
+	s.reloadPending = false
 	s.mu.Unlock()
+	if pending {
+		// The file may have changed after serve read it: what the
+		// signal asked for is done now, not lost.
+		d.Log.Info("SIGHUP during start-up: reloading the gateway configuration now that the gateway is built",
+			"file", s.cfg.GatewayConfig)
+		s.reloadGateway(ctx, d.Log)
+	}
 	return g, nil
 }
 

@@ -55,9 +55,12 @@ func (s *serveShared) reloadGateway(ctx context.Context, log *slog.Logger) bool 
 	}
 	s.mu.Lock()
 	g := s.gw
+	if g == nil {
+		s.reloadPending = true
+	}
 	s.mu.Unlock()
 	if g == nil {
-		log.Error("SIGHUP: gateway configuration not reloaded: the gateway is not built yet; send SIGHUP again once serve is ready",
+		log.Info("SIGHUP: the gateway is not built yet; its configuration is reloaded as soon as it is",
 			"file", s.cfg.GatewayConfig)
 		return true
 	}
