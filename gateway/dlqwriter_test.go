@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nylon-functions/nylon/gateway"
-	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
 )
@@ -216,33 +215,19 @@ func TestDeadLettersLostAreSampled(t *testing.T) {
 	burst := time.Since(start)
 
 	suppressedN := regexp.MustCompile(`suppressed=(\d+)`)
-	var written, suppressed, summaries int
-	count := func() {
-		written, suppressed, summaries = 0, 0, 0
+	testutil.WaitSampled(t, "gateway: dead letter lost", lost, burst, func() testutil.SampledLines {
+		var n testutil.SampledLines
 		for line := range strings.Lines(e.log.String()) {
 			if !strings.Contains(line, `msg="gateway: dead letter lost"`) {
 				continue
 			}
+			var count *int
 			if m := suppressedN.FindStringSubmatch(line); m != nil {
-				n, _ := strconv.Atoi(m[1])
-				suppressed += n
-				summaries++
-			} else {
-				written++
+				c, _ := strconv.Atoi(m[1])
+				count = &c
 			}
+			n.Add(count)
 		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for count(); written+suppressed != lost && time.Now().Before(deadline); count() {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if written+suppressed != lost {
-		t.Fatalf("%d lines written and %d reported suppressed (%d summaries) 5 s after %d letters were lost",
-			written, suppressed, summaries, lost)
-	}
-	windows := int(burst/logsample.DefaultInterval) + 1
-	if written > logsample.DefaultFirst*windows || summaries > windows {
-		t.Errorf("%d lines and %d summaries over %v; want at most %d per %v and a summary each",
-			written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
-	}
+		return n
+	})
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/nylon-functions/nylon/gateway"
-	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/protocol"
 )
@@ -33,6 +32,16 @@ func (r logRec) str(k string) string {
 		return fmt.Sprint(int64(f))
 	}
 	return fmt.Sprint(v)
+}
+
+// suppressed is the count of a summary line, nil for a line written.
+func (r logRec) suppressed() *int {
+	v, ok := r["suppressed"].(float64)
+	if !ok {
+		return nil
+	}
+	n := int(v)
+	return &n
 }
 
 // jsonLogger logs at DEBUG as JSON to buf, one record a line.
@@ -309,48 +318,28 @@ func TestFailureStormIsSampled(t *testing.T) {
 		t.Fatalf("%d requests failed with 503, want %d", failed.Load(), total)
 	}
 
-	var written, suppressed, summaries int
 	var others []logRec
-	count := func() {
-		written, suppressed, summaries, others = 0, 0, 0, nil
+	testutil.WaitSampled(t, "gateway: request failed", total, burst, func() testutil.SampledLines {
+		var n testutil.SampledLines
+		others = nil
 		for _, r := range loud(parseLogs(t, buf.Bytes())) {
-			switch {
-			case r.str("msg") != "gateway: request failed":
+			if r.str("msg") != "gateway: request failed" {
 				others = append(others, r)
-			case r.str("suppressed") != "":
-				n := 0
-				fmt.Sscan(r.str("suppressed"), &n)
-				suppressed += n
-				summaries++
-				if r.str("route") != "/x" || r.str("plugin") != "nobody" || r.str("interval") == "" {
-					t.Errorf("summary %v, want route /x, plugin nobody and the interval", r)
-				}
-			default:
-				written++
+				continue
 			}
+			if r.str("suppressed") != "" && (r.str("route") != "/x" || r.str("plugin") != "nobody" || r.str("interval") == "") {
+				t.Errorf("summary %v, want route /x, plugin nobody and the interval", r)
+			}
+			n.Add(r.suppressed())
 		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for count(); written+suppressed != total && time.Now().Before(deadline); count() {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if written+suppressed != total {
-		t.Fatalf("%d lines written and %d reported suppressed (in %d summaries) 5 s after the burst; want %d in all",
-			written, suppressed, summaries, total)
-	}
-	// Windows start at the key's first line after the last one ended.
-	windows := int(burst/logsample.DefaultInterval) + 1
-	if written > logsample.DefaultFirst*windows || summaries > windows {
-		t.Errorf("%d lines written and %d summaries over a %v burst; want at most %d per %v and a summary each",
-			written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
-	}
+		return n
+	})
 	if len(others) != 0 {
 		t.Errorf("%d other WARN/ERROR lines: %v", len(others), others[:min(3, len(others))])
 	}
 	if got := testutil.MetricSum(t, e.reg, "plugins_messaging_errors_total", map[string]string{"plugin": "nobody", "kind": "NoResponder"}); got != total {
 		t.Errorf("errors_total{kind=NoResponder} = %v, want every failure (%d)", got, total)
 	}
-	t.Logf("burst of %d failures in %v: %d lines, %d summaries", total, burst, written, summaries)
 }
 
 // A plugin that sends a refused header op with every reply (a reserved
@@ -387,35 +376,14 @@ routes:
 	burst := time.Since(start)
 
 	for _, header := range []string{"Connection", "X-Bad"} {
-		var written, suppressed, summaries int
-		count := func() {
-			written, suppressed, summaries = 0, 0, 0
+		testutil.WaitSampled(t, "header op refused: "+header, total, burst, func() testutil.SampledLines {
+			var n testutil.SampledLines
 			for _, r := range loud(parseLogs(t, buf.Bytes())) {
-				if r.str("msg") != "gateway: header op refused" || r.str("header") != header {
-					continue
-				}
-				if s := r.str("suppressed"); s != "" {
-					n := 0
-					fmt.Sscan(s, &n)
-					suppressed += n
-					summaries++
-				} else {
-					written++
+				if r.str("msg") == "gateway: header op refused" && r.str("header") == header {
+					n.Add(r.suppressed())
 				}
 			}
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for count(); written+suppressed != total && time.Now().Before(deadline); count() {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if written+suppressed != total {
-			t.Fatalf("header %s: %d lines written and %d reported suppressed (%d summaries) 5 s after %d refusals",
-				header, written, suppressed, summaries, total)
-		}
-		windows := int(burst/logsample.DefaultInterval) + 1
-		if written > logsample.DefaultFirst*windows || summaries > windows {
-			t.Errorf("header %s: %d lines and %d summaries over %v; want at most %d per %v and a summary each",
-				header, written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
-		}
+			return n
+		})
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
@@ -40,9 +39,8 @@ func TestTrapStormIsSampled(t *testing.T) {
 	})
 	burst := time.Since(start)
 
-	var written, suppressed, summaries int
-	count := func() {
-		written, suppressed, summaries = 0, 0, 0
+	testutil.WaitSampled(t, "handler trapped", total, burst, func() testutil.SampledLines {
+		var n testutil.SampledLines
 		sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
 		for sc.Scan() {
 			var r struct {
@@ -58,29 +56,11 @@ func TestTrapStormIsSampled(t *testing.T) {
 			if r.Level != "WARN" || r.Subject != "nylon.dev.counter.request_filter" {
 				t.Errorf("line %s: want a WARN with the subject", sc.Text())
 			}
-			if r.Suppressed != nil {
-				suppressed += *r.Suppressed
-				summaries++
-			} else {
-				written++
-			}
+			n.Add(r.Suppressed)
 		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for count(); written+suppressed != total && time.Now().Before(deadline); count() {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if written+suppressed != total {
-		t.Fatalf("%d trap lines written and %d reported suppressed (%d summaries) 5 s after the calls; want %d in all",
-			written, suppressed, summaries, total)
-	}
-	windows := int(burst/logsample.DefaultInterval) + 1
-	if written > logsample.DefaultFirst*windows || summaries > windows {
-		t.Errorf("%d lines and %d summaries over %v; want at most %d per %v and a summary each",
-			written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
-	}
+		return n
+	})
 	if got := testutil.MetricSum(t, metrics, "nylon_function_traps_total", map[string]string{"function": "counter"}); got != total {
 		t.Errorf("traps_total = %v, want every trap (%d)", got, total)
 	}
-	t.Logf("%d traps in %v: %d lines, %d summaries", total, burst, written, summaries)
 }

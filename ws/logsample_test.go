@@ -11,7 +11,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/nylon-functions/nylon/internal/logsample"
 	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/ws"
 )
@@ -50,9 +49,8 @@ func TestDeadLetterLinesAreSampled(t *testing.T) {
 		{"ws event dead-lettered", "WARN", "nylon.dev.dlq.flaky.events"},
 		{"ws event failed, closing connection", "ERROR", "nylon.dev.ws.flaky.events"},
 	} {
-		var written, suppressed, summaries int
-		count := func() {
-			written, suppressed, summaries = 0, 0, 0
+		testutil.WaitSampled(t, want.msg, total, burst, func() testutil.SampledLines {
+			var n testutil.SampledLines
 			sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
 			for sc.Scan() {
 				var r struct {
@@ -68,28 +66,10 @@ func TestDeadLetterLinesAreSampled(t *testing.T) {
 				if r.Level != want.level || r.Subject != want.subject {
 					t.Errorf("line %s: want a %s with subject %s", sc.Text(), want.level, want.subject)
 				}
-				if r.Suppressed != nil {
-					suppressed += *r.Suppressed
-					summaries++
-				} else {
-					written++
-				}
+				n.Add(r.Suppressed)
 			}
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for count(); written+suppressed != total && time.Now().Before(deadline); count() {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if written+suppressed != total {
-			t.Fatalf("%q: %d lines written and %d reported suppressed (%d summaries) 5 s after the events; want %d in all",
-				want.msg, written, suppressed, summaries, total)
-		}
-		windows := int(burst/logsample.DefaultInterval) + 1
-		if written > logsample.DefaultFirst*windows || summaries > windows {
-			t.Errorf("%q: %d lines and %d summaries over %v; want at most %d per %v and a summary each",
-				want.msg, written, summaries, burst, logsample.DefaultFirst, logsample.DefaultInterval)
-		}
-		t.Logf("%q: %d events in %v: %d lines, %d summaries", want.msg, total, burst, written, summaries)
+			return n
+		})
 	}
 	if got := testutil.MetricSum(t, env.reg, "nylon_ws_dead_letters_total", nil); got != total {
 		t.Errorf("nylon_ws_dead_letters_total = %v, want every letter (%d)", got, total)

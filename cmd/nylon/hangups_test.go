@@ -37,27 +37,7 @@ func TestServeSurvivesSIGHUPBeforeStart(t *testing.T) {
 	routes := []byte(`routes:` + "\n" + `  - {path: /up, upstream: "` + up.URL + `"}` + "\n")
 
 	p := startProcess(t, serveArgs(t, "--role", "gateway", "--gateway-config", cfgFile)...)
-	opened := make(chan *os.File, 1)
-	go func() {
-		f, err := os.OpenFile(cfgFile, os.O_WRONLY, 0)
-		if err != nil {
-			t.Errorf("open the FIFO: %v", err)
-			close(opened)
-			return
-		}
-		opened <- f
-	}()
-	var fifo *os.File
-	select {
-	case fifo = <-opened:
-	case <-p.exited:
-		t.Fatalf("serve exited (%d) before reading --gateway-config\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not open --gateway-config within 30s")
-	}
-	if fifo == nil {
-		return
-	}
+	fifo := openFIFOReadBy(t, p, cfgFile)
 	defer fifo.Close()
 	// Reloads from now on read a regular file; serve keeps the FIFO open.
 	regular := filepath.Join(dir, "gateway.yaml.new")
@@ -124,6 +104,34 @@ func TestServeSurvivesSIGHUPBeforeStart(t *testing.T) {
 	}
 }
 
+// openFIFOReadBy opens the FIFO at path for writing, which returns once
+// serve p has opened it to read (its --gateway-config): serve then waits
+// for what the test writes.
+func openFIFOReadBy(t *testing.T, p *process, path string) *os.File {
+	t.Helper()
+	type result struct {
+		f   *os.File
+		err error
+	}
+	opened := make(chan result, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		opened <- result{f, err}
+	}()
+	select {
+	case r := <-opened:
+		if r.err != nil {
+			t.Fatalf("open the FIFO: %v", r.err)
+		}
+		return r.f
+	case <-p.exited:
+		t.Fatalf("serve exited (%d) before reading --gateway-config\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not open --gateway-config within 30s")
+	}
+	return nil
+}
+
 // A SIGHUP after serve read --gateway-config and before its gateway is
 // built is not lost: the gateway reloads the file as soon as it is built,
 // so a file changed in that window (a deploy's "write, then reload" racing
@@ -145,23 +153,7 @@ func TestServeReloadsAfterSIGHUPDuringStart(t *testing.T) {
 	}
 
 	p := startProcess(t, serveArgs(t, "--role", "gateway", "--gateway-config", cfgFile)...)
-	opened := make(chan *os.File, 1)
-	go func() {
-		f, err := os.OpenFile(cfgFile, os.O_WRONLY, 0)
-		if err != nil {
-			t.Errorf("open the FIFO: %v", err)
-		}
-		opened <- f
-	}()
-	var fifo *os.File
-	select {
-	case fifo = <-opened:
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not open --gateway-config within 30s")
-	}
-	if fifo == nil {
-		return
-	}
+	fifo := openFIFOReadBy(t, p, cfgFile)
 	regular := filepath.Join(dir, "gateway.yaml.new")
 	if err := os.WriteFile(regular, route("/second"), 0o600); err != nil {
 		t.Fatal(err)
