@@ -190,26 +190,9 @@ func TestServeReloadsAfterSIGHUPDuringStart(t *testing.T) {
 // server that accepted its connection and says nothing, so the HUP comes
 // after main started and before the 2 s connect timeout would end it.
 func TestSIGHUPEndsOtherCommands(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			accepted <- c
-		}
-	}()
-	p := startProcess(t, "invoke", "--nats", "nats://"+ln.Addr().String(), "hello")
-	select {
-	case c := <-accepted:
-		defer c.Close()
-	case <-p.exited:
-		t.Fatalf("invoke exited (%d) before connecting\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("invoke did not connect within 30s")
-	}
+	url, accepted := silentNATS(t)
+	p := startProcess(t, "invoke", "--nats", url, "hello")
+	waitConnected(t, p, accepted)
 	p.signal(t, syscall.SIGHUP)
 	p.wait(t, 30*time.Second)
 	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
@@ -218,21 +201,44 @@ func TestSIGHUPEndsOtherCommands(t *testing.T) {
 	}
 }
 
-// A command started with SIGHUP ignored (nohup) keeps ignoring it: main's
-// early catch must hand back the ignored disposition, not the default
-// action, or "nohup nylon invoke ..." would die when the terminal closes.
-func TestNohupCommandsKeepIgnoringSIGHUP(t *testing.T) {
+// silentNATS is a "NATS server" on loopback that accepts one connection
+// and says nothing, so a client command waits there (for its connect
+// timeout) while the test signals it; the connection is closed with the
+// test.
+func silentNATS(t *testing.T) (url string, accepted <-chan net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan net.Conn, 1)
 	go func() {
 		if c, err := ln.Accept(); err == nil {
-			accepted <- c
+			t.Cleanup(func() { c.Close() })
+			ch <- c
 		}
 	}()
+	return "nats://" + ln.Addr().String(), ch
+}
+
+// waitConnected waits until command p has connected to silentNATS.
+func waitConnected(t *testing.T, p *process, accepted <-chan net.Conn) {
+	t.Helper()
+	select {
+	case <-accepted:
+	case <-p.exited:
+		t.Fatalf("the command exited (%d) before connecting\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("the command did not connect within 30s")
+	}
+}
+
+// A command started with SIGHUP ignored (nohup) keeps ignoring it: main's
+// early catch must hand back the ignored disposition, not the default
+// action, or "nohup nylon invoke ..." would die when the terminal closes.
+func TestNohupCommandsKeepIgnoringSIGHUP(t *testing.T) {
+	url, accepted := silentNATS(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +248,7 @@ func TestNohupCommandsKeepIgnoringSIGHUP(t *testing.T) {
 	// nohup.
 	p := &process{exited: make(chan struct{})}
 	p.cmd = exec.Command("sh", "-c", `trap '' HUP; exec "$0" "$@"`, exe,
-		"invoke", "--nats", "nats://"+ln.Addr().String(), "hello")
+		"invoke", "--nats", url, "hello")
 	p.cmd.Env = append(os.Environ(), asNylon+"=1")
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -256,14 +262,7 @@ func TestNohupCommandsKeepIgnoringSIGHUP(t *testing.T) {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	})
-	select {
-	case c := <-accepted:
-		defer c.Close()
-	case <-p.exited:
-		t.Fatalf("invoke exited (%d) before connecting\nstderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("invoke did not connect within 30s")
-	}
+	waitConnected(t, p, accepted)
 	p.signal(t, syscall.SIGHUP)
 	p.wait(t, 30*time.Second)
 	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
