@@ -53,10 +53,11 @@ type memoryLimitSetting struct {
 
 // parseMemoryLimit parses --memory-limit: auto, off, or a size as
 // GOMEMLIMIT writes it: a whole number of bytes with an optional B, KiB,
-// MiB, GiB or TiB suffix, at least minMemoryLimit.
+// MiB, GiB or TiB suffix, at least minMemoryLimit. Empty is auto, so that
+// a serveConfig built in code has the flag's default.
 func parseMemoryLimit(s string) (memoryLimitSetting, error) {
 	switch s {
-	case memoryLimitAuto:
+	case "", memoryLimitAuto:
 		return memoryLimitSetting{Auto: true}, nil
 	case memoryLimitOff:
 		return memoryLimitSetting{Off: true}, nil

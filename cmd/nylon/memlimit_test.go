@@ -16,6 +16,7 @@ import (
 func TestParseMemoryLimit(t *testing.T) {
 	good := map[string]memoryLimitSetting{
 		"auto":       {Auto: true},
+		"":           {Auto: true}, // a serveConfig built in code
 		"off":        {Off: true},
 		"1536MiB":    {Bytes: 1536 << 20},
 		"2GiB":       {Bytes: 2 << 30},
@@ -32,7 +33,6 @@ func TestParseMemoryLimit(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"":                      "not a whole number",
 		"bogus":                 "not a whole number",
 		"Auto":                  "not a whole number",
 		"1.5GiB":                "not a whole number",
