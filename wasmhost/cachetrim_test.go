@@ -299,3 +299,48 @@ func TestConcurrentTrimsAndCacheHitsOnOneDirectory(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Compiles of the same bytes at once on one host, with the machine code in
+// the file cache and not in the runtime's memory (a restarted node, two
+// uploads of one module), all succeed and run. wazero v1.12 publishes a
+// module it reads from the file cache to its in-memory cache before
+// finishing it (its entry preambles): a second compile of the same bytes
+// could take it half made and instantiate it, a data race (-race reports
+// it) and at worst an index-out-of-range panic in the process.
+func TestConcurrentCompilesOfOneCachedModule(t *testing.T) {
+	dir := t.TempDir()
+	warm, _ := newCacheHost(t, dir, 0)
+	ctx := context.Background()
+	m, err := warm.Compile(ctx, "hello", helloModule(), wasmhost.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		h, _ := newCacheHost(t, dir, 0) // a fresh runtime: nothing in memory
+		const n = 6
+		errs := make(chan error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				m, err := h.Compile(ctx, fmt.Sprintf("hello-%d", i), helloModule(), wasmhost.Limits{})
+				if err != nil {
+					errs <- fmt.Errorf("round %d, compile %d: %w", round, i, err)
+					return
+				}
+				defer m.Close(ctx)
+				res, err := m.Call(ctx, protocol.PhaseRequestFilter, 0, nil, protocol.RequestID{})
+				if err != nil || res.Action != protocol.ActionEnd {
+					errs <- fmt.Errorf("round %d, call %d: %+v, %v", round, i, res, err)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+}

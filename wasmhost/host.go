@@ -31,6 +31,9 @@ type Host struct {
 
 	// trimMu serializes trims of the compilation cache directory.
 	trimMu sync.Mutex
+	// compiling serializes compiles of identical bytes (wazero's file
+	// cache hands a half-made module to a concurrent compile).
+	compiling compileLocks
 
 	mu      sync.Mutex
 	closed  bool
@@ -190,7 +193,9 @@ func (h *Host) load(ctx context.Context, name string, wasm []byte, limits Limits
 	if err != nil {
 		return nil, wrap(err)
 	}
+	unlock := h.compiling.lock(instrumented)
 	cm, err := h.rt.CompileModule(ctx, instrumented)
+	unlock()
 	if err != nil {
 		return nil, wrap(fmt.Errorf("%w: %w", ErrCompile, err))
 	}
