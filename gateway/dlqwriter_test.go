@@ -33,15 +33,7 @@ func TestDeadLetterWriterGivesUp(t *testing.T) {
 	ctx := t.Context()
 	js := testutil.JetStream(t, e.nc)
 	name := gateway.DLQStreamName(prefix)
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.Discard, cfg.MaxMsgs = jetstream.DiscardNew, 1
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	holdOneLetter(t, js)
 	lost := func(want float64) func() error {
 		return func() error {
 			got, err := testutil.GatherSum(e.reg, "plugins_messaging_dlq_lost_total", nil)
@@ -70,7 +62,7 @@ func TestDeadLetterWriterGivesUp(t *testing.T) {
 	cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	err = gw.Close(cctx)
+	err := gw.Close(cctx)
 	if took := time.Since(start); err == nil || !errors.Is(err, context.DeadlineExceeded) || took > 20*time.Second {
 		t.Fatalf("Close with a letter the stream cannot take: %v after %v; want the writer's own deadline within seconds", err, took)
 	}
@@ -178,6 +170,21 @@ func TestDeadLetterStreamRecreated(t *testing.T) {
 	}
 }
 
+// holdOneLetter makes the prefix's dead-letter stream keep one letter and
+// refuse the next ones (discard new), as a stream that cannot store does.
+func holdOneLetter(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	s, err := js.Stream(t.Context(), gateway.DLQStreamName(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Discard, cfg.MaxMsgs = jetstream.DiscardNew, 1
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Letters a stream refuses one after another (full under discard new, as
 // a stream that cannot store would) are each counted lost, and logged as
 // a bounded number of "gateway: dead letter lost" lines per subject with
@@ -188,15 +195,7 @@ func TestDeadLettersLostAreSampled(t *testing.T) {
 	_, srv := e.gateway(yamlMessaging("") + deadLetterRoute)
 	ctx := t.Context()
 	js := testutil.JetStream(t, e.nc)
-	s, err := js.Stream(ctx, gateway.DLQStreamName(prefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.Discard, cfg.MaxMsgs = jetstream.DiscardNew, 1
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	holdOneLetter(t, js)
 	wantStatus(t, get(t, srv.URL+"/x"), http.StatusServiceUnavailable)
 	eventually(t, func() error { return dlqHolds(ctx, js, 1) }) // full from here on
 

@@ -44,11 +44,12 @@ type failure struct {
 func (g *Gateway) logFailure(ctx context.Context, f failure) {
 	var ce *CallError
 	isCall := errors.As(f.err, &ce)
-	plugin := f.plugin
+	plugin, kind := f.plugin, ""
 	if isCall {
-		plugin = ce.Plugin
+		plugin, kind = ce.Plugin, ce.Kind
+	} else {
+		kind = kindBesidesCalls(f.err)
 	}
-	kind := failureKind(f.err)
 	level := slog.LevelWarn
 	switch {
 	case f.status > 0 && f.status < 500 && !f.aborted:
@@ -106,13 +107,10 @@ const (
 	kindBadRequest      = "BadRequest"
 )
 
-// failureKind names err's kind for the log line: a phase call's kind (the
-// Kind* constants), else what failed besides the calls.
-func failureKind(err error) string {
-	var ce *CallError
+// kindBesidesCalls names, for the log line, the kind of a failure that is
+// no phase call's (those carry theirs in CallError.Kind).
+func kindBesidesCalls(err error) string {
 	switch {
-	case errors.As(err, &ce):
-		return ce.Kind
 	case errors.Is(err, errUpstreamTimeout):
 		return kindUpstreamTimeout
 	case errors.Is(err, errUpstream):

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -319,20 +318,9 @@ routes:
 		}
 	})
 	t.Run("upgrade", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
-		if err != nil {
-			t.Fatal(err)
+		if got := wsRoundTrip(t, srv.URL+"/ws", "hi"); got != "echo:hi" {
+			t.Fatalf("echo %q, want echo:hi", got)
 		}
-		defer c.CloseNow()
-		if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
-			t.Fatal(err)
-		}
-		if _, msg, err := c.Read(ctx); err != nil || string(msg) != "echo:hi" {
-			t.Fatalf("echo %q, %v", msg, err)
-		}
-		_ = c.Close(websocket.StatusNormalClosure, "")
 	})
 	time.Sleep(100 * time.Millisecond)
 	if l := loud(parseLogs(t, buf.Bytes())); len(l) != 0 {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -234,26 +233,10 @@ routes:
 // own unstructured, unsampled one.
 func TestUpstreamFailingMidBodyLogsOneLine(t *testing.T) {
 	e := newEnv(t)
-	up := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "1000")
-		w.WriteHeader(200)
-		_, _ = w.Write([]byte("partial"))
-		w.(http.Flusher).Flush()
-		c, _, err := http.NewResponseController(w).Hijack()
-		if err == nil {
-			c.Close()
-		}
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = up.Serve(ln) }()
-	t.Cleanup(func() { _ = up.Close() })
 	var buf testutil.SyncBuffer
 	_, srv := e.gateway(yamlMessaging("")+`
 routes:
-  - {path: /cut, upstream: "http://`+ln.Addr().String()+`"}
+  - {path: /cut, upstream: "`+cutUpstream(t)+`"}
 `, jsonLogger(&buf))
 	// The client sees the connection closed: before the headers (they
 	// were still buffered) or in the body.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nylon-functions/nylon/gateway"
@@ -340,4 +341,26 @@ func getHandler(t testing.TB, h http.Handler, path string) result {
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	h.ServeHTTP(rec, req)
 	return result{Status: rec.Code, Header: rec.Header(), Body: rec.Body.String()}
+}
+
+// wsRoundTrip opens a WebSocket to the http:// url, sends msg as text,
+// and returns the first message back, closing normally after it.
+func wsRoundTrip(t testing.TB, url, msg string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read the answer to %q: %v", msg, err)
+	}
+	_ = c.Close(websocket.StatusNormalClosure, "")
+	return string(got)
 }

@@ -498,21 +498,9 @@ func TestWebSocketUpgradeThroughGateway(t *testing.T) {
 routes:
   - {path: /ws, function: chat, websocket: true}
 `, gateway.WithWebSocket(echo))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
+	if got := wsRoundTrip(t, srv.URL+"/ws", "hi"); got != "chat:hi" {
+		t.Fatalf("echo %q, want chat:hi", got)
 	}
-	defer c.CloseNow()
-	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
-		t.Fatal(err)
-	}
-	_, msg, err := c.Read(ctx)
-	if err != nil || string(msg) != "chat:hi" {
-		t.Fatalf("echo %q, %v", msg, err)
-	}
-	_ = c.Close(websocket.StatusNormalClosure, "")
 	// The request ends with the connection; then it is counted as a 101.
 	eventually(t, func() error {
 		v, err := testutil.GatherSum(e.reg, "nylon_http_requests_total", map[string]string{"route": "/ws", "code": "101"})

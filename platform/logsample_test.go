@@ -1,9 +1,6 @@
 package platform_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"log/slog"
 	"testing"
 	"time"
@@ -40,25 +37,7 @@ func TestTrapStormIsSampled(t *testing.T) {
 	burst := time.Since(start)
 
 	testutil.WaitSampled(t, "handler trapped", total, burst, func() testutil.SampledLines {
-		var n testutil.SampledLines
-		sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
-		for sc.Scan() {
-			var r struct {
-				Level, Msg, Subject string
-				Suppressed          *int
-			}
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("log line %q: %v", sc.Text(), err)
-			}
-			if r.Msg != "platform: handler trapped" {
-				continue
-			}
-			if r.Level != "WARN" || r.Subject != "nylon.dev.counter.request_filter" {
-				t.Errorf("line %s: want a WARN with the subject", sc.Text())
-			}
-			n.Add(r.Suppressed)
-		}
-		return n
+		return testutil.SampledJSON(t, logs.Bytes(), "platform: handler trapped", "WARN", "nylon.dev.counter.request_filter")
 	})
 	if got := testutil.MetricSum(t, metrics, "nylon_function_traps_total", map[string]string{"function": "counter"}); got != total {
 		t.Errorf("traps_total = %v, want every trap (%d)", got, total)

@@ -1,9 +1,6 @@
 package ws_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -50,25 +47,7 @@ func TestDeadLetterLinesAreSampled(t *testing.T) {
 		{"ws event failed, closing connection", "ERROR", "nylon.dev.ws.flaky.events"},
 	} {
 		testutil.WaitSampled(t, want.msg, total, burst, func() testutil.SampledLines {
-			var n testutil.SampledLines
-			sc := bufio.NewScanner(bytes.NewReader(logs.Bytes()))
-			for sc.Scan() {
-				var r struct {
-					Level, Msg, Subject string
-					Suppressed          *int
-				}
-				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-					t.Fatalf("log line %q: %v", sc.Text(), err)
-				}
-				if r.Msg != want.msg {
-					continue
-				}
-				if r.Level != want.level || r.Subject != want.subject {
-					t.Errorf("line %s: want a %s with subject %s", sc.Text(), want.level, want.subject)
-				}
-				n.Add(r.Suppressed)
-			}
-			return n
+			return testutil.SampledJSON(t, logs.Bytes(), want.msg, want.level, want.subject)
 		})
 	}
 	if got := testutil.MetricSum(t, env.reg, "nylon_ws_dead_letters_total", nil); got != total {

@@ -25,16 +25,10 @@ import (
 // Signals in the first milliseconds of the process, before main runs at
 // all, are out of reach of any Go code and not sent.
 func TestServeSurvivesSIGHUPBeforeStart(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "upstream "+r.URL.Path)
-	}))
-	defer up.Close()
+	upstream := pathUpstream(t)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "gateway.yaml")
-	if err := syscall.Mkfifo(cfgFile, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	routes := []byte(`routes:` + "\n" + `  - {path: /up, upstream: "` + up.URL + `"}` + "\n")
+	cfgFile := gatewayConfigFIFO(t, dir)
+	routes := []byte(`routes:` + "\n" + `  - {path: /up, upstream: "` + upstream + `"}` + "\n")
 
 	p := startProcess(t, serveArgs(t, "--role", "gateway", "--gateway-config", cfgFile)...)
 	fifo := openFIFOReadBy(t, p, cfgFile)
@@ -104,6 +98,28 @@ func TestServeSurvivesSIGHUPBeforeStart(t *testing.T) {
 	}
 }
 
+// pathUpstream is an upstream answering "upstream <path>", closed with
+// the test.
+func pathUpstream(t *testing.T) string {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "upstream "+r.URL.Path)
+	}))
+	t.Cleanup(up.Close)
+	return up.URL
+}
+
+// gatewayConfigFIFO makes a FIFO named gateway.yaml in dir: serve, given
+// it as --gateway-config, blocks reading it until the test writes it.
+func gatewayConfigFIFO(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "gateway.yaml")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // openFIFOReadBy opens the FIFO at path for writing, which returns once
 // serve p has opened it to read (its --gateway-config): serve then waits
 // for what the test writes.
@@ -139,17 +155,11 @@ func openFIFOReadBy(t *testing.T, p *process, path string) *os.File {
 // the second is renamed over it before the HUP, which comes while serve
 // is still starting its embedded NATS server, long before the gateway.
 func TestServeReloadsAfterSIGHUPDuringStart(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "upstream "+r.URL.Path)
-	}))
-	defer up.Close()
+	upstream := pathUpstream(t)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "gateway.yaml")
-	if err := syscall.Mkfifo(cfgFile, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := gatewayConfigFIFO(t, dir)
 	route := func(path string) []byte {
-		return []byte("routes:\n  - {path: " + path + `, upstream: "` + up.URL + `"}` + "\n")
+		return []byte("routes:\n  - {path: " + path + `, upstream: "` + upstream + `"}` + "\n")
 	}
 
 	p := startProcess(t, serveArgs(t, "--role", "gateway", "--gateway-config", cfgFile)...)

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,10 +14,7 @@ import (
 // does not load is an ERROR naming its line, and the routes before keep
 // answering from a process still up.
 func TestServeReloadsGatewayConfigOnSIGHUP(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "upstream "+r.URL.Path)
-	}))
-	defer up.Close()
+	upstream := pathUpstream(t)
 	cfgFile := filepath.Join(t.TempDir(), "gateway.yaml")
 	write := func(routes string) {
 		t.Helper()
@@ -28,7 +22,7 @@ func TestServeReloadsGatewayConfigOnSIGHUP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(`  - {path: /old, upstream: "` + up.URL + `"}` + "\n")
+	write(`  - {path: /old, upstream: "` + upstream + `"}` + "\n")
 	p := startProcess(t, serveArgs(t, "--role", "gateway", "--gateway-config", cfgFile)...)
 	gw := p.waitLine(t, gatewayLine)
 	p.waitLine(t, readyLine)
@@ -41,7 +35,7 @@ func TestServeReloadsGatewayConfigOnSIGHUP(t *testing.T) {
 	wantGet("/old", 200)
 	wantGet("/new", 404)
 
-	write(`  - {path: /new, upstream: "` + up.URL + `"}` + "\n")
+	write(`  - {path: /new, upstream: "` + upstream + `"}` + "\n")
 	p.signal(t, syscall.SIGHUP)
 	p.waitLogged(t, "SIGHUP: gateway configuration reloaded")
 	wantGet("/new", 200)
@@ -50,7 +44,7 @@ func TestServeReloadsGatewayConfigOnSIGHUP(t *testing.T) {
 		t.Errorf("the reload's log does not say which routes changed:\n%s", p.stderr.String())
 	}
 
-	write(`  - {path: /newer, upstreem: "` + up.URL + `"}` + "\n")
+	write(`  - {path: /newer, upstreem: "` + upstream + `"}` + "\n")
 	p.signal(t, syscall.SIGHUP)
 	p.waitLogged(t, "SIGHUP: gateway configuration not reloaded")
 	var line string

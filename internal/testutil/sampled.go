@@ -1,6 +1,9 @@
 package testutil
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -50,4 +53,31 @@ func WaitSampled(t testing.TB, what string, total int, burst time.Duration, coun
 	}
 	t.Logf("%s: %d in %v: %d lines written, %d summaries", what, total, burst, got.Written, got.Summaries)
 	return got
+}
+
+// SampledJSON counts the lines with message msg in logs written by slog's
+// JSONHandler, lines written and summaries alike, and fails the test for
+// one that is not at level or whose subject attribute is not subject.
+func SampledJSON(t testing.TB, logs []byte, msg, level, subject string) SampledLines {
+	t.Helper()
+	var n SampledLines
+	sc := bufio.NewScanner(bytes.NewReader(logs))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r struct {
+			Level, Msg, Subject string
+			Suppressed          *int
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		if r.Msg != msg {
+			continue
+		}
+		if r.Level != level || r.Subject != subject {
+			t.Errorf("line %s: want a %s with subject %s", sc.Text(), level, subject)
+		}
+		n.Add(r.Suppressed)
+	}
+	return n
 }
