@@ -57,7 +57,7 @@ plugins:
 routes:
   - {path: /cut, upstream: "`+cutUpstream(t)+`", plugins: [pass]}
 `, jsonLogger(&buf))
-	if resp, err := http.Get(srv.URL + "/cut"); err == nil {
+	if resp, err := oneShot().Get(srv.URL + "/cut"); err == nil {
 		b, rerr := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if rerr == nil {

@@ -201,7 +201,7 @@ routes:
 	t.Run("response_body_filter", func(t *testing.T) {
 		// The headers are out when the filter fails: the response is
 		// aborted (the client sees the connection close).
-		if resp, err := http.Get(srv.URL + "/b"); err == nil {
+		if resp, err := oneShot().Get(srv.URL + "/b"); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
@@ -240,7 +240,7 @@ routes:
 `, jsonLogger(&buf))
 	// The client sees the connection closed: before the headers (they
 	// were still buffered) or in the body.
-	if resp, err := http.Get(srv.URL + "/cut"); err == nil {
+	if resp, err := oneShot().Get(srv.URL + "/cut"); err == nil {
 		_, rerr := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if rerr == nil {

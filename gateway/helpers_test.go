@@ -364,3 +364,11 @@ func wsRoundTrip(t testing.TB, url, msg string) string {
 	_ = c.Close(websocket.StatusNormalClosure, "")
 	return string(got)
 }
+
+// oneShot is a client whose requests each have a connection of their own,
+// for responses that end in an aborted connection: net/http's client
+// sends a GET again, once, when a reused connection closes before any
+// answer, which would make one request two.
+func oneShot() *http.Client {
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+}
