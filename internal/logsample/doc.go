@@ -13,8 +13,8 @@
 // It is written by the next line of that key or, when none comes, by a
 // timer within an interval, so a storm that stops still reports its count.
 // Keys are capped (1024 by default); lines of further keys share one
-// overflow key, whose summary is "log lines suppressed" with
-// sample_key=overflow. A key keeps at most the first 128 bytes of each
+// overflow key per message, whose summary is that message with
+// sample_key=overflow (and, past 64 messages, "log lines suppressed"). A key keeps at most the first 128 bytes of each
 // value, in memory of its own: values chosen outside the code (a refused
 // header's name) cannot make the keys large. Metrics count every failure: read rates from them,
 // examples from the logs.

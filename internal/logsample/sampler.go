@@ -30,7 +30,7 @@ type Config struct {
 	// most how long a suppressed count waits to be reported.
 	Interval time.Duration
 	// MaxKeys bounds the keys tracked at once; lines of keys beyond it
-	// share one overflow key.
+	// share one overflow key per message.
 	MaxKeys int
 }
 
@@ -86,9 +86,23 @@ func (k Key) clone() Key {
 	return c
 }
 
-// overflowKey is shared by the lines of keys past MaxKeys.
-func overflowKey() Key {
-	return Key{msg: "log lines suppressed", kv: [4]string{"sample_key", "overflow"}}
+// maxOverflowKeys bounds the overflow keys. Messages are the code's
+// constants, a few dozen in all, so the bound is only a backstop: past it,
+// every message shares genericOverflowKey.
+const maxOverflowKeys = 64
+
+// overflowKey is shared by the lines with message msg of keys past
+// MaxKeys: one per message, so that a storm of one kind of line over many
+// routes does not use up the budget of every other kind, and its summary
+// still says which lines it counted.
+func overflowKey(msg string) Key {
+	return Key{msg: msg, kv: [4]string{"sample_key", "overflow"}}
+}
+
+// genericOverflowKey is shared by every line once maxOverflowKeys
+// overflow keys are tracked too.
+func genericOverflowKey() Key {
+	return overflowKey("log lines suppressed")
 }
 
 // Sampler decides which per-request lines to write. It is safe for
@@ -102,6 +116,8 @@ type Sampler struct {
 
 	mu      sync.Mutex
 	entries map[Key]*entry
+	// overflows counts the entries of entries that are overflow keys.
+	overflows int
 	// timer reports the drops of intervals no later line rolls over;
 	// armed only while some key has drops to report.
 	timer     *time.Timer
@@ -111,11 +127,12 @@ type Sampler struct {
 
 // entry is one key's current interval.
 type entry struct {
-	key     Key
-	end     time.Time // when the interval ends
-	n       int       // lines in the interval, written or not
-	dropped int64
-	level   slog.Level // the highest level dropped
+	key      Key
+	overflow bool      // key is an overflow key, not counted against MaxKeys
+	end      time.Time // when the interval ends
+	n        int       // lines in the interval, written or not
+	dropped  int64
+	level    slog.Level // the highest level dropped
 }
 
 // summary is a count of suppressed lines to write.
@@ -200,31 +217,44 @@ func (s *Sampler) Flush() {
 	}
 }
 
-// add makes k's entry, or returns the overflow entry when MaxKeys are
-// tracked. Call with mu held.
+// add makes k's entry, or returns its message's overflow entry when
+// MaxKeys are tracked. Call with mu held.
 func (s *Sampler) add(k Key, now time.Time) *entry {
+	overflow := false
 	if s.keys() >= s.maxKeys {
 		s.sweep(now)
 		if s.keys() >= s.maxKeys {
-			k = overflowKey()
+			overflow = true
+			k = overflowKey(cutKeyValue(k.msg))
 			if e := s.entries[k]; e != nil {
 				return e
+			}
+			if s.overflows >= maxOverflowKeys {
+				k = genericOverflowKey()
+				if e := s.entries[k]; e != nil {
+					return e
+				}
 			}
 		}
 	}
 	k = k.clone()
-	e := &entry{key: k}
+	e := &entry{key: k, overflow: overflow}
 	s.entries[k] = e
+	if overflow {
+		s.overflows++
+	}
 	return e
 }
 
-// keys is the number of keys tracked besides the overflow key.
-func (s *Sampler) keys() int {
-	n := len(s.entries)
-	if _, ok := s.entries[overflowKey()]; ok {
-		n--
+// keys is the number of keys tracked besides the overflow keys.
+func (s *Sampler) keys() int { return len(s.entries) - s.overflows }
+
+// forget deletes k's entry e. Call with mu held.
+func (s *Sampler) forget(k Key, e *entry) {
+	delete(s.entries, k)
+	if e.overflow {
+		s.overflows--
 	}
-	return n
 }
 
 // sweep forgets the keys whose interval is over with nothing to report
@@ -238,7 +268,7 @@ func (s *Sampler) sweep(now time.Time) {
 	s.nextSweep = now.Add(s.interval)
 	for k, e := range s.entries {
 		if !now.Before(e.end) && e.dropped == 0 {
-			delete(s.entries, k)
+			s.forget(k, e)
 		}
 	}
 }
@@ -255,7 +285,7 @@ func (s *Sampler) collect(now time.Time, all bool) []summary {
 			e.dropped = 0
 		}
 		if over {
-			delete(s.entries, k)
+			s.forget(k, e)
 		}
 	}
 	return sums

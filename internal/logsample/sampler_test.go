@@ -185,9 +185,48 @@ func TestAllowKeyCap(t *testing.T) {
 		t.Fatalf("summaries %+v, want the overflow key's 48 and the new key's 1", sums)
 	}
 	for _, sum := range sums {
-		if sum.n == 48 && (sum.msg != "log lines suppressed" || sum.attrs["sample_key"] != "overflow") {
-			t.Fatalf("overflow summary %+v, want msg \"log lines suppressed\" sample_key=overflow", sum)
+		if sum.n == 48 && (sum.msg != "m" || sum.attrs["sample_key"] != "overflow") {
+			t.Fatalf("overflow summary %+v, want msg \"m\" sample_key=overflow", sum)
 		}
+	}
+}
+
+// Past MaxKeys, each message has an overflow budget of its own: a storm of
+// one kind of line over many routes leaves the other kinds their lines.
+// Past maxOverflowKeys messages, the rest share the generic one.
+func TestOverflowBudgetPerMessage(t *testing.T) {
+	s, rec, _ := newTest(Config{First: 2, Interval: time.Hour, MaxKeys: 1})
+	allowN(s, slog.LevelWarn, KeyOf("first"), 1)
+	for i := range 100 {
+		allowN(s, slog.LevelWarn, KeyOf("gateway: request failed", "route", fmt.Sprint(i)), 1)
+	}
+	if got := allowN(s, slog.LevelWarn, KeyOf("platform: handler trapped", "subject", "x"), 3); got != 2 {
+		t.Fatalf("another message past the cap: %d of 3 lines passed, want its own 2", got)
+	}
+	for i := range maxOverflowKeys + 5 {
+		allowN(s, slog.LevelWarn, KeyOf(fmt.Sprint("message ", i)), 3)
+	}
+	s.mu.Lock()
+	tracked, overflows := len(s.entries), s.overflows
+	s.mu.Unlock()
+	if overflows != maxOverflowKeys+1 || tracked != 1+overflows {
+		t.Fatalf("%d entries, %d of them overflow keys; want 1 key and %d overflow keys (the bound and the generic one)",
+			tracked, overflows, maxOverflowKeys+1)
+	}
+	s.Flush()
+	got := map[string]int64{}
+	for _, sum := range rec.summaries() {
+		if sum.attrs["sample_key"] != "overflow" {
+			t.Fatalf("summary %+v without sample_key=overflow", sum)
+		}
+		got[sum.msg] = sum.n
+	}
+	// 62 of 64 overflow slots go to "message 0".."message 61", 3 lines
+	// each (one suppressed); the last 7 messages' 21 lines share the
+	// generic key's 2.
+	if got["gateway: request failed"] != 98 || got["platform: handler trapped"] != 1 ||
+		got["message 0"] != 1 || got["log lines suppressed"] != 19 {
+		t.Fatalf("summaries by message %v, want request failed 98, handler trapped 1, message 0 1, generic 19", got)
 	}
 }
 
@@ -262,7 +301,7 @@ func TestAllowConcurrent(t *testing.T) {
 	s.mu.Lock()
 	n := len(s.entries)
 	s.mu.Unlock()
-	if n > 3 {
-		t.Fatalf("%d keys tracked, want at most MaxKeys 2 and the overflow key", n)
+	if n > 4 {
+		t.Fatalf("%d keys tracked, want at most MaxKeys 2 and the overflow keys of the other 2 messages", n)
 	}
 }
