@@ -15,7 +15,11 @@ import (
 // Trimming the on-disk compilation cache (Config.WithCompilationCacheMaxBytes).
 // wazero v1.12 neither evicts entries nor says which file holds which module
 // (files are named by an internal key), so the host bounds the directory as
-// a whole: least recently written first.
+// a whole: least recently used first, as far as the file system tells. A
+// cache hit reads the entry, which moves its access time on Linux's default
+// relatime mounts (at most once a day, enough to tell the modules a node
+// serves from last month's builds); on noatime mounts, or where the access
+// time is not read, it is least recently written first.
 
 const (
 	// cacheTmpMaxAge protects the *.tmp files wazero writes an entry to
@@ -29,12 +33,13 @@ type cacheFile struct {
 	path  string
 	size  int64
 	mtime time.Time
+	used  time.Time // the later of mtime and the access time
 	tmp   bool
 }
 
 // trimCache deletes the *.tmp files under the cache directory older than
 // cacheTmpMaxAge and then, if the files still sum to more than the bound,
-// the others, oldest modification first, down to 90% of it (so the next
+// the others, least recently used first, down to 90% of it (so the next
 // few new modules do not each trigger another trim). It never fails: what
 // it cannot read or delete is logged and left. Trims are serialized, so
 // concurrent compiles do not walk and delete at the same time.
@@ -52,9 +57,10 @@ func (h *Host) trimCache(ctx context.Context) {
 	}
 	now := time.Now()
 	target := h.cfg.cacheMax - h.cfg.cacheMax/10
-	// Oldest first; the path breaks ties so that the order is stable.
+	// Least recently used first; the path breaks ties so that the order
+	// is stable.
 	slices.SortFunc(files, func(a, b cacheFile) int {
-		if c := a.mtime.Compare(b.mtime); c != 0 {
+		if c := a.used.Compare(b.used); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.path, b.path)
@@ -134,8 +140,12 @@ func scanCache(dir string) ([]cacheFile, int64, error) {
 			}
 			return nil
 		}
+		used := info.ModTime()
+		if at := accessTime(info); at.After(used) {
+			used = at
+		}
 		files = append(files, cacheFile{
-			path: path, size: info.Size(), mtime: info.ModTime(),
+			path: path, size: info.Size(), mtime: info.ModTime(), used: used,
 			tmp: strings.HasSuffix(d.Name(), ".tmp"),
 		})
 		total += info.Size()

@@ -225,6 +225,43 @@ func TestNewTrimsCompilationCache(t *testing.T) {
 	}
 }
 
+// Entries read since they were written (a cache hit moves the access time)
+// are kept over entries written later and never read: a module a node loads
+// at every start outlives last month's builds.
+func TestTrimDeletesLeastRecentlyUsedFirst(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "wazero-some-version")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	write := func(name string, atime, mtime time.Time) string {
+		t.Helper()
+		path := filepath.Join(sub, name)
+		if err := os.WriteFile(path, make([]byte, 1000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, atime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	var hot []string
+	for i := range 5 { // written 100 hours ago, read in the last hours
+		hot = append(hot, write(fmt.Sprint("hot-", i), now.Add(time.Duration(-i-1)*time.Hour), now.Add(-100*time.Hour)))
+	}
+	for i := range 5 { // written 50 hours ago, never read since
+		at := now.Add(time.Duration(-50-i) * time.Hour)
+		write(fmt.Sprint("cold-", i), at, at)
+	}
+	// 10000 bytes, bound 6000: down to 5400, so the five cold entries go.
+	newCacheHost(t, dir, 6000)
+	got := slices.Sorted(maps.Keys(cacheFiles(t, dir)))
+	if !slices.Equal(got, hot) {
+		t.Errorf("after the trim the cache holds\n%v\nwant the entries read recently\n%v", got, hot)
+	}
+}
+
 // A module whose cache file was trimmed keeps running (its machine code is
 // in memory), and compiles again (a cache miss) in the next host.
 func TestTrimmedModuleCompilesAgain(t *testing.T) {

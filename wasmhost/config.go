@@ -124,7 +124,8 @@ func (c Config) WithCompilationCacheDir(dir string) Config {
 // the machine code of every module it ever compiled (about 11 MiB for a Go
 // guest) until the disk is full. The host trims the directory when it
 // starts and after each compile that finds it over n, deleting the least
-// recently written files first down to 90% of n (so not every new module
+// recently used files first (by access time where the mount keeps it,
+// else by modification time) down to 90% of n (so not every new module
 // triggers a trim). Default DefaultCompilationCacheMaxBytes; 0: no bound.
 // Without WithCompilationCacheDir it has no effect.
 //

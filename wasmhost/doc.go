@@ -55,7 +55,8 @@
 // (Config.WithCompilationCacheMaxBytes, default
 // DefaultCompilationCacheMaxBytes = 2 GiB; 0: no bound): in New and after
 // each compile, if its regular files sum to more than the bound, it
-// deletes the least recently written first, down to 90% of it, logging
+// deletes the least recently used first (access time, which a cache hit
+// moves on relatime mounts; else modification time), down to 90% of it, logging
 // one INFO record ("compilation cache trimmed": files, bytes_freed,
 // bytes_kept). *.tmp files younger than 10 minutes (an entry being
 // written) are spared; older ones, left by a crash, are deleted. A loaded

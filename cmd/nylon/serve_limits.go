@@ -57,7 +57,7 @@ func (d *functionDefaults) register(f *flagSet) {
 	f.Duration(&d.IdleTimeout, "function-idle-timeout", "NYLON_FUNCTION_IDLE_TIMEOUT", wasmhost.DefaultIdleTimeout,
 		"instances of a function that no call has used for this long (to twice as long) are closed, down to one per function; negative: never")
 	f.Int(&d.CompileCacheMaxMB, "compile-cache-max-mb", "mib", "NYLON_COMPILE_CACHE_MAX_MB", defaultCompileCacheMaxMB,
-		"bound of the compiled machine code kept in <data>/wazero-cache (about 11 MiB per distinct Go module), in MiB; the least recently written entries are deleted beyond it and recompiled at the next start that needs them; 0: no bound")
+		"bound of the compiled machine code kept in <data>/wazero-cache (about 11 MiB per distinct Go module), in MiB; the least recently used entries are deleted beyond it and recompiled at the next start that needs them; 0: no bound")
 }
 
 // validate checks the ranges a deployment's limits have (registry), so the
