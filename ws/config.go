@@ -24,6 +24,10 @@ const (
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultMaxMessageSize = 64 << 10
 	DefaultSendQueue      = 256
+	// DefaultSendQueueBytes is raised to twice the NATS server's
+	// max_payload when that is larger (see Config.SendQueueBytes).
+	DefaultSendQueueBytes = 4 << 20
+	DefaultMaxRooms       = 128
 	DefaultEventQueue     = 64
 	DefaultMaxConnections = 10_000
 )
@@ -68,6 +72,20 @@ type Config struct {
 	// SendQueue is how many outgoing messages may wait per connection. A
 	// client whose queue is full is closed with 1008. Default 256.
 	SendQueue int
+	// SendQueueBytes bounds the bytes of those messages (the one being
+	// written included): a client that would go over it is closed with
+	// 1008 too, so that a peer that stops reading cannot make the edge
+	// hold SendQueue messages of up to NATS max_payload each. A message
+	// is always accepted into an empty queue. Default 4 MiB, or twice the
+	// NATS server's max_payload when that is larger, so that the sends of
+	// one event reply (at most max_payload) always fit.
+	SendQueueBytes int64
+	// MaxRooms is how many rooms one connection may be in at once; a join
+	// op beyond it is logged and skipped. Every room with a local member
+	// is a NATS subscription, so without a bound one client of a function
+	// that joins rooms on request could make the edge (and every NATS
+	// server of the cluster) hold any number of them. Default 128.
+	MaxRooms int
 	// MaxConnections caps open connections on this edge; over it upgrades
 	// get HTTP 503. Default 10000.
 	MaxConnections int
@@ -110,7 +128,7 @@ func (c *Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int64
-	}{{"max_message_size", c.MaxMessageSize}, {"send_queue", int64(c.SendQueue)}, {"event_queue", int64(c.EventQueue)}, {"max_connections", int64(c.MaxConnections)}} {
+	}{{"max_message_size", c.MaxMessageSize}, {"send_queue", int64(c.SendQueue)}, {"send_queue_bytes", c.SendQueueBytes}, {"max_rooms", int64(c.MaxRooms)}, {"event_queue", int64(c.EventQueue)}, {"max_connections", int64(c.MaxConnections)}} {
 		if f.v < 0 {
 			return fmt.Errorf("%w: %s: %d is negative", ErrInvalidConfig, f.name, f.v)
 		}
@@ -158,6 +176,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.SendQueueBytes == 0 {
+		c.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if c.MaxRooms == 0 {
+		c.MaxRooms = DefaultMaxRooms
 	}
 	c.OriginPatterns = append([]string(nil), c.OriginPatterns...)
 	return c

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
@@ -62,7 +63,10 @@ type conn struct {
 	dlqSubject string
 	log        *slog.Logger
 
-	out      chan outMsg
+	out chan outMsg
+	// outBytes is the payload bytes in out plus the write in progress,
+	// bounded by SendQueueBytes.
+	outBytes atomic.Int64
 	events   chan inEvent
 	closeReq atomic.Bool // a close op is queued: later sends are dropped
 
@@ -139,6 +143,12 @@ func (c *conn) readLoop() {
 		kind := protocol.WSText
 		if typ == websocket.MessageBinary {
 			kind = protocol.WSBinary
+		} else if !utf8.Valid(data) {
+			// RFC 6455 8.1: text that is not UTF-8 fails the connection.
+			// The library does not check; passed on, a function relaying
+			// it would make every browser in the room drop its connection.
+			c.stop(websocket.StatusInvalidFramePayloadData, "invalid UTF-8", stopByEdge)
+			continue
 		}
 		select {
 		case c.events <- inEvent{kind: kind, payload: data}:
@@ -203,14 +213,29 @@ func (c *conn) enqueue(m outMsg) {
 	if c.closeReq.Load() || c.isStopped() {
 		return
 	}
+	// Bytes as well as messages: SendQueue messages of up to max_payload
+	// each would let one client that stops reading pin hundreds of MiB. A
+	// message always fits an empty queue, whatever its size.
+	n := int64(len(m.data))
+	if total := c.outBytes.Add(n); total > n && total > c.e.cfg.SendQueueBytes {
+		c.outBytes.Add(-n)
+		c.slow()
+		return
+	}
 	select {
 	case c.out <- m:
 	default:
-		if c.stop(websocket.StatusPolicyViolation, "slow consumer", stopByEdge) {
-			c.e.m.slowClosed.Inc()
-			if c.allowLog(slog.LevelWarn, msgSlowClient, c.subject) {
-				c.log.Warn(msgSlowClient, "send_queue", cap(c.out))
-			}
+		c.outBytes.Add(-n)
+		c.slow()
+	}
+}
+
+// slow closes a client that reads slower than it is sent to.
+func (c *conn) slow() {
+	if c.stop(websocket.StatusPolicyViolation, "slow consumer", stopByEdge) {
+		c.e.m.slowClosed.Inc()
+		if c.allowLog(slog.LevelWarn, msgSlowClient, c.subject) {
+			c.log.Warn(msgSlowClient, "send_queue", cap(c.out), "send_queue_bytes", c.e.cfg.SendQueueBytes)
 		}
 	}
 }
@@ -245,6 +270,7 @@ func (c *conn) writeLoop() {
 			c.writeStart.Store(time.Now().UnixNano())
 			err := c.ws.Write(context.Background(), m.typ, m.data)
 			c.writeStart.Store(0)
+			c.outBytes.Add(-int64(len(m.data)))
 			if err != nil {
 				c.stop(websocket.StatusAbnormalClosure, "write failed", stopAbort)
 				c.log.Debug("ws write failed", "error", err)

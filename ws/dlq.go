@@ -102,6 +102,7 @@ const (
 	msgDeadLetterLost = "ws dead letter lost"
 	msgSlowClient     = "ws client too slow, closing"
 	msgEventFailed    = "ws event failed, closing connection"
+	msgTooManyRooms   = "ws join op skipped: connection at max_rooms"
 )
 
 // allowLog reports whether a per-event line may be written: a few a second

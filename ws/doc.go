@@ -18,9 +18,11 @@
 // A room is the subject protocol.RoomSubject(prefix, room). An edge is
 // subscribed to it while it has a local member; a broadcast is published
 // once and each edge delivers it to its members, so every member on every
-// edge gets it exactly once. Each connection has a bounded send queue
-// drained by its own writer: a client that falls behind is closed with
-// 1008 instead of slowing the room.
+// edge gets it exactly once. Each connection has a send queue bounded in
+// messages and bytes, drained by its own writer: a client that falls
+// behind is closed with 1008 instead of slowing the room. A connection is
+// in at most Config.MaxRooms rooms, and text that is not UTF-8 closes it
+// with 1007.
 //
 // See docs/WEBSOCKET.md for subjects, ops, limits, close codes and metrics.
 //

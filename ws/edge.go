@@ -82,7 +82,13 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Edge, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	autoQueueBytes := cfg.SendQueueBytes == 0
 	cfg = cfg.withDefaults()
+	if autoQueueBytes {
+		// One event reply (at most max_payload) of sends must always fit,
+		// or a client reading at full speed would be closed as slow.
+		cfg.SendQueueBytes = max(cfg.SendQueueBytes, 2*nc.MaxPayload())
+	}
 	if cfg.EdgeID == "" {
 		var b [4]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms

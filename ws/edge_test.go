@@ -31,6 +31,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"negative timeout", ws.Config{EventTimeout: -time.Second}},
 		{"negative queue", ws.Config{SendQueue: -1}},
 		{"retries below -1", ws.Config{EventRetries: -2}},
+		{"negative send queue bytes", ws.Config{SendQueueBytes: -1}},
+		{"negative max rooms", ws.Config{MaxRooms: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := ws.New(tc.cfg, nc); !errors.Is(err, ws.ErrInvalidConfig) {
@@ -48,6 +50,11 @@ func TestNewValidatesConfig(t *testing.T) {
 	cfg := e.Config()
 	if cfg.SubjectPrefix != "nylon.dev" || cfg.EventTimeout != ws.DefaultEventTimeout || len(e.ID()) != 8 {
 		t.Fatalf("defaults not applied: prefix %q timeout %v id %q", cfg.SubjectPrefix, cfg.EventTimeout, e.ID())
+	}
+	// Twice max_payload (the test server's is 8 MiB) when over 4 MiB: one
+	// event reply's sends always fit.
+	if want := max(ws.DefaultSendQueueBytes, 2*nc.MaxPayload()); cfg.MaxRooms != ws.DefaultMaxRooms || cfg.SendQueueBytes != want {
+		t.Fatalf("defaults not applied: max rooms %d send queue bytes %d, want %d", cfg.MaxRooms, cfg.SendQueueBytes, want)
 	}
 }
 

@@ -64,6 +64,11 @@ type eventFailure struct {
 	err  error
 }
 
+// errGivenUp marks an event given up because its connection was already
+// closing: it closes nothing, is not dead-lettered (nobody waits for it,
+// there is nothing to replay) and is logged at debug level.
+var errGivenUp = errors.New("given up, the connection is closing")
+
 func (f *eventFailure) Error() string { return f.err.Error() }
 func (f *eventFailure) Unwrap() error { return f.err }
 
@@ -116,6 +121,11 @@ func (c *conn) handle(ev inEvent) bool {
 			c.deadLetter(f)
 		}
 		c.e.m.event(kind, outcome)
+		if errors.Is(err, errGivenUp) {
+			c.log.Debug("ws event given up, connection closing", "event", kind, "outcome", outcome,
+				"subject", c.subject, "request_id", s.requestID.String(), "error", err)
+			return false
+		}
 		if s.closing {
 			c.log.Warn("ws close event failed", "outcome", outcome, "subject", c.subject,
 				"request_id", s.requestID.String(), "traceparent", s.traceparent, "error", err)
@@ -174,6 +184,7 @@ func (c *conn) request(ev inEvent) ([]protocol.Op, error) {
 		}
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
+			var wait time.Duration
 			if s.firstNode > 0 && !s.opened {
 				// A function deployed moments ago, and the open event (the
 				// one that races the deploy; a connection may last hours):
@@ -182,16 +193,24 @@ func (c *conn) request(ev inEvent) ([]protocol.Op, error) {
 				if waitUntil.IsZero() {
 					waitUntil = time.Now().Add(s.firstNode)
 				}
-				if left := time.Until(waitUntil); left > 0 && c.sleep(min(backoff, 250*time.Millisecond, left)) {
-					backoff *= 2
-					continue
+				if left := time.Until(waitUntil); left > 0 {
+					wait = min(backoff, 250*time.Millisecond, left)
 				}
 			}
-			if attempt < c.e.cfg.EventRetries && c.sleep(backoff) {
-				backoff *= 2
-				continue
+			if wait == 0 && attempt < c.e.cfg.EventRetries {
+				wait = backoff
 			}
-			return nil, &eventFailure{outcomeNoResponder, kindNoResponder, fmt.Errorf("%s event to %s: %w: %w", ev.kind, c.subject, protocol.ErrNoResponder, err)}
+			if wait == 0 {
+				return nil, &eventFailure{outcomeNoResponder, kindNoResponder, fmt.Errorf("%s event to %s: %w: %w", ev.kind, c.subject, protocol.ErrNoResponder, err)}
+			}
+			if !c.sleep(wait) {
+				// The connection is closing (or the edge gave up on it):
+				// nobody waits for this event any more, and there is
+				// nothing to replay.
+				return nil, &eventFailure{outcomeNoResponder, "", fmt.Errorf("%s event to %s: %w: %w: %w", ev.kind, c.subject, protocol.ErrNoResponder, errGivenUp, err)}
+			}
+			backoff *= 2
+			continue
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 			return nil, &eventFailure{outcomeTimeout, kindTimeout, fmt.Errorf("%s event to %s after %v: %w: %w", ev.kind, c.subject, c.e.cfg.EventTimeout, protocol.ErrTimeout, err)}
 		default:
@@ -229,15 +248,32 @@ func (c *conn) request(ev inEvent) ([]protocol.Op, error) {
 	return ops, nil
 }
 
-// sleep waits d unless the edge is aborting first.
+// sleep waits d before an event is sent again. It reports false, to give
+// the event up, when the edge aborts first, when the edge closes the
+// connection (its message events are dropped), or when the connection ends
+// before its open event succeeded (a client gone during a deploy's
+// first-node wait: no function has heard of it). The close event, and the
+// messages of a client that closed after its open, are still delivered, so
+// their wait goes on.
 func (c *conn) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-c.e.ctx.Done():
-		return false
+	stopped := c.stopped
+	if c.ev.closing {
+		stopped = nil
+	}
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-c.e.ctx.Done():
+			return false
+		case <-stopped:
+			if c.cause == stopByEdge || !c.ev.opened {
+				return false
+			}
+			stopped = nil
+		}
 	}
 }
 
@@ -269,6 +305,14 @@ func (c *conn) apply(ops []protocol.Op) {
 				continue
 			}
 			if _, ok := s.rooms[op.Key]; ok {
+				continue
+			}
+			if len(s.rooms) >= c.e.cfg.MaxRooms {
+				// Each room is a NATS subscription: a client of a function
+				// that joins rooms on request must not multiply them.
+				if c.allowLog(slog.LevelWarn, msgTooManyRooms, c.subject) {
+					c.log.Warn(msgTooManyRooms, "room", op.Key, "max_rooms", c.e.cfg.MaxRooms)
+				}
 				continue
 			}
 			if err := c.e.rooms.join(c, op.Key); err != nil {
