@@ -37,6 +37,10 @@ const (
 	overloadedRetryAfterSec = "1"
 )
 
+// DefaultResponseHeaderTimeout is how long an upstream has to start its
+// answer (RouteConfig.ResponseHeaderTimeoutMs): nginx's proxy_read_timeout.
+const DefaultResponseHeaderTimeout = 60 * time.Second
+
 // Config is the gateway's configuration: the seed's `messaging` and
 // `plugins` blocks (its "Extended Configuration Example" loads unchanged)
 // plus `routes`. Load it with ParseConfig or LoadConfig, which decode strictly
@@ -198,6 +202,10 @@ type RouteConfig struct {
 	StripPrefix string `yaml:"strip_prefix"`
 	// MaxBodyBytes bounds the request body; 0 = 1 MiB. Larger bodies get 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ResponseHeaderTimeoutMs bounds how long the Upstream has to send its
+	// response headers once it has the whole request; 0 = 60000 (nginx's
+	// proxy_read_timeout). Beyond it the request is answered 504.
+	ResponseHeaderTimeoutMs int `yaml:"response_header_timeout_ms"`
 }
 
 // OnError is a plugin's failure policy.

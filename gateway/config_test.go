@@ -164,6 +164,10 @@ plugins:
 		{"same route, other parameter name", "routes:\n  - {path: '/u/{id}', upstream: 'http://a'}\n  - {path: '/u/{name}', upstream: 'http://b'}\n", `routes[1].path: * /u/{name} is already routed by routes[0]`},
 		{"auth without credential", "messaging:\n  - name: m\n    auth: {enabled: true}\n", `messaging[0].auth: enabled without nkey`},
 		{"two documents", "messaging: []\n---\nroutes: []\n", `c.yaml:2: more than one YAML document`},
+		{"header timeout of a function", "routes:\n  - {path: /x, function: f, response_header_timeout_ms: 5}\n",
+			`routes[0].response_header_timeout_ms: only for an upstream origin`},
+		{"negative header timeout", "routes:\n  - {path: /x, upstream: 'http://a', response_header_timeout_ms: -1}\n",
+			`routes[0].response_header_timeout_ms: -1 is negative`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := gateway.ParseConfig("c.yaml", []byte(tc.yaml))

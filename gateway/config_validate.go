@@ -299,6 +299,10 @@ func (r *RouteConfig) validate(path string, plugins map[string]*PluginConfig, ms
 	if r.MaxBodyBytes < 0 {
 		ps.add(path+".max_body_bytes", "%d is negative", r.MaxBodyBytes)
 	}
+	checkMs(ps, path+".response_header_timeout_ms", r.ResponseHeaderTimeoutMs, maxConfiguredTimeoutMs)
+	if r.ResponseHeaderTimeoutMs != 0 && r.Upstream == "" {
+		ps.add(path+".response_header_timeout_ms", "only for an upstream origin")
+	}
 }
 
 var httpMethods = [...]string{

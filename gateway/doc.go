@@ -4,14 +4,16 @@
 // request/reply with each plugin's caller policies, proxies to the route's
 // origin (an upstream URL or a function) and answers.
 //
-// Per request: the body is read up to the route's limit (413 beyond); each
-// plugin's request_filter runs in order (End answers with the plugin's ops,
-// Next may change the request headers sent upstream and queue response
-// headers); the origin answers (httputil.ReverseProxy to the upstream, or
-// the function's request_filter, which must End); each response_filter may
-// change status, headers and body before anything is written; the body
-// streams through response_body_filter in chunks; logging runs afterwards in
-// a bounded worker pool that never blocks a request.
+// Per request: the path is made canonical (dot segments, percent-encoded
+// ones too, resolved and slashes merged) and routed on; the body is read up
+// to the route's limit (413 beyond); each plugin's request_filter runs in
+// order (End answers with the plugin's ops, Next may change the request
+// headers sent upstream and queue response headers); the origin answers
+// (httputil.ReverseProxy to the upstream, or the function's request_filter,
+// which must End); each response_filter may change status, headers and body
+// before anything is written; the body streams through response_body_filter
+// in chunks; logging runs afterwards in a bounded worker pool that never
+// blocks a request.
 //
 // Every phase call carries the whole invocation context (request with route
 // parameters and client IP, upstream response, config), a fresh UUIDv7

@@ -38,6 +38,10 @@ type exchange struct {
 	upErr      string
 	bodyCut    bool // a streamed request body went over max_body_bytes
 	upBody     upstreamBody
+	hdr        headerTimer
+	// refused is an upgrade (101) a response_filter turned into another
+	// status: answered with that status instead of switching.
+	refused *http.Response
 
 	// failErr is what failed the request, logged once by finish with
 	// failID, the request_id the client was given for it.
@@ -123,7 +127,13 @@ func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 		ex.serveFunction()
 		return
 	}
-	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, ex))
+	outCtx := context.WithValue(ctx, exchangeKey{}, ex)
+	if d := rt.headerTimeout; d > 0 {
+		var stop func()
+		outCtx, stop = ex.hdr.arm(outCtx, d)
+		defer stop()
+	}
+	out := r.WithContext(outCtx)
 	if body != nil {
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))

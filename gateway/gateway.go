@@ -232,8 +232,14 @@ func (c *conf) messaging(name string) *messaging {
 	return nil
 }
 
-// ServeHTTP routes r through the current route table.
+// ServeHTTP routes r through the current route table, on its canonical
+// path (canonicalRequest).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, ok := canonicalRequest(r)
+	if !ok {
+		g.badPath(w)
+		return
+	}
 	tab := g.table.Load()
 	if rt := tab.match(r); rt != nil {
 		g.serve(rt, w, r)

@@ -133,7 +133,10 @@ func WithMessagingConn(name string, nc *nats.Conn) Option {
 
 // WithTransport sets the RoundTripper for upstream origins; default an
 // http.Transport with http.DefaultTransport's timeouts, 256 idle
-// connections per host and no proxy from the environment.
+// connections per host and no proxy from the environment. A route's
+// response_header_timeout_ms runs from httptrace's WroteRequest, which
+// http.Transport reports; a RoundTripper that does not report it leaves
+// the routes with only its own timeouts.
 func WithTransport(rt http.RoundTripper) Option {
 	return func(o *options) error {
 		if rt == nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 var (
 	errUpstream        = errors.New("upstream unavailable")
 	errUpstreamTimeout = errors.New("upstream timeout")
+	errUpgradeRefused  = errors.New("upgrade refused by a response_filter")
 )
 
 // newProxy builds the reverse proxy of an upstream route; the response
@@ -42,21 +44,54 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 			}
 			pr.SetURL(rt.upstream)
 			pr.SetXForwarded()
+			if headerHasToken(pr.Out.Header, "Upgrade", "h2c") {
+				// Not passed on (RFC 9113 deprecates it; Envoy strips
+				// it too): an upstream that switches to HTTP/2 would
+				// take any request the client sends on the connection,
+				// past the routes and their plugins. The upstream gets
+				// a plain request.
+				pr.Out.Header.Del("Upgrade")
+				pr.Out.Header.Del("Connection")
+			}
 			applyRequestHeaderOps(pr.Out.Header, ex.reqOps)
 			pr.Out.Header.Set(headerTraceparent, ex.meta.trace)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			ex := exchangeOf(resp.Request.Context())
-			if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
+			ex.hdr.arrived()
+			upgrade := resp.StatusCode == http.StatusSwitchingProtocols
+			if !upgrade && !protocol.ValidStatus(int64(resp.StatusCode)) {
+				// net/http would panic writing a status under 100, and
+				// send one over 599 that no client knows: a broken
+				// upstream, 502 as nginx answers it.
+				return fmt.Errorf("invalid response status %d", resp.StatusCode)
+			}
+			if !upgrade && resp.Body != nil && resp.Body != http.NoBody {
 				// Not an upgrade's: the proxy needs that one's body
 				// to be the connection.
 				ex.upBody = upstreamBody{rc: resp.Body, ex: ex}
 				resp.Body = &ex.upBody
 			}
-			return ex.responsePhases(resp)
+			if err := ex.responsePhases(resp); err != nil {
+				return err
+			}
+			if upgrade && resp.StatusCode != http.StatusSwitchingProtocols {
+				// A response_filter refused the upgrade: the proxy
+				// would write its status and switch all the same.
+				// The error makes it close the upstream connection;
+				// ErrorHandler answers with the filter's response.
+				ex.refused = resp
+				return errUpgradeRefused
+			}
+			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			exchangeOf(r.Context()).originFailed(err)
+			ex := exchangeOf(r.Context())
+			if errors.Is(err, errUpgradeRefused) {
+				ex.answerRefusedUpgrade()
+				return
+			}
+			ex.originFailed(err)
 		},
 		BufferPool: &g.bufs,
 		// The proxy logs a body it could not read to the end; upstreamBody
@@ -83,6 +118,71 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 }
 
 func (b *upstreamBody) Close() error { return b.rc.Close() }
+
+// answerRefusedUpgrade answers with the response a response_filter made of
+// an upgrade's 101: its status, headers (without the upgrade's) and body.
+func (ex *exchange) answerRefusedUpgrade() {
+	h := ex.rec.Header()
+	for k, v := range ex.refused.Header {
+		h[k] = v
+	}
+	for _, k := range [...]string{"Connection", "Upgrade", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Te", "Trailer"} {
+		h.Del(k)
+	}
+	writeBody(&ex.rec, ex.inv.Request.Method, ex.refused.StatusCode, ex.originBody)
+}
+
+// headerTimer bounds how long an upstream takes to send its response
+// headers once it has the whole request (route response_header_timeout_ms),
+// as http.Transport's ResponseHeaderTimeout does, but per route and with
+// any transport that reports httptrace's WroteRequest. It lives in the
+// exchange.
+type headerTimer struct {
+	mu   sync.Mutex
+	t    *time.Timer
+	d    time.Duration
+	done bool // the headers arrived: a late WroteRequest starts nothing
+}
+
+// arm returns ctx for the upstream request, canceled with a timeout
+// cause d after the request is written unless the headers arrived, and
+// the func that releases it once the exchange is over.
+func (h *headerTimer) arm(ctx context.Context, d time.Duration) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	h.d = d
+	h.t = time.AfterFunc(d, func() {
+		cancel(fmt.Errorf("no response headers within %v: %w", d, context.DeadlineExceeded))
+	})
+	h.t.Stop()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: h.wrote})
+	return ctx, func() {
+		h.arrived()
+		cancel(nil)
+	}
+}
+
+// wrote starts the clock: the transport has written the request, body
+// included (a client still uploading is not the upstream's delay). A
+// retry on another connection starts it again.
+func (h *headerTimer) wrote(httptrace.WroteRequestInfo) {
+	h.mu.Lock()
+	if !h.done {
+		h.t.Reset(h.d)
+	}
+	h.mu.Unlock()
+}
+
+// arrived stops the clock for good. The headers can come before the
+// request is written whole (an upstream answering early), hence done.
+func (h *headerTimer) arrived() {
+	if h.t == nil {
+		return
+	}
+	h.mu.Lock()
+	h.done = true
+	h.t.Stop()
+	h.mu.Unlock()
+}
 
 func stripPrefix(path, prefix string) string {
 	p, ok := strings.CutPrefix(path, prefix)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,9 @@ type route struct {
 	stripPrefix string
 	maxBody     int64
 	config      map[string]string
+	// headerTimeout bounds the upstream's wait for response headers
+	// (headerTimer); upstream routes only.
+	headerTimeout time.Duration
 
 	reqFilters  []*hop // request_filter, in chain order (origin excluded)
 	respFilters []*hop // response_filter, chain order then origin
@@ -67,6 +71,10 @@ func (g *Gateway) staticRoute(c *conf, rc *RouteConfig) (*route, error) {
 			return nil, fmt.Errorf("upstream: %w", err)
 		}
 		rt.upstream = u
+		rt.headerTimeout = DefaultResponseHeaderTimeout
+		if rc.ResponseHeaderTimeoutMs > 0 {
+			rt.headerTimeout = time.Duration(rc.ResponseHeaderTimeoutMs) * time.Millisecond
+		}
 	case c.plugins[rc.Function] != nil:
 		t := c.plugins[rc.Function]
 		rt.origin = &hop{t: t, config: mergeConfig(t.config, rc.Config)}
