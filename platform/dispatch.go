@@ -72,6 +72,13 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 	start := time.Now()
 	n := f.node
 	trace := headerValue(msg.Header, protocol.HeaderTraceparent)
+	if len(trace) > maxTraceparent {
+		// Not a traceparent: ignored, as W3C Trace Context says of an
+		// invalid one. Headers are outside the payload limits, so a
+		// megabyte value would otherwise be kept with each queued
+		// request and waiting duplicate, echoed and logged.
+		trace = ""
+	}
 	var expires time.Time
 	if v := headerValue(msg.Header, protocol.HeaderTimeout); v != "" {
 		d, err := protocol.ParseTimeout(v)
@@ -107,7 +114,7 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 	j.ep, j.reply, j.trace, j.start, j.expires = ep, msg.Reply, trace, start, expires
 
 	if f.dedup != nil && !j.req.RequestID.IsZero() {
-		key := dedupKey{phase: ep.phase, id: j.req.RequestID}
+		key := dedupKey{phase: ep.phase, session: j.req.SessionID, id: j.req.RequestID}
 		out, lead, reply, errText := f.dedup.begin(key, waiter{reply: msg.Reply, traceparent: trace, start: start, expires: expires})
 		switch out {
 		case dedupHit:
@@ -121,6 +128,16 @@ func (f *function) dispatch(ep *endpoint, msg *nats.Msg) {
 			n.putJob(j)
 			ep.dedupHits.Add(1)
 			ep.m.dedupHits.Inc()
+			if msg.Reply == "" {
+				ep.record(start, "") // not queued: nobody waits for its answer
+			}
+			return
+		case dedupFull:
+			id := j.req.RequestID.String()
+			n.putJob(j)
+			ep.m.refused.Inc()
+			f.replyError(ep, msg.Reply, trace, start, protocol.ServiceErrOverloaded,
+				fmt.Sprintf("overloaded: request %s of function[%s] already has %d duplicates waiting for its reply", id, f.name, maxWaiters))
 			return
 		case dedupLead:
 			j.dedup = lead
@@ -362,7 +379,7 @@ func (f *function) answer(j *job, resp *protocol.PluginResponse) {
 		// stayed within its output limit, but ops add framing, and a
 		// server's max_payload can be below the node's limits.
 		if f.allowLog(slog.LevelWarn, msgReplyTooLarge, ep.subject) {
-			f.log.Warn(msgReplyTooLarge, "function", f.name, "subject", ep.subject, "request_id", j.req.RequestID.String(),
+			f.log.Warn(msgReplyTooLarge, "subject", ep.subject, "request_id", j.req.RequestID.String(),
 				"bytes", len(b), "max_payload", mp, "traceparent", j.trace)
 		}
 		f.fail(j, protocol.ServiceErrInternal, fmt.Sprintf("reply of %d bytes is over the %d bytes one NATS message may carry", len(b), mp))
@@ -379,9 +396,14 @@ func (f *function) answer(j *job, resp *protocol.PluginResponse) {
 	f.node.putJob(j)
 }
 
+// maxTraceparent is the longest traceparent header a request may carry to
+// have it echoed and logged: 55 bytes in W3C version 00, and room for the
+// fields a later version may add.
+const maxTraceparent = 256
+
 // replyHeaderRoom is what a reply's NATS headers (traceparent) and protocol
 // line may take beside its data, for the max_payload check.
-const replyHeaderRoom = 256
+const replyHeaderRoom = maxTraceparent + 64
 
 // replySize is at least the encoded size of resp, so that AppendMsgpack
 // never grows the buffer: the six keys and their values take under 100
@@ -415,7 +437,7 @@ func (f *function) replyError(ep *endpoint, reply, trace string, start time.Time
 			h[protocol.HeaderTraceparent] = []string{trace}
 		}
 		if err := f.node.nc.PublishMsg(&nats.Msg{Subject: reply, Header: h}); err != nil {
-			f.log.Debug("platform: reply failed", "function", f.name, "subject", reply, "err", err)
+			f.log.Debug("platform: reply failed", "subject", reply, "err", err)
 		}
 	}
 }
@@ -439,7 +461,7 @@ func (f *function) publish(reply, trace string, data []byte) {
 		f.node.putReplyMsg(m)
 	}
 	if err != nil {
-		f.log.Debug("platform: reply failed", "function", f.name, "subject", reply, "err", err)
+		f.log.Debug("platform: reply failed", "subject", reply, "err", err)
 	}
 }
 
@@ -473,7 +495,7 @@ func (f *function) warnNewer(v uint16) {
 		return
 	}
 	f.log.Warn("platform: request uses a newer protocol version; decoded what this node knows",
-		"function", f.name, "version", v, "node_version", protocol.Version)
+		"version", v, "node_version", protocol.Version)
 }
 
 // headerValue returns the first value of header name in h, whatever the

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nylon-functions/nylon/internal/testutil"
@@ -113,6 +115,85 @@ func TestDuplicateRequestRunsOnce(t *testing.T) {
 	}
 	if n := testutil.MetricSum(t, metrics, "nylon_function_executions_total", map[string]string{"function": "counter", "outcome": "error"}); n != 1 {
 		t.Errorf("error executions = %v, want 1", n)
+	}
+}
+
+// Deduplication is by session, phase and request id, as the wire contract
+// says: a request of another session carrying the same id runs on its own
+// and gets a reply echoing its own session, not the first session's reply.
+func TestDedupKeepsSessionsApart(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "counter", Limits: registry.Limits{MaxWorkers: 1}}, counterDir)
+	e.startNode("n1")
+	a := request(protocol.PhaseRequestFilter, "")
+	a.SessionID = 1
+	b := request(protocol.PhaseRequestFilter, "fail=session-2")
+	b.RequestID, b.SessionID = a.RequestID, 2
+
+	first, _, err := call(e.nc, "counter", a, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := call(e.nc, "counter", b, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.SessionID != 2 || other.Action != protocol.ActionError || other.Error != "session-2" {
+		t.Fatalf("session 2 with session 1's request id: session %d action %v error %q, want its own run (session 2, Error session-2)",
+			other.SessionID, other.Action, other.Error)
+	}
+	// Each session's retry still gets its own remembered reply.
+	again, _, err := call(e.nc, "counter", a, 5*time.Second)
+	if err != nil || again.SessionID != 1 || count(t, again) != count(t, first) {
+		t.Fatalf("retry of session 1: %v %+v, want the remembered reply", err, again)
+	}
+}
+
+// One request id published over and over while its first delivery runs
+// does not queue a waiter per message: beyond the bound the duplicates get
+// an immediate 503, the rest the first delivery's reply.
+func TestDuplicateFloodIsBounded(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "counter", Limits: registry.Limits{MaxWorkers: 1}}, counterDir)
+	metrics := prometheus.NewRegistry()
+	e.startNode("n1", withMetrics(metrics))
+	const waiting, extra = platform.MaxDedupWaiters, 6
+
+	sub, err := e.nc.SubscribeSync("flood.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	req := request(protocol.PhaseRequestFilter, "sleep=500ms")
+	msg := &nats.Msg{Subject: "nylon.dev.counter.request_filter", Data: req.AppendMsgpack(nil)}
+	// One connection: the server delivers its messages in order, so the
+	// first is the one that runs and the others arrive while it sleeps.
+	for i := range 1 + waiting + extra {
+		msg.Reply = fmt.Sprintf("flood.%d", i)
+		if err := e.nc.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused, answered := 0, map[string]int{}
+	for range 1 + waiting + extra {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d refusals and %d replies: %v", refused, len(answered), err)
+		}
+		if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+			if code != "503" || !strings.Contains(m.Header.Get(micro.ErrorHeader), "duplicates waiting") {
+				t.Errorf("%s: micro error %s %q", m.Subject, code, m.Header.Get(micro.ErrorHeader))
+			}
+			refused++
+			continue
+		}
+		answered[string(m.Data)]++
+	}
+	if refused != extra || len(answered) != 1 {
+		t.Fatalf("%d refused, %d distinct replies, want %d refused and one reply shared by the rest", refused, len(answered), extra)
+	}
+	if got := testutil.MetricSum(t, metrics, "nylon_function_rejected_total", map[string]string{"function": "counter", "code": "503"}); got != extra {
+		t.Errorf("rejected_total{code=503} = %v, want %d", got, extra)
 	}
 }
 

@@ -10,13 +10,14 @@
 // stats` show every function, the nodes serving it and exact counts.
 //
 // Each request is admitted on its endpoint's subscription goroutine (size
-// check, envelope decode, deduplication by request id) into the serving
-// version's bounded worker pool (max_workers workers, then a bounded queue,
-// then an immediate 503 "overloaded"), run by wasmhost under the function's
-// timeout, and answered with a PluginResponse echoing the request id,
-// session id and traceparent. Handler failures (the guest's Error, traps,
-// timeouts) are answered with action Error; transport failures with a micro
-// error (400 decode, 413 too large, 503 overloaded, 500 internal).
+// check, envelope decode, deduplication by session, phase and request id)
+// into the serving version's bounded worker pool (max_workers workers, then
+// a bounded queue, then an immediate 503 "overloaded"), run by wasmhost
+// under the function's timeout, and answered with a PluginResponse echoing
+// the request id, session id and traceparent. Handler failures (the guest's
+// Error, traps, timeouts) are answered with action Error; transport failures
+// with a micro error (400 decode, 413 too large, 503 overloaded, 500
+// internal).
 //
 // New versions are fetched, verified and compiled in the background and
 // swapped in atomically: requests already admitted finish on the old

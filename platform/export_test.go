@@ -4,3 +4,6 @@ package platform
 // (MaxUploadsInMemory), for tests that must know the bound is reached
 // before they send one more.
 func (a *Admin) UploadsHeld() int { return len(a.uploads) }
+
+// MaxDedupWaiters is how many duplicates may wait for one running request.
+const MaxDedupWaiters = maxWaiters

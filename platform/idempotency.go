@@ -11,9 +11,15 @@ import (
 
 // dedupKey identifies one request of a function: callers retry a phase with
 // the same request id, and every phase of one HTTP request shares that id.
+// The session is part of it, as in the wire protocol's contract (callers
+// deduplicate by session, phase and request id): a request of another
+// session that happens to carry the same id is another request, and must
+// neither get nor wait for the first one's reply, which echoes the first
+// session's id.
 type dedupKey struct {
-	phase protocol.Phase
-	id    protocol.RequestID
+	phase   protocol.Phase
+	session uint32
+	id      protocol.RequestID
 }
 
 // hash folds the key into the cache's map key. An 8-byte map key keeps the
@@ -22,7 +28,7 @@ type dedupKey struct {
 func (k dedupKey) hash() uint64 {
 	hi := binary.BigEndian.Uint64(k.id[:8])
 	lo := binary.BigEndian.Uint64(k.id[8:])
-	return lo ^ bits.RotateLeft64(hi, 31)*0x9e3779b97f4a7c15 ^ uint64(k.phase)
+	return lo ^ bits.RotateLeft64(hi, 31)*0x9e3779b97f4a7c15 ^ uint64(k.phase) ^ uint64(k.session)<<32
 }
 
 // waiter is a duplicate delivery that arrived while the first was running:
@@ -59,7 +65,17 @@ const (
 	dedupHit                        // remembered: answer with the returned reply
 	dedupJoined                     // running: the caller's waiter is answered by finish
 	dedupBypass                     // another key has this hash: run without deduplication
+	dedupFull                       // running, with maxWaiters duplicates waiting: refuse (503)
 )
+
+// maxWaiters bounds the duplicates waiting for one running request. A
+// caller's retries and the copies a queue group change delivers are a
+// handful; without a bound, one request id published in a loop while its
+// first delivery waits in the queue or runs (up to the queue's wait plus the
+// function's timeout) queued a waiter per message, tens of MiB a second,
+// and the worker then published a reply to each. Waiters whose caller has
+// stopped waiting (Nylon-Timeout-Ms) make room first.
+const maxWaiters = 64
 
 // dedupCache remembers replies by request id for a window, with bounded
 // memory, and makes duplicates of a running request wait for its reply
@@ -103,7 +119,9 @@ func newDedupCache(window time.Duration, maxEntries int, maxBytes int64) *dedupC
 
 // begin looks key up. For dedupLead it returns the new running entry, to
 // pass to finish; for dedupHit the remembered reply and its error text; for
-// dedupJoined, w is queued and will be returned by finish.
+// dedupJoined, w is queued and will be returned by finish, unless it has no
+// reply subject (nobody waits for its answer); for dedupFull, w was not
+// queued.
 func (c *dedupCache) begin(key dedupKey, w waiter) (out dedupOutcome, lead *dedupEntry, reply []byte, errText string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -115,6 +133,14 @@ func (c *dedupCache) begin(key dedupKey, w waiter) (out dedupOutcome, lead *dedu
 			return dedupBypass, nil, nil, ""
 		case e.done:
 			return dedupHit, nil, e.reply, e.errText
+		case w.reply == "":
+			return dedupJoined, nil, nil, ""
+		}
+		if len(e.waiters) >= maxWaiters {
+			e.waiters = dropGone(e.waiters, w.start)
+			if len(e.waiters) >= maxWaiters {
+				return dedupFull, nil, nil, ""
+			}
 		}
 		e.waiters = append(e.waiters, w)
 		e.expires = later(e.expires, w.expires)
@@ -168,6 +194,18 @@ func (c *dedupCache) expired(e *dedupEntry, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return !e.expires.IsZero() && now.After(e.expires)
+}
+
+// dropGone removes the waiters whose caller has stopped waiting by now.
+func dropGone(ws []waiter, now time.Time) []waiter {
+	out := ws[:0]
+	for _, w := range ws {
+		if w.expires.IsZero() || !now.After(w.expires) {
+			out = append(out, w)
+		}
+	}
+	clear(ws[len(out):])
+	return out
 }
 
 // later is the later of a and b, where zero (no deadline) is the latest.

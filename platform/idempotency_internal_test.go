@@ -143,3 +143,55 @@ func TestDedupHashCollisionBypasses(t *testing.T) {
 		t.Fatalf("a: %v %q", out, reply)
 	}
 }
+
+// Duplicates of one running request wait for its reply up to maxWaiters;
+// beyond that they are refused (dedupFull) rather than queued without
+// bound. Waiters whose callers have stopped waiting make room, and a
+// duplicate without a reply subject is not queued at all.
+func TestDedupBoundsWaiters(t *testing.T) {
+	c := newDedupCache(time.Hour, 10, 1<<20)
+	now := time.Now()
+	e := lead(t, c, key(1))
+	for i := range maxWaiters {
+		if out, _, _, _ := c.begin(key(1), waiter{reply: fmt.Sprint("r", i), start: now}); out != dedupJoined {
+			t.Fatalf("duplicate %d: %v, want joined", i, out)
+		}
+	}
+	if out, _, _, _ := c.begin(key(1), waiter{reply: "one too many", start: now}); out != dedupFull {
+		t.Fatalf("duplicate %d: %v, want full", maxWaiters+1, out)
+	}
+	if out, _, _, _ := c.begin(key(1), waiter{start: now}); out != dedupJoined {
+		t.Fatalf("fire-and-forget duplicate: %v, want joined", out)
+	}
+	if ws := c.finish(e, []byte("reply"), "", true); len(ws) != maxWaiters {
+		t.Fatalf("finish returned %d waiters, want %d", len(ws), maxWaiters)
+	}
+
+	// Callers that gave up make room for one that still waits.
+	e = lead(t, c, key(2))
+	for i := range maxWaiters {
+		c.begin(key(2), waiter{reply: fmt.Sprint("r", i), start: now, expires: now.Add(time.Millisecond)})
+	}
+	later := waiter{reply: "later", start: now.Add(time.Second), expires: now.Add(2 * time.Second)}
+	if out, _, _, _ := c.begin(key(2), later); out != dedupJoined {
+		t.Fatalf("duplicate after the others gave up: %v, want joined", out)
+	}
+	if ws := c.finish(e, []byte("reply"), "", true); len(ws) != 1 || ws[0].reply != "later" {
+		t.Fatalf("waiters = %+v, want only the one still waiting", ws)
+	}
+}
+
+// The same request id in another session is another request.
+func TestDedupKeyHasTheSession(t *testing.T) {
+	c := newDedupCache(time.Hour, 10, 1<<20)
+	a := key(1)
+	a.session = 1
+	b := a
+	b.session = 2
+	ea := lead(t, c, a)
+	lead(t, c, b)
+	c.finish(ea, []byte("a"), "", true)
+	if out, _, reply, _ := c.begin(a, waiter{start: time.Now()}); out != dedupHit || string(reply) != "a" {
+		t.Fatalf("a: %v %q, want its own reply", out, reply)
+	}
+}

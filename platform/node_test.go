@@ -3,6 +3,7 @@ package platform_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nylon-functions/nylon/internal/testutil"
 	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
@@ -257,5 +259,61 @@ func TestMetricsRegistryIsPerNode(t *testing.T) {
 	defer n.Drain(ctx)
 	if err := n.Start(ctx); err == nil || !strings.Contains(err.Error(), "register metrics") {
 		t.Fatalf("second node on one registry: %v, want a registration error", err)
+	}
+}
+
+// A control request ($SRV.PING|INFO|STATS) without a reply subject is
+// ignored, not a WARN line per message and function served: a loop
+// publishing $SRV.PING without a reply would otherwise fill every node's
+// log.
+func TestControlRequestsWithoutReplyAreQuiet(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "hello"}, helloDir)
+	var logs testutil.SyncBuffer
+	e.startNode("n1", withConfig(func(c *platform.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	}))
+	subjects := []string{"$SRV.PING", "$SRV.INFO.hello", "$SRV.STATS.hello"}
+	for range 20 {
+		for _, s := range subjects {
+			if err := e.nc.Publish(s, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A subscription handles its messages in order: once these are
+	// answered, the ones without a reply subject have been handled.
+	for _, s := range subjects {
+		if _, err := e.nc.Request(s, nil, 5*time.Second); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if n := strings.Count(logs.String(), "answer control request"); n != 0 {
+		t.Fatalf("%d log lines for control requests without a reply subject, want none:\n%s", n, logs.String())
+	}
+}
+
+// A traceparent header too long to be one is ignored: not echoed (nor kept
+// with the queued request, nor logged). Headers are outside the payload
+// limits, so a request could otherwise hold megabytes of node memory per
+// message while it waits, past PayloadLimits.
+func TestOversizedTraceparentIsIgnored(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(registry.Spec{Name: "hello"}, helloDir)
+	e.startNode("n1")
+	const valid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	for _, tc := range []struct{ sent, want string }{
+		{valid, valid},
+		{valid + "-" + strings.Repeat("a", 200), valid + "-" + strings.Repeat("a", 200)}, // a later version's fields
+		{strings.Repeat("a", 64<<10), ""},
+	} {
+		_, msg, err := callWith(e.nc, "hello", request(protocol.PhaseRequestFilter, ""),
+			nats.Header{protocol.HeaderTraceparent: []string{tc.sent}}, 5*time.Second)
+		if err != nil {
+			t.Fatalf("traceparent of %d bytes: %v", len(tc.sent), err)
+		}
+		if got := msg.Header.Get(protocol.HeaderTraceparent); got != tc.want {
+			t.Errorf("traceparent of %d bytes: reply echoes %d bytes, want %d", len(tc.sent), len(got), len(tc.want))
+		}
 	}
 }

@@ -225,7 +225,7 @@ func (s *service) startStop() func(context.Context) error {
 func (s *service) unsubscribeVerbs() {
 	for _, sub := range s.verbSubs {
 		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
-			s.log.Warn("service: unsubscribe control subject", "function", s.name, "subject", sub.Subject, "err", err)
+			s.log.Warn("service: unsubscribe control subject", "subject", sub.Subject, "err", err)
 		}
 	}
 	s.verbSubs = nil
@@ -297,6 +297,11 @@ func deleteAll[T comparable](s []T, del []T) []T {
 // verbHandler answers one control verb.
 func (s *service) verbHandler(verb micro.Verb) nats.MsgHandler {
 	return func(m *nats.Msg) {
+		if m.Reply == "" {
+			// Nobody asked for an answer; logging the failed Respond
+			// would let one publisher fill every node's log.
+			return
+		}
 		var v any
 		switch verb {
 		case micro.PingVerb:
@@ -311,7 +316,7 @@ func (s *service) verbHandler(verb micro.Verb) nats.MsgHandler {
 			err = m.Respond(b)
 		}
 		if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			s.log.Warn("service: answer control request", "function", s.name, "verb", verb.String(), "err", err)
+			s.log.Warn("service: answer control request", "verb", verb.String(), "err", err)
 		}
 	}
 }

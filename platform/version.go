@@ -126,7 +126,7 @@ func (v *version) shutdown() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := v.mod.Close(ctx); err != nil {
-				v.fn.log.Warn("platform: close module", "function", v.rec.Name, "version", v.rec.Version, "err", err)
+				v.fn.log.Warn("platform: close module", "version", v.rec.Version, "err", err)
 			}
 			close(v.closed)
 		}()
@@ -141,7 +141,7 @@ func (v *version) forceClose() {
 	now, stop := context.WithCancel(context.Background())
 	stop() // Module.Close waits for running calls only until its context ends
 	if err := v.mod.Close(now); err != nil && !errors.Is(err, context.Canceled) {
-		v.fn.log.Warn("platform: force-close module", "function", v.rec.Name, "version", v.rec.Version, "err", err)
+		v.fn.log.Warn("platform: force-close module", "version", v.rec.Version, "err", err)
 	}
 }
 

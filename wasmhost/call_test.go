@@ -87,6 +87,30 @@ func TestCallTrapReplacesInstance(t *testing.T) {
 	}
 }
 
+// A handler that recurses without end traps with wazero's stack overflow,
+// long before its timeout, and its instance is replaced (the stack it grew,
+// tens of MiB of host memory, goes with it).
+//
+//	(func $handle (export "nylon_handle") (param i32 i32) (result i32)
+//	  (call $handle (local.get 0) (local.get 1)))
+func TestCallDeepRecursionTraps(t *testing.T) {
+	h, _ := newHost(t, wasmhost.Config{})
+	self := uint32(5) // after the three imports, nylon_abi_v1 and nylon_phases
+	wasm := buildABI(abiSpec{phases: 1 << 1, handle: func(nylonFuncs) []byte {
+		return cat([]byte{opLocalGet, 0, opLocalGet, 1}, call(self))
+	}})
+	m := compile(t, h, "recurse", wasm, wasmhost.Limits{Timeout: 30 * time.Second, MaxWorkers: 1})
+	start := time.Now()
+	_, err := m.Call(context.Background(), protocol.PhaseRequestFilter, 0, nil, protocol.RequestID{})
+	var trap *wasmhost.TrapError
+	if !errors.As(err, &trap) || !strings.Contains(err.Error(), "stack overflow") {
+		t.Fatalf("Call = %v after %v, want a *TrapError about stack overflow", err, time.Since(start))
+	}
+	if st := m.Stats(); st.Traps != 1 || st.Discarded != 1 || st.Live != 0 {
+		t.Fatalf("stats %+v, want the trapped instance discarded", st)
+	}
+}
+
 // A hand-built infinite loop is stopped at the timeout.
 func TestCallLoopTimesOut(t *testing.T) {
 	h, _ := newHost(t, wasmhost.Config{})

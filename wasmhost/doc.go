@@ -35,7 +35,13 @@
 //     most one bulk instruction) nor holds up the garbage collector.
 //     (wazero's own WithCloseOnContextDone checks at every loop iteration
 //     and halved the speed of Go guests; see interrupt.go.) The module
-//     "nylon_sys" is reserved: a guest may not import from it.
+//     "nylon_sys" is reserved: a guest may not import from it. A guest's
+//     sleep (WASI poll_oneoff) ends when its call is stopped; _initialize
+//     and nylon_phases are stopped the same way at the init timeout
+//     (Config.WithInitTimeout), sleeping in a loop included.
+//   - Unbounded recursion traps with wazero's "stack overflow" once the
+//     guest's stack reaches about 80 MiB, host memory outside
+//     Limits.MemoryMB that goes with the discarded instance.
 //   - Memory growth past Limits.MemoryMB fails, and every pointer the guest
 //     passes is bounds-checked. A module's tables hold at most 2^20 entries
 //     together (8 MiB): table.grow past that fails, and a module declaring

@@ -19,9 +19,8 @@ import (
 
 // maxGuestSleep caps one sleep of a guest (WASI poll_oneoff on a clock). A
 // guest's runtime re-checks its timers after waking, so a longer sleep
-// becomes several. A call's sleep also ends the moment the call is stopped
-// (instance.sleep); the cap bounds the sleeps of _initialize, whose deadline
-// only its yield points check.
+// becomes several. A sleep also ends the moment the call, _initialize or
+// nylon_phases it is in is stopped (instance.sleep, watchStart).
 const maxGuestSleep = 10 * time.Millisecond
 
 // baseModuleConfig is the sandbox every instance gets: no filesystem,
@@ -167,9 +166,17 @@ func (m *Module) newInstance(ctx context.Context) (inst *instance, err error) {
 		}
 	}()
 
+	stopWatch := watchStart(ictx, built)
 	mod, err := m.host.rt.InstantiateModule(ictx, m.compiled, cfg)
+	inTime := stopWatch()
 	stdout.Flush()
 	stderr.Flush()
+	if err == nil && !inTime {
+		// _initialize returned as its time ran out: the instance's context
+		// is cancelled, so it could not serve a call.
+		_ = mod.Close(ctx)
+		err = context.Cause(ictx)
+	}
 	if err != nil {
 		return nil, withStderr(startError(ctx, ictx, mem, m.limits, m.host.cfg.initTimeout, exportInit, err), stderr)
 	}
@@ -190,7 +197,11 @@ func (m *Module) phases(ctx context.Context, inst *instance) (protocol.PhaseSet,
 	}
 	cctx, cancel := context.WithTimeout(abi.WithState(ctx, inst.state), m.host.cfg.initTimeout)
 	defer cancel()
+	stopWatch := watchStart(cctx, inst)
 	res, err := fn.Call(cctx)
+	if !stopWatch() && err == nil {
+		err = context.Cause(cctx) // the caller closes the cancelled instance
+	}
 	inst.stdout.Flush()
 	inst.stderr.Flush()
 	if err != nil {
@@ -203,7 +214,18 @@ func (m *Module) phases(ctx context.Context, inst *instance) (protocol.PhaseSet,
 	return set, nil
 }
 
-// startError classifies a failure of _initialize or nylon_phases.
+// watchStart stops a sleep of inst's guest when ctx, the deadline of its
+// _initialize or nylon_phases, ends: the yield points Compile adds check ctx,
+// but a guest sleeping in a loop (WASI poll_oneoff) runs a yield point only
+// every million iterations, each up to maxGuestSleep long, and would outlive
+// its deadline by hours, holding a validation or load slot meanwhile. The
+// sleep watches the instance's own context, so ctx's end cancels that. The
+// returned func stops the watch and reports false if ctx ended first: the
+// instance is then cancelled and must not be used.
+func watchStart(ctx context.Context, inst *instance) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { inst.cancel(context.Cause(ctx)) })
+}
+
 // withStderr adds to err the first line the guest wrote to stderr, the
 // reason a runtime gives when it aborts (a Go guest's "panic: ..." in an
 // init function): the error is what an uploader sees of a module that does
@@ -215,6 +237,7 @@ func withStderr(err error, stderr *abi.Output) error {
 	return err
 }
 
+// startError classifies a failure of _initialize or nylon_phases.
 func startError(parent, callCtx context.Context, mem *linearMemory, limits Limits, timeout time.Duration, fn string, err error) error {
 	switch {
 	case mem.refused.Load():

@@ -2,6 +2,7 @@ package wasmhost_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -188,6 +189,71 @@ func TestValidateInitLoopTimesOut(t *testing.T) {
 		t.Fatalf("Validate = %v, want ErrTimeout in nylon_phases", err)
 	}
 }
+
+// sleepLoop is a loop that sleeps an hour at a time through WASI
+// poll_oneoff (a clock subscription at 0, the event at 64, the count at
+// 128): a yield point every iteration would still take a million hours'
+// sleeps to notice a deadline, so only the sleep itself can stop it.
+//
+//	(loop $l (drop (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128))) (br $l))
+func sleepLoop(poll uint32) []byte {
+	return cat([]byte{opLoop, opBlockVoid}, i32Const(0), i32Const(64), i32Const(1), i32Const(128), call(poll),
+		[]byte{opDrop, opBr, 0, opEnd})
+}
+
+// sleepSubscription is a WASI clock subscription (monotonic, one hour).
+func sleepSubscription() []byte {
+	b := make([]byte, 48) // userdata 0, tag 0 (clock)
+	binary.LittleEndian.PutUint32(b[16:], 1)
+	binary.LittleEndian.PutUint64(b[24:], uint64(time.Hour))
+	return b
+}
+
+// A guest that sleeps in a loop in _initialize or nylon_phases is stopped at
+// the start-up deadline like one that spins: its sleeps used to watch only
+// the deadline of a call, so Validate (an admin upload, a node's load) hung
+// for hours, ten milliseconds at a time.
+func TestValidateInitSleepLoopTimesOut(t *testing.T) {
+	h, _ := newHost(t, wasmhost.Config{}.WithInitTimeout(100*time.Millisecond))
+	for _, where := range []string{exportInit, exportPhases} {
+		var m wasmModule
+		poll := m.importFunc("wasi_snapshot_preview1", "poll_oneoff", []byte{i32, i32, i32, i32}, []byte{i32})
+		m.memory = []uint32{1}
+		m.exportMemory("memory")
+		m.data = []wasmData{{0, sleepSubscription()}}
+		phases, init := i32Const(2), []byte(nil)
+		if where == exportPhases {
+			phases = cat(sleepLoop(poll), phases)
+		} else {
+			init = sleepLoop(poll)
+		}
+		m.exportFunc("nylon_abi_v1", m.fn(nil, nil))
+		m.exportFunc("nylon_phases", m.fn(nil, []byte{i32}, phases...))
+		m.exportFunc("nylon_handle", m.fn([]byte{i32, i32}, []byte{i32}, i32Const(0)...))
+		m.exportFunc("_initialize", m.fn(nil, nil, init...))
+
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			_, err := h.Validate(context.Background(), m.bytes())
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, wasmhost.ErrTimeout) || !strings.Contains(err.Error(), where) {
+				t.Fatalf("%s: Validate = %v, want ErrTimeout in %s", where, err, where)
+			}
+			t.Logf("%s: stopped after %v", where, time.Since(start))
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Validate still running after 5s with a 100ms start-up limit", where)
+		}
+	}
+}
+
+const (
+	exportInit   = "_initialize"
+	exportPhases = "nylon_phases"
+)
 
 func TestValidateGoGuests(t *testing.T) {
 	h, _ := newHost(t, wasmhost.Config{})
