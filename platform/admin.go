@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ const (
 	DefaultAdminAddr        = "127.0.0.1:8081"
 	DefaultMaxModuleBytes   = 32 << 20
 	DefaultDiscoveryTimeout = time.Second
+	DefaultBodyTimeout      = 2 * time.Minute
 )
 
 // maxConcurrentValidations is how many uploads are compiled at once.
@@ -83,6 +85,15 @@ type AdminConfig struct {
 	// DiscoveryTimeout is how long /v1/nodes collects answers from the
 	// services (default DefaultDiscoveryTimeout).
 	DiscoveryTimeout time.Duration
+
+	// BodyTimeout bounds how long the body of a deploy or rollback may
+	// take to arrive, counted from when the API starts reading it (a
+	// deploy waiting for an upload slot is not counted); default
+	// DefaultBodyTimeout, enough for a 32 MiB module at 300 KB/s. A
+	// slower body is answered 408 and its connection closed, so a client
+	// trickling its upload cannot hold one of the MaxUploadsInMemory
+	// slots, or a connection, for longer.
+	BodyTimeout time.Duration
 
 	// ReservedPaths describes the HTTP listener in front of the gateway
 	// when it answers some paths itself instead of handing them to the
@@ -158,6 +169,9 @@ func NewAdmin(ctx context.Context, cfg AdminConfig) (*Admin, error) {
 	if cfg.DiscoveryTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%w: DiscoveryTimeout: %v is negative", ErrInvalidConfig, cfg.DiscoveryTimeout))
 	}
+	if cfg.BodyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("%w: BodyTimeout: %v is negative", ErrInvalidConfig, cfg.BodyTimeout))
+	}
 	reserved, err := newReservedPaths(cfg.ReservedPaths)
 	if err != nil {
 		errs = append(errs, err)
@@ -176,6 +190,9 @@ func NewAdmin(ctx context.Context, cfg AdminConfig) (*Admin, error) {
 	}
 	if cfg.DiscoveryTimeout == 0 {
 		cfg.DiscoveryTimeout = DefaultDiscoveryTimeout
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	a := &Admin{
 		cfg:        cfg,
@@ -207,9 +224,14 @@ func (a *Admin) routes() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(ProblemNotFound, http.StatusNotFound, "no such resource: "+r.URL.Path))
 	})
+	root := r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		// RFC 9110 section 15.5.6: a 405 lists the methods the resource
+		// has. chi hands a custom handler no list, so ask the router.
+		allowed := allowedMethods(root, r)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		writeProblem(w, r, problem(ProblemMethodNotAllowed, http.StatusMethodNotAllowed,
-			r.Method+" is not allowed on "+r.URL.Path))
+			fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", "))))
 	})
 
 	r.Get("/healthz", a.healthz)
@@ -240,6 +262,21 @@ func (a *Admin) routes() http.Handler {
 		r.With(bearerAuth(a.cfg.Token)).Mount("/debug", chimw.Profiler())
 	}
 	return r
+}
+
+// allowedMethods returns the methods router serves r's path with.
+func allowedMethods(router chi.Routes, r *http.Request) []string {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch} {
+		if router.Match(chi.NewRouteContext(), m, path) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // healthz answers the node's health (see Health for the statuses and codes).

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,6 +88,9 @@ func (a *Admin) deploy(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(ProblemUnavailable, http.StatusServiceUnavailable, "request cancelled while waiting for other uploads to finish"))
 		return
 	}
+	// Counted from here, not from the request's start: a deploy queued
+	// behind MaxUploadsInMemory others has not been read from yet.
+	bodyRead := a.bodyDeadline(w)
 	max := a.cfg.MaxModuleBytes
 	var wasm []byte
 	switch mediaType {
@@ -107,6 +111,7 @@ func (a *Admin) deploy(w http.ResponseWriter, r *http.Request) {
 			a.bodyError(w, r, err, max)
 			return
 		}
+		bodyRead()
 		wasm = b
 	case "multipart/form-data":
 		if r.ContentLength > max+maxSpecBytes {
@@ -118,6 +123,7 @@ func (a *Admin) deploy(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, p)
 			return
 		}
+		bodyRead()
 		if p, ok := applyQuery(&spec, query); !ok {
 			writeProblem(w, r, p)
 			return
@@ -245,7 +251,7 @@ func (a *Admin) readMultipart(w http.ResponseWriter, r *http.Request, spec *regi
 			break
 		}
 		if err != nil {
-			return nil, bodyProblem(err, max), false
+			return nil, a.bodyProblem(err, max), false
 		}
 		switch part.FormName() {
 		case "module":
@@ -256,7 +262,7 @@ func (a *Admin) readMultipart(w http.ResponseWriter, r *http.Request, spec *regi
 			var buf bytes.Buffer
 			n, err := io.Copy(&buf, io.LimitReader(part, max+1))
 			if err != nil {
-				return nil, bodyProblem(err, max), false
+				return nil, a.bodyProblem(err, max), false
 			}
 			if n > max {
 				return nil, tooLarge(n, max), false
@@ -267,7 +273,16 @@ func (a *Admin) readMultipart(w http.ResponseWriter, r *http.Request, spec *regi
 				return nil, problem(ProblemBadRequest, http.StatusBadRequest, `multipart: part "spec" given twice`), false
 			}
 			haveSpec = true
-			if p, ok := decodeDeploySpec(io.LimitReader(part, maxSpecBytes), spec); !ok {
+			b, err := io.ReadAll(io.LimitReader(part, maxSpecBytes+1))
+			if err != nil {
+				return nil, a.bodyProblem(err, max), false
+			}
+			if len(b) > maxSpecBytes {
+				p := problem(ProblemTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("multipart: part \"spec\" is over the limit of %d bytes", maxSpecBytes))
+				p.Option = "spec"
+				return nil, p, false
+			}
+			if p, ok := decodeDeploySpec(b, spec); !ok {
 				return nil, p, false
 			}
 		default:
@@ -285,14 +300,15 @@ func (a *Admin) readMultipart(w http.ResponseWriter, r *http.Request, spec *regi
 }
 
 // decodeDeploySpec reads a DeploySpec into spec, refusing unknown fields.
-func decodeDeploySpec(rd io.Reader, spec *registry.Spec) (Problem, bool) {
-	dec := json.NewDecoder(rd)
-	dec.DisallowUnknownFields()
+func decodeDeploySpec(b []byte, spec *registry.Spec) (Problem, bool) {
 	var ds DeploySpec
-	if err := dec.Decode(&ds); err != nil {
+	if err := decodeStrict(b, &ds); err != nil {
 		p := problem(ProblemInvalidOption, http.StatusBadRequest, "spec: "+err.Error())
+		var ute *json.UnmarshalTypeError
 		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			p.Option = strings.Trim(field, `"`)
+		} else if errors.As(err, &ute) && ute.Field != "" {
+			p.Option = ute.Field
 		}
 		return p, false
 	}
@@ -304,6 +320,21 @@ func decodeDeploySpec(rd io.Reader, spec *registry.Spec) (Problem, bool) {
 	spec.Routes, spec.Config, spec.Limits = ds.Routes, ds.Config, ds.Limits
 	spec.QueueGroup, spec.Description = ds.QueueGroup, ds.Description
 	return Problem{}, true
+}
+
+// decodeStrict decodes b, one JSON value and nothing after it, into v,
+// refusing unknown fields. json.Decoder alone stops after the first value:
+// `{} {"routes": [...]}` would deploy without the routes meant.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("unexpected data after the JSON value at offset %d", dec.InputOffset())
+	}
+	return nil
 }
 
 // checkOptionNames refuses a query parameter that is not a deploy option.
@@ -481,16 +512,16 @@ func (a *Admin) rollback(w http.ResponseWriter, r *http.Request) {
 		}
 		to = v
 	}
+	bodyRead := a.bodyDeadline(w)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSpecBytes))
 	if err != nil {
 		a.bodyError(w, r, err, maxSpecBytes)
 		return
 	}
+	bodyRead()
 	if len(bytes.TrimSpace(body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
 		var req RollbackRequest
-		if err := dec.Decode(&req); err != nil {
+		if err := decodeStrict(body, &req); err != nil {
 			writeProblem(w, r, problem(ProblemBadRequest, http.StatusBadRequest, "body: "+err.Error()+` (want {"to": N})`))
 			return
 		}
@@ -567,6 +598,11 @@ func (a *Admin) registryError(w http.ResponseWriter, r *http.Request, err error)
 		writeProblem(w, r, problem(ProblemInvalidName, http.StatusBadRequest, err.Error()))
 	case errors.Is(err, registry.ErrConflict):
 		writeProblem(w, r, problem(ProblemConflict, http.StatusConflict, err.Error()))
+	case errors.Is(err, registry.ErrCorruptModule):
+		// Stored bytes that are not what the record names (a rollback's
+		// check): asking again will not help, deploying them again will.
+		a.log.Error("admin: registry", "path", r.URL.Path, "err", err, "request_id", RequestID(r.Context()))
+		writeProblem(w, r, problem(ProblemCorruptModule, http.StatusConflict, err.Error()+" (deploy the module again)"))
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads this.
 		writeProblem(w, r, problem(ProblemUnavailable, http.StatusServiceUnavailable, "request cancelled"))
@@ -576,15 +612,32 @@ func (a *Admin) registryError(w http.ResponseWriter, r *http.Request, err error)
 	}
 }
 
-// bodyError answers a failure to read the request body.
-func (a *Admin) bodyError(w http.ResponseWriter, r *http.Request, err error, max int64) {
-	writeProblem(w, r, bodyProblem(err, max))
+// bodyDeadline bounds reading the request body by BodyTimeout from now
+// (a read deadline on the connection, or on the HTTP/2 stream) and returns
+// the function that lifts the bound once the body is read: what follows
+// (validation, the registry) is not the client's to hurry, and a body not
+// read to its end (a multipart epilogue) would keep the deadline.
+func (a *Admin) bodyDeadline(w http.ResponseWriter) func() {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(a.cfg.BodyTimeout)); err != nil {
+		return func() {} // no connection to bound (a ResponseRecorder)
+	}
+	return func() { _ = rc.SetReadDeadline(time.Time{}) }
 }
 
-func bodyProblem(err error, max int64) Problem {
+// bodyError answers a failure to read the request body.
+func (a *Admin) bodyError(w http.ResponseWriter, r *http.Request, err error, max int64) {
+	writeProblem(w, r, a.bodyProblem(err, max))
+}
+
+func (a *Admin) bodyProblem(err error, max int64) Problem {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return tooLarge(-1, max)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return problem(ProblemBodyTimeout, http.StatusRequestTimeout, fmt.Sprintf(
+			"the body did not arrive within %v (the admin API's BodyTimeout): the upload was too slow or stalled", a.cfg.BodyTimeout))
 	}
 	return problem(ProblemBadRequest, http.StatusBadRequest, "reading the body: "+err.Error())
 }

@@ -146,10 +146,14 @@ func bearerAuth(token string) func(http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got, ok := bearer(r.Header.Get("Authorization"))
+			h := r.Header.Get("Authorization")
+			got, ok := bearer(h)
 			if !ok {
-				writeProblem(w, r, problem(ProblemUnauthorized, http.StatusUnauthorized,
-					"missing bearer token: send Authorization: Bearer <token>"))
+				detail := "missing bearer token: send Authorization: Bearer <token>"
+				if scheme, _, _ := strings.Cut(strings.TrimSpace(h), " "); scheme != "" && !strings.EqualFold(scheme, "Bearer") {
+					detail = fmt.Sprintf("Authorization scheme %q is not accepted: send Authorization: Bearer <token>", truncateScheme(scheme))
+				}
+				writeProblem(w, r, problem(ProblemUnauthorized, http.StatusUnauthorized, detail))
 				return
 			}
 			sum := sha256.Sum256([]byte(got))
@@ -160,6 +164,18 @@ func bearerAuth(token string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// truncateScheme keeps an echoed scheme short and printable: it is
+// whatever the client sent.
+func truncateScheme(s string) string {
+	if len(s) > 20 {
+		s = s[:20]
+	}
+	if !printableID(s) {
+		return "?"
+	}
+	return s
 }
 
 // bearer extracts the token of an Authorization header ("Bearer" is

@@ -1,12 +1,17 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +29,9 @@ import (
 // Afterwards versions beyond the retention window are deleted and module
 // objects no longer referenced are garbage-collected; failures there are
 // logged, not returned, since the deploy itself succeeded (GC sweeps later).
+// A Delete of the function running meanwhile may purge the new version's
+// record; the deploy then creates the function anew, and its module is
+// stored again if that Delete collected it.
 //
 // If Deploy fails after writing the version record (e.g. ctx ends), that
 // version stays retained and can be activated with Rollback, but is not active.
@@ -64,11 +72,20 @@ func (r *Registry) Deploy(ctx context.Context, spec Spec, module []byte) (Record
 	if err := r.ensureModule(ctx, sha, module); err != nil {
 		return Record{}, fmt.Errorf("deploy function[%s] version %d: %w", rec.Name, v, err)
 	}
+	r.step("deploy:activate")
 	activated, err := r.activate(ctx, rec)
 	if err != nil {
 		return Record{}, fmt.Errorf("deploy function[%s] version %d: %w", rec.Name, v, err)
 	}
 	rec.Active = activated
+	// And again once the pointer names them: a Delete of the function (or
+	// a trim) may have purged our version record after the check above, and
+	// then collected the object before the pointer existed. The pointer is
+	// a reference of its own, so the argument of collectOne holds for it
+	// only with a check after it is written.
+	if err := r.ensureModule(ctx, sha, module); err != nil {
+		return Record{}, fmt.Errorf("deploy function[%s] version %d: %w", rec.Name, v, err)
+	}
 
 	candidates, err := r.trim(ctx, rec.Name)
 	if err != nil {
@@ -158,15 +175,17 @@ func (r *Registry) activate(ctx context.Context, rec Record) (bool, error) {
 
 // Rollback makes a retained version of function name active again and
 // returns it. to == 0 means the newest retained version below the active one.
-// A version that is not retained, or no earlier version, is ErrNotFound.
-// Rolling back to the active version changes nothing.
+// A version that is not retained, or no earlier version, is ErrNotFound, and
+// so is a version whose module object is no longer stored: the pointer never
+// names bytes that are gone. Rolling back to the active version changes
+// nothing.
 func (r *Registry) Rollback(ctx context.Context, name string, to uint64) (Record, error) {
 	if err := protocol.ValidateName(name); err != nil {
 		return Record{}, fmt.Errorf("rollback function[%s]: %w", name, err)
 	}
 	var err error
 	for attempt := 0; attempt < casMaxAttempt; attempt++ {
-		p, rev, gerr := r.getPointer(ctx, name)
+		e, p, gerr := r.getPointerEntry(ctx, name)
 		if gerr != nil {
 			return Record{}, fmt.Errorf("rollback %w", gerr)
 		}
@@ -181,13 +200,27 @@ func (r *Registry) Rollback(ctx context.Context, name string, to uint64) (Record
 		}
 		rec, gerr := r.getVersion(ctx, name, target)
 		if gerr != nil {
+			if errors.Is(gerr, ErrNotFound) {
+				gerr = fmt.Errorf("%w; %s", gerr, r.retainedNote(ctx, name))
+			}
 			return Record{}, fmt.Errorf("rollback %w", gerr)
+		}
+		// A version record outlives its module only through a race or an
+		// operator deleting objects by hand; activating it would leave
+		// every node failing to load it.
+		if err := r.moduleStored(ctx, rec); err != nil {
+			return Record{}, fmt.Errorf("rollback function[%s] to version %d: %w", name, target, err)
 		}
 		data, eerr := encodePointer(rec, p.Head)
 		if eerr != nil {
 			return Record{}, fmt.Errorf("rollback %w", eerr)
 		}
-		if _, err = r.kv.Update(ctx, activeKey(name), data, rev); err == nil {
+		r.step("rollback:write")
+		var rev uint64
+		if rev, err = r.kv.Update(ctx, activeKey(name), data, e.Revision()); err == nil {
+			if err := r.confirmRollback(ctx, name, rec, e.Value(), rev); err != nil {
+				return Record{}, err
+			}
 			rec.Active = true
 			return rec, nil
 		}
@@ -199,6 +232,82 @@ func (r *Registry) Rollback(ctx context.Context, name string, to uint64) (Record
 		}
 	}
 	return Record{}, fmt.Errorf("rollback function[%s]: %w after %d attempts: %w", name, ErrConflict, casMaxAttempt, err)
+}
+
+// confirmRollback checks, after the pointer was moved to rec (revision rev),
+// that rec's module is still stored. The check before the write can pass
+// while a trim or Delete purges rec's version record and collects its
+// object; a collection that finishes before this check is seen here (one
+// that finishes later sees the pointer and restores the bytes, see
+// collectOne). If the object is gone the pointer is put back to prev,
+// revision-checked so a later change is never undone.
+func (r *Registry) confirmRollback(ctx context.Context, name string, rec Record, prev []byte, rev uint64) error {
+	err := r.moduleStored(ctx, rec)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		// Cannot tell (NATS trouble): the check before the write passed,
+		// and a node reports a module it cannot load.
+		r.log.Warn("registry: rollback could not confirm the module is stored", "function", name, "version", rec.Version, "err", err)
+		return nil
+	}
+	err = fmt.Errorf("rollback function[%s] to version %d: %w", name, rec.Version, err)
+	if _, uerr := r.kv.Update(ctx, activeKey(name), prev, rev); uerr != nil && !isConflict(uerr) {
+		return errors.Join(err, fmt.Errorf("rollback function[%s]: restore the previous active version: %w", name, uerr))
+	}
+	return err
+}
+
+// moduleStored checks that the modules bucket holds an object for rec with
+// its size and sha256, by the object's metadata (Module checks the bytes
+// themselves when they are loaded).
+func (r *Registry) moduleStored(ctx context.Context, rec Record) error {
+	what := fmt.Sprintf("module[%s]", truncate(rec.SHA256, 64))
+	if !validSHA256(rec.SHA256) {
+		return fmt.Errorf("%s: %w: not a lowercase hex sha256", what, ErrCorruptModule)
+	}
+	info, err := r.obs.GetInfo(ctx, rec.SHA256)
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		return &notFoundError{what: what, note: " (its bytes are no longer stored: deploy the module again)", cause: err}
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	raw, _ := hex.DecodeString(rec.SHA256)
+	if int64(info.Size) != rec.Size || info.Digest != "SHA-256="+base64.URLEncoding.EncodeToString(raw) {
+		return fmt.Errorf("%s: %w: the stored object has %d bytes and digest %s, the record says %d bytes", what, ErrCorruptModule, info.Size, info.Digest, rec.Size)
+	}
+	return nil
+}
+
+// retainedNote lists the retained versions of name, for the error of a
+// rollback to one that is not.
+func (r *Registry) retainedNote(ctx context.Context, name string) string {
+	entries, err := r.scan(ctx, versionsFilter(name))
+	if err != nil {
+		return fmt.Sprintf("the registry keeps the newest %d versions and the active one", r.retain)
+	}
+	var vs []uint64
+	for _, e := range entries {
+		if v, ok := versionOfKey(e.Key()); ok {
+			vs = append(vs, v)
+		}
+	}
+	slices.SortFunc(vs, func(a, b uint64) int { return cmp.Compare(b, a) })
+	const show = 12
+	list := make([]string, 0, show+1)
+	for i, v := range vs {
+		if i == show {
+			list = append(list, "...")
+			break
+		}
+		list = append(list, strconv.FormatUint(v, 10))
+	}
+	if len(list) == 0 {
+		list = append(list, "none")
+	}
+	return fmt.Sprintf("retained versions: %s (the registry keeps the newest %d and the active one)", strings.Join(list, ", "), r.retain)
 }
 
 // previousVersion returns the newest retained version of name below active.

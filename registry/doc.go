@@ -9,9 +9,14 @@
 // concurrent deploys never lose one. The newest Retain versions (default 10)
 // stay listable and any of them can be made active again with Rollback;
 // older versions and the module objects nothing references any more are
-// deleted after each deploy. Nodes and gateways call Watch to learn the
-// active functions and every change to them, and Module to fetch bytes that
-// are checked against the record's sha256 before anyone loads them.
+// deleted after each deploy, together with the Object Store's metadata of
+// them. No Deploy, Rollback, Delete or GC, however they interleave, leaves
+// the active pointer or a retained version naming a module that is not
+// stored: Deploy checks its object after each write that references it, and
+// Rollback refuses (or undoes) a move to a version whose object is gone.
+// Nodes and gateways call Watch to learn the active functions and every
+// change to them, and Module to fetch bytes that are checked against the
+// record's sha256 before anyone loads them.
 //
 // The registry takes already validated modules (the admin API checks them
 // with wasmhost.Validate first) and imports only protocol. The caller owns

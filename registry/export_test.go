@@ -31,3 +31,9 @@ func CheckWatchesEvery(r *Registry, d time.Duration) { r.watchCheck = d }
 // GiveUpStalledReadsAfter sets how long r waits for the next bytes of a
 // module read.
 func GiveUpStalledReadsAfter(r *Registry, d time.Duration) { r.objectStall = d }
+
+// OnStep makes r call fn at named points: in Deploy "deploy:activate"
+// (before the active pointer is written), in Rollback "rollback:write"
+// (after the checks, before the pointer is moved), and in a module's
+// collection "collect:read" (before its bytes are read for a restore).
+func OnStep(r *Registry, fn func(point string)) { r.onStep = fn }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -62,7 +63,9 @@ func (r *Registry) trim(ctx context.Context, name string) (map[string]struct{}, 
 		}
 		// A rollback racing this trim may point at ver after we purge it;
 		// the pointer carries the whole record and references counts
-		// pointers too, so that version stays usable.
+		// pointers too, so that version stays usable (and a rollback
+		// that finds its module collected all the same undoes itself,
+		// see confirmRollback).
 		if err := r.kv.Purge(ctx, ver.key, r.purgeOpts...); err != nil {
 			return candidates, fmt.Errorf("function[%s]: purge version %d: %w", name, ver.v, err)
 		}
@@ -118,10 +121,12 @@ func (r *Registry) collect(ctx context.Context, candidates map[string]struct{}) 
 }
 
 // GC deletes every module object that no version record or active pointer
-// references. Deploy and Delete collect what they release; GC sweeps what an
-// interrupted one left behind. It is safe to run while others deploy.
+// references, and the delete markers of objects already deleted. Deploy and
+// Delete collect what they release; GC sweeps what an interrupted one (or a
+// registry before delete markers were purged) left behind. It is safe to
+// run while others deploy.
 func (r *Registry) GC(ctx context.Context) error {
-	objs, err := r.obs.List(ctx)
+	objs, err := r.obs.List(ctx, jetstream.ListObjectsShowDeleted())
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil
 	}
@@ -129,10 +134,18 @@ func (r *Registry) GC(ctx context.Context) error {
 		return fmt.Errorf("gc: list modules: %w", err)
 	}
 	candidates := make(map[string]struct{}, len(objs))
+	var errs []error
 	for _, o := range objs {
-		candidates[o.Name] = struct{}{}
+		if !o.Deleted {
+			candidates[o.Name] = struct{}{}
+		} else if err := r.purgeDeleteMarker(ctx, o.Name); err != nil {
+			errs = append(errs, fmt.Errorf("module[%s]: %w", o.Name, err))
+		}
 	}
 	if err := r.collect(ctx, candidates); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
 	return nil
@@ -154,11 +167,27 @@ func (r *Registry) collectOne(ctx context.Context, sha string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), gcTimeout)
 	defer cancel()
 
-	data, err := r.obs.GetBytes(ctx, sha)
+	info, err := r.obs.GetInfo(ctx, sha)
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):
 		return nil
-	case errors.Is(err, jetstream.ErrDigestMismatch):
+	case err != nil:
+		return fmt.Errorf("module[%s]: read before delete: %w", sha, err)
+	}
+	r.step("collect:read")
+	// Another collector (a Delete or deploy of another function released
+	// the same bytes) may delete the object while we read it, purging the
+	// chunks the read waits for: it is then theirs to finish, and a new
+	// upload (a new NUID) is a deploy's, which references it.
+	gone := func(ctx context.Context) bool {
+		now, err := r.obs.GetInfo(ctx, sha)
+		return errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && now.NUID != info.NUID)
+	}
+	data, err := r.readObject(ctx, sha, int64(info.Size), gone)
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound), errors.Is(err, errObjectGone):
+		return nil
+	case errors.Is(err, jetstream.ErrDigestMismatch), errors.Is(err, errObjectTooLarge):
 		data = nil // damaged: nothing worth restoring
 	case err != nil:
 		return fmt.Errorf("module[%s]: read before delete: %w", sha, err)
@@ -186,5 +215,35 @@ func (r *Registry) collectOne(ctx context.Context, sha string) error {
 		return err
 	}
 	r.log.Debug("registry: module collected", "sha256", sha, "size", len(data))
+	if err := r.purgeDeleteMarker(ctx, sha); err != nil {
+		return fmt.Errorf("module[%s]: %w", sha, err)
+	}
+	return nil
+}
+
+// purgeDeleteMarker removes the metadata message the Object Store leaves
+// for a deleted object (about 400 bytes): without this every module ever
+// collected would leave one for good, and each GC lists them all again.
+// Only the marker and older messages of the name go (a purge up to its
+// sequence): an upload of the same bytes that raced in after the delete
+// wrote newer metadata, which stays.
+func (r *Registry) purgeDeleteMarker(ctx context.Context, sha string) error {
+	subj := "$O." + ModulesBucket(r.env) + ".M." + base64.URLEncoding.EncodeToString([]byte(sha))
+	m, err := r.obsStream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read delete marker: %w", err)
+	}
+	var meta struct {
+		Deleted bool `json:"deleted"`
+	}
+	if err := json.Unmarshal(m.Data, &meta); err != nil || !meta.Deleted {
+		return nil // stored again meanwhile, or not ours to judge
+	}
+	if err := r.obsStream.Purge(ctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeSequence(m.Sequence+1)); err != nil {
+		return fmt.Errorf("purge delete marker: %w", err)
+	}
 	return nil
 }

@@ -22,7 +22,7 @@ func (r *Registry) Module(ctx context.Context, rec Record) ([]byte, error) {
 	if !validSHA256(rec.SHA256) {
 		return nil, fmt.Errorf("%s: %w: not a lowercase hex sha256", what, ErrCorruptModule)
 	}
-	data, err := r.readObject(ctx, rec.SHA256, rec.Size)
+	data, err := r.readObject(ctx, rec.SHA256, rec.Size, nil)
 	switch {
 	case errors.Is(err, errObjectTooLarge):
 		return nil, fmt.Errorf("%s: %w: %w", what, ErrCorruptModule, err)
@@ -46,6 +46,13 @@ func (r *Registry) Module(ctx context.Context, rec Record) ([]byte, error) {
 // errObjectTooLarge is an object with more bytes than its record says.
 var errObjectTooLarge = errors.New("more bytes stored than the record says")
 
+// errObjectGone is a read abandoned because the object was deleted or
+// stored anew while it was read (see readObject's gone).
+var errObjectGone = errors.New("deleted or replaced while being read")
+
+// goneCheckInterval is how often a read with a gone check makes it.
+const goneCheckInterval = 100 * time.Millisecond
+
 // readObject reads object name, which should hold size bytes: it stops
 // with errObjectTooLarge at the first byte past them, so a tampered object
 // cannot make the reader buffer more than the record allows. It gives up
@@ -54,9 +61,15 @@ var errObjectTooLarge = errors.New("more bytes stored than the record says")
 // ends. nats.go's object reader notices an ended context only when a chunk
 // arrives or its deadline passes, and the chunks come through an ordered
 // consumer that can be lost with a server, or stall, so that no chunk ever
-// arrives. A read given up on is abandoned, not waited for: it ends at its
-// own deadline.
-func (r *Registry) readObject(ctx context.Context, name string, size int64) ([]byte, error) {
+// arrives. A read given up on is abandoned, not waited for: its context is
+// cancelled, which ends its consumer, and its goroutine ends at the read's
+// deadline.
+//
+// When gone is not nil it is asked every goneCheckInterval whether the
+// object is still the one being read; once it says no, the read is
+// abandoned with errObjectGone. A delete purges the chunks a read is
+// waiting for, and nats.go would wait for them until its deadline.
+func (r *Registry) readObject(ctx context.Context, name string, size int64, gone func(context.Context) bool) ([]byte, error) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.objectRead)
 	type result struct {
 		data []byte
@@ -69,7 +82,11 @@ func (r *Registry) readObject(ctx context.Context, name string, size int64) ([]b
 		data, err := readAllObject(rctx, r.obs, name, size, &progress)
 		done <- result{data, err}
 	}()
-	check := time.NewTicker(r.objectStall / 4)
+	every := r.objectStall / 4
+	if gone != nil {
+		every = min(every, goneCheckInterval)
+	}
+	check := time.NewTicker(every)
 	defer check.Stop()
 	seen, seenAt := int64(0), time.Now()
 	for {
@@ -77,11 +94,17 @@ func (r *Registry) readObject(ctx context.Context, name string, size int64) ([]b
 		case res := <-done:
 			return res.data, res.err
 		case <-ctx.Done():
+			cancel() // ends the read's consumer; its Read ends at its deadline
 			return nil, ctx.Err()
 		case now := <-check.C:
+			if gone != nil && gone(ctx) {
+				cancel()
+				return nil, errObjectGone
+			}
 			if n := progress.Load(); n != seen {
 				seen, seenAt = n, now
 			} else if now.Sub(seenAt) >= r.objectStall {
+				cancel()
 				return nil, fmt.Errorf("read stalled: no bytes for %v after %d", r.objectStall, n)
 			}
 		}

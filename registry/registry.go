@@ -100,6 +100,19 @@ type Registry struct {
 	// watchWait waits before a Watcher reopens its KV watch; tests
 	// replace it to hold the watch closed while they change the state.
 	watchWait func(ctx context.Context, stop <-chan struct{}, d time.Duration) bool
+	// obsStream is the modules bucket's stream, whose delete markers of
+	// collected objects are purged (see purgeDeleteMarker).
+	obsStream jetstream.Stream
+	// onStep, when set (tests only), is called at named points of Deploy
+	// and Rollback so that a test can make another change exactly there.
+	onStep func(point string)
+}
+
+// step calls onStep, if set.
+func (r *Registry) step(point string) {
+	if r.onStep != nil {
+		r.onStep(point)
+	}
 }
 
 // New creates the env's buckets, or binds them if they exist (an existing
@@ -142,8 +155,12 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Registry
 	if err != nil {
 		return nil, fmt.Errorf("registry: bucket[%s]: stream: %w", kv.Bucket(), err)
 	}
+	obsStream, err := js.Stream(ctx, ModulesStream(o.env))
+	if err != nil {
+		return nil, fmt.Errorf("registry: bucket[%s]: stream: %w", ModulesBucket(o.env), err)
+	}
 	r := &Registry{kv: kv, obs: obs, env: o.env, retain: o.retain, log: o.logger,
-		kvStream: stream, watchCheck: watchCheckInterval, watchWait: waitOrStop,
+		kvStream: stream, obsStream: obsStream, watchCheck: watchCheckInterval, watchWait: waitOrStop,
 		objectRead: objectReadTimeout, objectStall: objectStallTimeout}
 
 	// Purge markers of trimmed versions would pile up forever (one per
@@ -277,18 +294,27 @@ func (r *Registry) Versions(ctx context.Context, name string) ([]Record, error) 
 
 // getPointer reads the active pointer and its revision.
 func (r *Registry) getPointer(ctx context.Context, name string) (pointer, uint64, error) {
+	e, p, err := r.getPointerEntry(ctx, name)
+	if err != nil {
+		return pointer{}, 0, err
+	}
+	return p, e.Revision(), nil
+}
+
+// getPointerEntry reads the active pointer's entry and decodes it.
+func (r *Registry) getPointerEntry(ctx context.Context, name string) (jetstream.KeyValueEntry, pointer, error) {
 	e, err := r.kv.Get(ctx, activeKey(name))
 	if err != nil {
 		if isKeyNotFound(err) {
-			return pointer{}, 0, &notFoundError{what: fmt.Sprintf("function[%s]", name), cause: err}
+			return nil, pointer{}, &notFoundError{what: fmt.Sprintf("function[%s]", name), cause: err}
 		}
-		return pointer{}, 0, fmt.Errorf("function[%s]: read active: %w", name, err)
+		return nil, pointer{}, fmt.Errorf("function[%s]: read active: %w", name, err)
 	}
 	p, err := decodePointer(e)
 	if err != nil {
-		return pointer{}, 0, fmt.Errorf("function[%s]: %w", name, err)
+		return nil, pointer{}, fmt.Errorf("function[%s]: %w", name, err)
 	}
-	return p, e.Revision(), nil
+	return e, p, nil
 }
 
 // getVersion reads a version record; Active is left false.

@@ -384,7 +384,7 @@ func TestCLIDeployWaitNodeListHangs(t *testing.T) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusCreated)
-			_ = json.NewEncoder(w).Encode(registry.Record{Name: "hello", Version: 7})
+			_ = json.NewEncoder(w).Encode(registry.Record{Name: "hello", Version: 7, Active: true})
 			return
 		}
 		<-r.Context().Done() // GET /v1/nodes: stuck

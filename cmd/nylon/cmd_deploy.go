@@ -133,6 +133,18 @@ func runDeploy(ctx context.Context, a *app, cmd command, args []string) error {
 	if note := droppedNote(prev, rec); note != "" {
 		fmt.Fprintf(a.stderr, "nylon: deploy %s: note: %s\n", name, note)
 	}
+	state := "active"
+	if !rec.Active {
+		// Deploys of one function racing each other: the highest version
+		// stays active, so a lower one that finishes last is stored only.
+		state = "stored, not active: a newer version was deployed meanwhile"
+		if d.wait > 0 {
+			return fmt.Errorf("deploy %s: version %d is stored but not active: a deploy of a newer version finished first and stays active, "+
+				"so no node will serve this one (`nylon versions %s`; `nylon rollback %s --to %d` makes it active)", name, rec.Version, name, name, rec.Version)
+		}
+		fmt.Fprintf(a.stderr, "nylon: deploy %s: note: version %d is stored but not active: a deploy of a newer version finished first and stays active "+
+			"(`nylon rollback %s --to %d` makes it active)\n", name, rec.Version, name, rec.Version)
+	}
 	var served servedBy
 	if d.wait > 0 {
 		if served, err = waitServed(ctx, c, rec.Name, rec.Version, d.wait); err != nil {
@@ -142,7 +154,7 @@ func runDeploy(ctx context.Context, a *app, cmd command, args []string) error {
 	if d.admin.Output == outputJSON {
 		return writeJSONBody(a.stdout, raw)
 	}
-	fmt.Fprintf(a.stdout, "deployed %s version %d (active)\n", rec.Name, rec.Version)
+	fmt.Fprintf(a.stdout, "deployed %s version %d (%s)\n", rec.Name, rec.Version, state)
 	if d.wait > 0 {
 		fmt.Fprintf(a.stdout, "served by %d node(s) after %v\n", served.nodes, served.after.Round(time.Millisecond))
 	}

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/registry"
 )
 
 // A deploy stores only the routes, config and limits it is given, so an
@@ -65,5 +72,46 @@ func TestCLIDeployNotesWhatTheNewVersionDrops(t *testing.T) {
 	code, out, errOut = e.cli(t, args...)
 	if code != 0 || !strings.Contains(errOut, "drops what version 6 had: queue group workers (now hello) (") {
 		t.Errorf("deploy without --queue-group: exit %d, stderr %q; want a note of the group\n%s", code, errOut, out)
+	}
+}
+
+// Deploys of one function racing each other keep the highest version
+// active; the admin API answers a lower one that finished last with
+// "active": false. deploy says so instead of "(active)", and --wait fails
+// at once rather than waiting for a node to serve a version none will.
+func TestCLIDeploySupersededIsNotActive(t *testing.T) {
+	var nodeLists atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut {
+			if r.URL.Path == "/v1/nodes" {
+				nodeLists.Add(1)
+			}
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"type":"https://nylon.dev/problems/not-found","status":404,"detail":"function[hello]: not found"}`)
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(registry.Record{Name: "hello", Version: 4})
+	}))
+	t.Cleanup(api.Close)
+	hello := testutil.WasmPath(t, "functions/examples/hello")
+	args := []string{"deploy", "hello", hello, "--quiet", "--admin", api.URL, "--token", cliToken}
+
+	code, out, errOut := runCmd(t, args...)
+	if code != 0 || !strings.Contains(out, "deployed hello version 4 (stored, not active: a newer version was deployed meanwhile)") ||
+		!strings.Contains(errOut, "note: version 4 is stored but not active") || strings.Contains(out, "(active)") {
+		t.Errorf("superseded deploy: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+
+	start := time.Now()
+	code, out, errOut = runCmd(t, append(args, "--wait", "1m")...)
+	if code != 1 || !strings.Contains(errOut, "version 4 is stored but not active") || !strings.Contains(errOut, "no node will serve this one") {
+		t.Errorf("superseded deploy --wait: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if d := time.Since(start); d > 30*time.Second || nodeLists.Load() != 0 {
+		t.Errorf("superseded deploy --wait took %v and asked for the nodes %d times; want an answer without waiting", d, nodeLists.Load())
 	}
 }
