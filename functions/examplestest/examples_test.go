@@ -13,6 +13,7 @@ const (
 	headersDir = "functions/examples/headers"
 	loggerDir  = "functions/examples/logger"
 	chatDir    = "functions/examples/chat"
+	footerDir  = "functions/examples/footer"
 )
 
 func wantPhases(t *testing.T, g *guest, want protocol.PhaseSet) {
@@ -245,4 +246,41 @@ func TestChat(t *testing.T) {
 			op{Method: protocol.OpWSBroadcastText, A: "r1", B: `{"from":"system","text":"ana left"}`},
 		)
 	})
+}
+
+func TestFooter(t *testing.T) {
+	g := load(t, footerDir)
+	wantPhases(t, g, protocol.PhaseSetOf(protocol.PhaseResponseBodyFilter))
+
+	chunk := func(info, data string, headers ...string) *call {
+		return newCall(protocol.PhaseResponseBodyFilter).
+			set(protocol.MethodGetPayload, data).
+			set(protocol.ReadBodyChunkInfo, info).
+			respHeaders(headers...)
+	}
+	const footer = "\n<!-- served through nylon -->\n"
+	body := func(s string) []op { return []op{{Method: protocol.OpSetResponseBody, A: s}} }
+	cases := []struct {
+		name string
+		call *call
+		want []op
+	}{
+		{"first chunk passes", chunk("0,0", "<html>", "Content-Type", "text/html"), nil},
+		{"last chunk", chunk("3,1", "</html>", "Content-Type", "text/html"), body("</html>" + footer)},
+		{"media type parameters and case", chunk("0,1", "x", "content-type", "Text/HTML; charset=utf-8"), body("x" + footer)},
+		{"empty body", chunk("0,1", "", "Content-Type", "text/html"), body(footer)},
+		{"other type", chunk("0,1", "{}", "Content-Type", "application/json"), nil},
+		{"no type", chunk("0,1", "x"), nil},
+		{"encoded", chunk("0,1", "\x1f\x8b", "Content-Type", "text/html", "Content-Encoding", "gzip"), nil},
+		{"identity encoding", chunk("0,1", "x", "Content-Type", "text/html", "Content-Encoding", "identity"), body("x" + footer)},
+		{"configured", chunk("0,1", "{}", "Content-Type", "application/json").
+			config("types", "text/html, application/json", "footer", "\n"), body("{}\n")},
+		{"turned off", chunk("0,1", "x", "Content-Type", "text/html").config("footer", ""), body("x")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			wantAction(t, g.run(tc.call), protocol.ActionNext)
+			wantOps(t, tc.call, tc.want...)
+		})
+	}
 }

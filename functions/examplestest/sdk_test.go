@@ -22,9 +22,11 @@ func TestSDKPhases(t *testing.T) {
 
 func TestSDKRequestReads(t *testing.T) {
 	g := load(t, sdkGuestDir)
-	// Values larger than the SDK's 4 KiB read buffer take the grow path.
+	// Values larger than the SDK's 4 KiB read buffer take the grow path:
+	// the header grows the shared buffer past twice its size, the body is
+	// read into a slice of its own.
 	bigBody := strings.Repeat("b", 100<<10)
-	bigHeader := strings.Repeat("h", 6<<10)
+	bigHeader := strings.Repeat("h", 100<<10)
 	c := newCall(protocol.PhaseRequestFilter).request("PUT", "/echo?a=1&a=2&b=x%20y").
 		set(protocol.ReadRequestHost, "example.com").
 		set(protocol.ReadRequestScheme, "https").
@@ -85,6 +87,18 @@ func TestSDKRequestReads(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("echo has %d fields, want %d", len(got), len(want))
 	}
+
+	// Present but empty is not absent: ?e, "E:", route param e="" and
+	// config e="" are found, by keyed reads and cached maps alike.
+	c = newCall(protocol.PhaseRequestFilter).request("GET", "/lookup?e&x=1").
+		reqHeaders("E", "").params("e", "").config("e", "")
+	if a := g.run(c); a != protocol.ActionEnd {
+		t.Fatalf("lookup: action = %v (%s), want End", a, c.errText)
+	}
+	wantOps(t, c,
+		op{Method: protocol.OpSetResponseHeader, A: "Content-Type", B: "text/plain; charset=utf-8"},
+		op{Method: protocol.OpSetResponseBody, A: "header=true: param=true: query=true: config=true: response_header=false:"},
+	)
 
 	// The instance is reused: a call without values must not see the last
 	// call's cached ones.
@@ -151,9 +165,20 @@ func TestSDKErrorsAndPanics(t *testing.T) {
 	}
 	for range 3 {
 		c = newCall(protocol.PhaseRequestFilter).request("GET", "/panic")
+		n := len(g.logs)
 		wantAction(t, g.run(c), protocol.ActionError)
 		if !strings.HasPrefix(c.errText, "panic: ") || !strings.Contains(c.errText, "nil map") {
 			t.Fatalf("error text = %q, want the panic", c.errText)
+		}
+		// The text says what; the log record says where: one error record
+		// whose stack starts at the handler's line.
+		if len(g.logs) != n+1 {
+			t.Fatalf("logs = %q, want one record of the panic", g.logs[n:])
+		}
+		rec := g.logs[n]
+		wantPrefix := `sdk: handler panicked panic="panic: assignment to entry in nil map" stack="main.init.`
+		if rec.Level != 8 || !strings.HasPrefix(rec.Text, wantPrefix) || !strings.Contains(rec.Text, "testdata/sdkguest/main.go:") {
+			t.Fatalf("panic record = %d %q, want level 8, prefix %q and the handler's file", rec.Level, rec.Text, wantPrefix)
 		}
 		c = newCall(protocol.PhaseRequestFilter).request("GET", "/text")
 		wantAction(t, g.run(c), protocol.ActionEnd)
@@ -195,15 +220,18 @@ func TestSDKResponsePhases(t *testing.T) {
 			set(protocol.ReadResponseBytes, "8").
 			set(protocol.ReadResponseDuration, "250").
 			set(protocol.ReadResponseError, "").
-			respHeaders("X-Up", "u1", "x-up", "u2")
+			respHeaders("X-Up", "u1", "x-up", "u2", "e", "")
 		wantAction(t, g.run(c), protocol.ActionNext)
-		want := `{"status":404,"header":"u1","headers":{"X-Up":["u1","u2"]},"body":"not here","body_length":8,"duration_ms":250,"upstream_error":""}`
+		want := `{"status":404,"header":"u1","headers":{"E":[""],"X-Up":["u1","u2"]},"body":"not here","body_length":8,"duration_ms":250,"upstream_error":"","lookup_e":"true:"}`
 		wantOps(t, c,
 			op{Method: protocol.OpSetResponseHeader, A: "Content-Type", B: "application/json"},
 			op{Method: protocol.OpSetResponseBody, A: want},
 		)
 	})
 	t.Run("response_body_filter", func(t *testing.T) {
+		// The guest also tries a header, a status and a redirect, which the
+		// SDK refuses in this phase (ErrNotAllowed, else the guest answers
+		// Error): only the body op goes out.
 		for _, chunk := range []struct{ info, data, want string }{
 			{"0,0", "abc", "0,false:ABC"},
 			{"1,1", "def", "1,true:DEF"},
@@ -274,6 +302,13 @@ func TestSDKWebSocket(t *testing.T) {
 				op{Method: m.send, A: m.payload},
 				op{Method: protocol.OpWSSendText, A: "conn-2 " + itoa(len(m.payload))},
 			)
+		}
+	})
+	t.Run("error", func(t *testing.T) {
+		c := wsCall(protocol.EventWSText, "conn-2").set(protocol.MethodGetPayload, "fail")
+		wantAction(t, g.run(c), protocol.ActionError)
+		if c.errText != "refused: fail" {
+			t.Fatalf("error text = %q, want the handler's", c.errText)
 		}
 	})
 	t.Run("close", func(t *testing.T) {

@@ -62,12 +62,24 @@ func (c *Context) Response() *Response { return &c.resp }
 
 // Next continues the request: the next handler, or the upstream. It is the
 // default when a handler returns without calling Next, End or Error.
+//
+// Next, End and Error only record the verdict, which the caller reads when
+// the handler returns: the handler goes on running after them, and the
+// last one called wins (End after Error answers End, and Error's text is
+// dropped). Return right after calling one.
+//
+// In request_filter a handler that continues keeps only its header writes
+// (of the upstream request, and of the response, applied to the response
+// that comes back); a status or body it wrote takes effect only with End.
 func (c *Context) Next() { c.action = abi.ActionNext }
 
-// End answers the request with the response written so far; in
-// request_filter the upstream is not called. A function deployed on a route
-// (nylon deploy --route) is the request's origin: its request_filter must
-// End, or the gateway answers 502 origin-not-ended.
+// End, in request_filter, answers the request with the response written
+// so far (status 200 unless SetStatus was called): the upstream, the later
+// plugins and the response phases are not called; logging is. A function
+// deployed on a route (nylon deploy --route) is the request's origin: its
+// request_filter must End, or the gateway answers 502 origin-not-ended.
+// In the other phases End means the same as Next: the writes apply either
+// way. See Next for calling it more than once.
 func (c *Context) End() { c.action = abi.ActionEnd }
 
 // Error fails the call: the caller applies its on_error policy (continue,
@@ -79,6 +91,9 @@ func (c *Context) End() { c.action = abi.ActionEnd }
 // with Response().SetStatus before calling Error, that status with err's
 // text as the detail, which the client sees. Errors are not retried. To
 // answer with a body of your own, write it and call End instead.
+//
+// Error(nil) fails with the text "unknown error". The last call's text is
+// the one reported; see Next for calling Error and then End or Next.
 func (c *Context) Error(err error) {
 	text := "unknown error"
 	if err != nil {
@@ -88,14 +103,24 @@ func (c *Context) Error(err error) {
 	c.action = abi.ActionError
 }
 
-// Err returns the first write of this call that the node refused (a
-// *WriteError), or nil. Setters without an error result (SetHeader,
-// SetStatus, Body, ...) report their refusals here.
+// Err returns the first write of this call that the node (or the SDK)
+// refused, as a *WriteError, or nil. Setters without an error result
+// (SetHeader, SetStatus, Body, ...) report their refusals here. A refused
+// write does not fail the call by itself: a handler that must not answer
+// without it checks Err and calls Error:
+//
+//	res.Body(page)
+//	if err := ctx.Err(); err != nil {
+//		ctx.Error(err) // e.g. write[set response body]: output too large
+//		return
+//	}
+//	ctx.End()
 func (c *Context) Err() error { return c.err }
 
-// IdempotencyKey returns the request id: the same for every attempt and
+// IdempotencyKey returns the request id, a UUID in its text form
+// ("0190b6c2-7f3a-7c4e-9a7b-2f1e0d9c8b7a"): the same for every attempt and
 // phase of one request, so a handler with side effects can deduplicate
-// retries.
+// retries. It is "" when the caller sent none (nylon invoke sends one).
 func (c *Context) IdempotencyKey() string { return c.cachedString(cRequestID, abi.ReadRequestID, "") }
 
 // Config returns the value of key in this function's config, or "" when it
@@ -103,13 +128,21 @@ func (c *Context) IdempotencyKey() string { return c.cachedString(cRequestID, ab
 // key=value, one flag per pair), under the gateway YAML's plugin and route
 // config where the function runs as a plugin: a key the gateway sends wins.
 func (c *Context) Config(key string) string {
+	v, _ := c.LookupConfig(key)
+	return v
+}
+
+// LookupConfig is Config that also reports whether key is set, so that a
+// key set to "" (deploy --config key=) can be told from a missing one.
+func (c *Context) LookupConfig(key string) (string, bool) {
 	if key == "" {
-		return ""
+		return "", false
 	}
 	if c.config != nil {
-		return c.config[key]
+		v, ok := c.config[key]
+		return v, ok
 	}
-	return c.g.readString(abi.ReadConfig, key)
+	return c.g.lookupString(abi.ReadConfig, key)
 }
 
 // ConfigMap returns every config pair. The map is the SDK's until the call

@@ -3,7 +3,8 @@
 // request, response, log line or WebSocket event of the routes it is bound to.
 //
 // It has the shape of the Nylon Go SDK (Request(), Response(), Next(),
-// End(), Error(), IdempotencyKey(), WebSocket Send/JoinRoom/Broadcast), on
+// End(), Error(), IdempotencyKey(), WebSocket Send/JoinRoom/LeaveRoom/
+// Broadcast), on
 // top of the Nylon guest ABI v1 (functions/internal/abi): the node decodes
 // each invocation natively and the handler reads only the values it asks for,
 // so a warm call costs a few microseconds.
@@ -25,8 +26,17 @@
 // deployed on a route (nylon deploy --route) is the origin and must End, or
 // the gateway answers 502 origin-not-ended.
 //
+// Next, End and Error record the verdict; the last one called wins. Reads
+// of a missing value return "" (or nil, 0); the Lookup methods
+// (Request.LookupHeader, LookupQueryParam, LookupParam,
+// Context.LookupConfig, Response.LookupHeader) tell it from an empty one.
+// A write the node refuses does not fail the call: it is reported by
+// Context.Err (a *WriteError), and WebSocket operations return it.
+//
 // A panic in a handler is recovered: the call answers with action Error and
-// the panic text, and the instance stays usable for the next call. Runtime
+// the panic text, the stack goes to the node's log as one error record
+// ("sdk: handler panicked"), and the instance stays usable for the next
+// call. Runtime
 // fatal errors (out of memory, concurrent map writes, a deadlock) are not
 // panics: they trap the instance, which the node discards. Either way, and
 // for a call past its timeout, a client of the gateway gets a 500 (or the
@@ -41,7 +51,9 @@
 // handler returns and copy what must outlive it. State kept in package
 // variables or closures lives as long as the instance, which the node may
 // replace at any time: use it for caches and counters, never for data that
-// must survive.
+// must survive. The calls of one request, the chunks of one body and the
+// events of one WebSocket connection may each run on a different instance
+// or node.
 //
 // Registration panics on wiring mistakes (a nil handler, the same phase
 // registered twice): the module then fails to instantiate and the platform
@@ -84,5 +96,7 @@
 // the log of the nylon serve that runs the node.
 //
 // The package also builds for the host (so `go vet ./...` and editors work),
-// where every read reports "absent" and every write is refused.
+// where every read reports "absent" and every write is refused. To test a
+// handler, build the module and call it through package wasmhost, as a node
+// does, without NATS: functions/README.md, "Test a handler without NATS".
 package sdk

@@ -11,27 +11,34 @@ import (
 // errors.Is(err, sdk.ErrNotAllowed).
 var (
 	// ErrNotAllowed: the write makes no sense in this phase, e.g. setting the
-	// upstream request's headers from response_filter, or a WebSocket send
-	// from an HTTP phase.
+	// upstream request's headers from response_filter, a response header
+	// in response_body_filter (the headers are already sent), any write in
+	// logging, or a WebSocket send from an HTTP phase.
 	ErrNotAllowed = errors.New("not allowed in this phase")
 	// ErrTooLarge: the call's output (bodies, payloads, ops) went over the
-	// node's limit.
+	// node's limit: the deploy's --max-body-bytes, else the node's
+	// (nylon serve --function-max-body-bytes, 1 MiB by default). Every op
+	// counts its key and value plus 16 bytes.
 	ErrTooLarge = errors.New("output too large")
 	// ErrBadArgument: the node (or the SDK) rejected an argument, e.g. an
-	// invalid header name, status or close code, or an empty room.
+	// invalid header name or value, status or close code, or room name.
 	ErrBadArgument = errors.New("bad argument")
 )
 
-// WriteError is a write the node refused.
+// WriteError is a write the node (or the SDK, for an argument it can tell
+// is bad) refused. Nothing was written: the call goes on without it.
 type WriteError struct {
 	Method uint32 // the ABI method number, e.g. 100 for set response header
 	Err    error  // ErrNotAllowed, ErrTooLarge, ErrBadArgument, or an unknown code
 }
 
+// Error names the write and why it was refused, e.g.
+// "write[set response header]: not allowed in this phase".
 func (e *WriteError) Error() string {
 	return "write[" + methodName(e.Method) + "]: " + e.Err.Error()
 }
 
+// Unwrap returns the kind of refusal, for errors.Is.
 func (e *WriteError) Unwrap() error { return e.Err }
 
 // writeErr maps a write result to an error; nil for ResultOK.

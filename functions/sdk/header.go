@@ -13,6 +13,14 @@ func (h Header) Get(name string) string {
 	return ""
 }
 
+// lookup is Get that also reports whether name has a value.
+func (h Header) lookup(name string) (string, bool) {
+	if v := h[CanonicalHeaderKey(name)]; len(v) > 0 {
+		return v[0], true
+	}
+	return "", false
+}
+
 // Values returns every value of name (any case).
 func (h Header) Values(name string) []string { return h[CanonicalHeaderKey(name)] }
 

@@ -1,8 +1,11 @@
 package sdk
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/nylon-functions/nylon/functions/internal/abi"
@@ -49,7 +52,13 @@ func (g *instance) handle(phase, event uint32) (action int32) {
 		// A panicking handler must not poison the instance: recover, report
 		// the panic as the call's error, and leave the instance reusable.
 		if r := recover(); r != nil {
-			abi.Write(abi.MethodError, fmt.Sprint("panic: ", r), "")
+			text := fmt.Sprint("panic: ", r)
+			abi.Write(abi.MethodError, text, "")
+			// The error text says what, not where: log the stack (one
+			// record, tagged with the call's request id by the node) so the
+			// author can find the line. Only a panicking call pays for it.
+			g.logger.LogAttrs(context.Background(), slog.LevelError, "sdk: handler panicked",
+				slog.String("panic", text), slog.String("stack", panicStack()))
 			action = abi.ActionError
 		}
 	}()
@@ -75,6 +84,23 @@ func (g *instance) handle(phase, event uint32) (action int32) {
 	}
 	fn(c)
 	return c.action
+}
+
+// panicStack returns the stack of the goroutine that is panicking, from the
+// frame that panicked on, for a deferred function that recovered: the
+// frames of debug.Stack, of that deferred function and of panic itself say
+// nothing to the author, and the node cuts a log record at 4 KiB.
+func panicStack() string {
+	s := debug.Stack()
+	if i := bytes.Index(s, []byte("\npanic(")); i >= 0 {
+		s = s[i+1:]
+		for range 2 { // the panic(...) line and its file:line
+			if j := bytes.IndexByte(s, '\n'); j >= 0 {
+				s = s[j+1:]
+			}
+		}
+	}
+	return string(bytes.TrimSpace(s))
 }
 
 func (g *instance) handleEvent(event uint32) int32 {
@@ -176,6 +202,12 @@ func readInto(method uint32, key string, dst []byte) ([]byte, bool) {
 func (g *instance) readString(method uint32, key string) string {
 	b, _ := g.read(method, key)
 	return string(b)
+}
+
+// lookupString is read converted to a string, with whether it is present.
+func (g *instance) lookupString(method uint32, key string) (string, bool) {
+	b, ok := g.read(method, key)
+	return string(b), ok
 }
 
 // readInt is read parsed as a decimal integer; 0 when absent or malformed.

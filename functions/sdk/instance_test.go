@@ -157,6 +157,66 @@ func TestWritesOnHost(t *testing.T) {
 	g.handle(abi.PhaseResponseFilter, 0)
 }
 
+// TestCloseCodes: Close takes the codes an endpoint may send (RFC 6455
+// 7.4) and refuses the rest itself, which the edge would otherwise replace
+// with 1000 without a word.
+func TestCloseCodes(t *testing.T) {
+	g := newInstance()
+	refused := []int{0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000}
+	passed := []int{1000, 1001, 1003, 1007, 1011, 1014, 3000, 4000, 4999} // to the host stand-in, which refuses every write
+	g.handlers.open = func(ws *WebSocket) {
+		for _, code := range refused {
+			if err := ws.Close(code, ""); !errors.Is(err, ErrBadArgument) {
+				t.Errorf("Close(%d) = %v, want ErrBadArgument", code, err)
+			}
+		}
+		for _, code := range passed {
+			if err := ws.Close(code, ""); !errors.Is(err, ErrNotAllowed) {
+				t.Errorf("Close(%d) = %v, want the host's refusal, ErrNotAllowed", code, err)
+			}
+		}
+	}
+	g.handle(abi.PhaseEvent, abi.EventWSOpen)
+}
+
+// TestWebSocketError: a WebSocket handler fails its event with ws.Error,
+// as an HTTP handler does with ctx.Error.
+func TestWebSocketError(t *testing.T) {
+	g := newInstance()
+	g.handlers.message = func(ws *WebSocket, m Message) {
+		if m.Binary {
+			ws.Error(errors.New("no binary"))
+		}
+	}
+	if got := g.handle(abi.PhaseEvent, abi.EventWSBinary); got != abi.ActionError {
+		t.Errorf("binary: action = %d, want Error", got)
+	}
+	if got := g.handle(abi.PhaseEvent, abi.EventWSText); got != abi.ActionNext {
+		t.Errorf("text: action = %d, want Next", got)
+	}
+}
+
+// TestPanicStack: the stack logged for a recovered panic starts at the
+// frame that panicked, not in debug.Stack or the recovering function.
+func TestPanicStack(t *testing.T) {
+	var stack string
+	func() {
+		defer func() {
+			recover()
+			stack = panicStack()
+		}()
+		var m map[string]int
+		m["x"]++ // line of the panic
+	}()
+	first, _, _ := strings.Cut(stack, "\n")
+	if !strings.Contains(first, "TestPanicStack.func") || strings.Contains(stack, "runtime/debug.Stack") || strings.Contains(stack, "\npanic(") {
+		t.Fatalf("stack does not start at the panicking frame:\n%s", stack)
+	}
+	if !strings.Contains(stack, "instance_test.go:") {
+		t.Fatalf("stack lacks the panicking file:\n%s", stack)
+	}
+}
+
 func TestWriteErr(t *testing.T) {
 	cases := []struct {
 		rc   int32

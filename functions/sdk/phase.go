@@ -11,11 +11,17 @@ type Phase uint8
 
 const (
 	// PhaseEvents carries WebSocket events (open, message, close).
-	PhaseEvents             Phase = Phase(abi.PhaseEvent)
-	PhaseRequestFilter      Phase = Phase(abi.PhaseRequestFilter)
-	PhaseResponseFilter     Phase = Phase(abi.PhaseResponseFilter)
+	PhaseEvents Phase = Phase(abi.PhaseEvent)
+	// PhaseRequestFilter runs before the upstream (see RequestFilter).
+	PhaseRequestFilter Phase = Phase(abi.PhaseRequestFilter)
+	// PhaseResponseFilter runs on the upstream's status and headers (see
+	// ResponseFilter).
+	PhaseResponseFilter Phase = Phase(abi.PhaseResponseFilter)
+	// PhaseResponseBodyFilter runs on each chunk of the body (see
+	// ResponseBodyFilter).
 	PhaseResponseBodyFilter Phase = Phase(abi.PhaseResponseBodyFilter)
-	PhaseLogging            Phase = Phase(abi.PhaseLogging)
+	// PhaseLogging runs after the response was sent (see Logging).
+	PhaseLogging Phase = Phase(abi.PhaseLogging)
 )
 
 // String returns the phase's name as used in subjects and config, e.g.

@@ -9,7 +9,12 @@ import (
 
 // Request is the client's HTTP request (for WebSocket handlers, the upgrade
 // request). Values are read from the node when first asked for and cached
-// for the rest of the call.
+// for the rest of the call. Absent values read as "" (or nil, 0); the
+// Lookup methods tell an absent value from an empty one.
+//
+// Reads show the request as this handler received it: its own SetHeader
+// and RemoveHeader change what later plugins and the upstream get, not what
+// Header returns.
 type Request struct {
 	c       *Context
 	query   url.Values
@@ -42,12 +47,27 @@ func (r *Request) Query() url.Values {
 	return r.query
 }
 
-// QueryParam returns the first value of the query parameter name, or "".
+// QueryParam returns the first value of the query parameter name, decoded
+// ("a+b%21" reads "a b!"), or "". For every value of a repeated parameter
+// (?tag=a&tag=b) use Query()["tag"].
 func (r *Request) QueryParam(name string) string {
-	if r.query != nil {
-		return r.query.Get(name)
+	v, _ := r.LookupQueryParam(name)
+	return v
+}
+
+// LookupQueryParam is QueryParam that also reports whether the parameter
+// is present, so that ?debug and ?debug= can be told from no debug at all.
+func (r *Request) LookupQueryParam(name string) (string, bool) {
+	if name == "" {
+		return "", false
 	}
-	return r.c.g.readString(abi.ReadRequestQueryParam, name)
+	if r.query != nil {
+		if vs := r.query[name]; len(vs) > 0 {
+			return vs[0], true
+		}
+		return "", false
+	}
+	return r.c.g.lookupString(abi.ReadRequestQueryParam, name)
 }
 
 // Host returns the request's host (the Host header or URL authority).
@@ -60,19 +80,27 @@ func (r *Request) Scheme() string { return r.c.cachedString(cScheme, abi.ReadReq
 func (r *Request) ClientIP() string { return r.c.cachedString(cClientIP, abi.ReadRequestClientIP, "") }
 
 // Header returns the first value of the request header name (any case), or
-// "".
+// "". For every value of a repeated header use Headers().Values(name).
 func (r *Request) Header(name string) string {
-	if r.headers != nil {
-		return r.headers.Get(name)
-	}
-	if name == "" {
-		return ""
-	}
-	return r.c.g.readString(abi.ReadRequestHeader, name)
+	v, _ := r.LookupHeader(name)
+	return v
 }
 
-// Headers returns every request header, keys in canonical form. The map is
-// the SDK's until the call ends: read it, do not keep or change it.
+// LookupHeader is Header that also reports whether the header is present,
+// so that a header sent empty can be told from a missing one.
+func (r *Request) LookupHeader(name string) (string, bool) {
+	if name == "" {
+		return "", false
+	}
+	if r.headers != nil {
+		return r.headers.lookup(name)
+	}
+	return r.c.g.lookupString(abi.ReadRequestHeader, name)
+}
+
+// Headers returns every request header, keys in canonical form, the values
+// of a repeated header in the order received. The map is the SDK's until
+// the call ends: read it, do not keep or change it.
 func (r *Request) Headers() Header {
 	if r.headers == nil {
 		r.headers = r.c.g.readHeader(abi.ReadRequestHeaders)
@@ -81,7 +109,13 @@ func (r *Request) Headers() Header {
 }
 
 // Body returns the request body (nil when there is none). The slice is the
-// caller's.
+// caller's. Each call reads (and copies) the body again: call it once.
+//
+// In request_filter the body is there whole, up to the route's
+// max_body_bytes (the gateway answers a larger request 413 before any
+// handler runs). The gateway leaves it out (Body is nil, BodyLength 0) in
+// the response phases of a route without a request_filter, whose body it
+// streams upstream unread, and in logging when it is above 64 KiB.
 func (r *Request) Body() []byte {
 	b, _ := r.c.g.readCopy(abi.ReadRequestFullBody, "")
 	if len(b) == 0 {
@@ -111,13 +145,21 @@ func (r *Request) Params() map[string]string {
 // Param returns the route parameter name ("*" for a route's trailing *),
 // or "" (see Params).
 func (r *Request) Param(name string) string {
-	if r.params != nil {
-		return r.params[name]
-	}
+	v, _ := r.LookupParam(name)
+	return v
+}
+
+// LookupParam is Param that also reports whether the route has the
+// parameter.
+func (r *Request) LookupParam(name string) (string, bool) {
 	if name == "" {
-		return ""
+		return "", false
 	}
-	return r.c.g.readString(abi.ReadRequestParam, name)
+	if r.params != nil {
+		v, ok := r.params[name]
+		return v, ok
+	}
+	return r.c.g.lookupString(abi.ReadRequestParam, name)
 }
 
 // Timestamp returns when the edge received the request (millisecond
@@ -130,14 +172,18 @@ func (r *Request) Timestamp() time.Time {
 	return time.UnixMilli(ms)
 }
 
-// SetHeader sets a header of the request sent upstream (request_filter
-// only). A refusal is reported by Context.Err.
+// SetHeader sets a header of the request sent upstream, replacing its
+// values; later plugins see it too (request_filter only: elsewhere it is
+// refused with ErrNotAllowed). A refusal is reported by Context.Err:
+// ErrBadArgument for a name that is not an HTTP token or a value with CR,
+// LF or NUL.
 func (r *Request) SetHeader(name, value string) {
 	r.c.check(abi.OpSetRequestHeader, abi.Write(abi.OpSetRequestHeader, name, value))
 }
 
-// RemoveHeader removes a header from the request sent upstream
-// (request_filter only). A refusal is reported by Context.Err.
+// RemoveHeader removes a header from the request sent upstream and from
+// what later plugins see (request_filter only). A refusal is reported by
+// Context.Err.
 func (r *Request) RemoveHeader(name string) {
 	r.c.check(abi.OpRemoveRequestHeader, abi.Write(abi.OpRemoveRequestHeader, name, ""))
 }

@@ -15,18 +15,40 @@ import (
 //
 // Setters have no error result so they chain like the Nylon Go SDK's; the
 // node's first refusal is reported by Context.Err.
+//
+// Which writes take effect depends on the phase:
+//   - request_filter: with Context.End, status, headers and body make the
+//     answer; with Next only SetHeader and RemoveHeader are kept, applied
+//     to the response that comes back.
+//   - response_filter: status, headers and body change the response
+//     before anything is sent.
+//   - response_body_filter: Body and Write replace the current chunk. The
+//     headers are already sent: SetHeader, RemoveHeader, SetStatus and
+//     Redirect are refused with ErrNotAllowed.
+//   - logging: every write is refused with ErrNotAllowed.
 type Response struct {
 	c       *Context
 	headers Header
 }
 
-// SetHeader sets a response header, replacing its values.
+// SetHeader sets a response header, replacing its values. A name that is
+// not an HTTP token, or a value with CR, LF or NUL, is refused with
+// ErrBadArgument. The gateway keeps the framing headers (Content-Length,
+// Transfer-Encoding, Connection, ...) its own. There is no way yet to send
+// several values of one header (two Set-Cookie lines): each SetHeader
+// replaces the last.
 func (r *Response) SetHeader(name, value string) {
+	if r.headersSent(abi.OpSetResponseHeader) {
+		return
+	}
 	r.c.check(abi.OpSetResponseHeader, abi.Write(abi.OpSetResponseHeader, name, value))
 }
 
 // RemoveHeader removes a response header.
 func (r *Response) RemoveHeader(name string) {
+	if r.headersSent(abi.OpRemoveResponseHeader) {
+		return
+	}
 	r.c.check(abi.OpRemoveResponseHeader, abi.Write(abi.OpRemoveResponseHeader, name, ""))
 }
 
@@ -38,7 +60,23 @@ func (r *Response) SetStatus(code int) {
 		r.c.check(abi.OpSetResponseStatus, abi.ResultBadArgument)
 		return
 	}
+	if r.headersSent(abi.OpSetResponseStatus) {
+		return
+	}
 	r.c.check(abi.OpSetResponseStatus, abi.WriteNum(abi.OpSetResponseStatus, int64(code), ""))
+}
+
+// headersSent refuses a status or header write in response_body_filter,
+// and reports whether it did. The node takes such writes (the ABI allows
+// every response op in the three HTTP phases), but the gateway has already
+// sent the status and headers and ignores them: refused here, the author
+// learns of it through Context.Err instead of never.
+func (r *Response) headersSent(method uint32) bool {
+	if r.c.phase != PhaseResponseBodyFilter {
+		return false
+	}
+	r.c.check(method, abi.ResultNotAllowed)
+	return true
 }
 
 // Body sets the full response body; in response_body_filter it replaces the
@@ -101,6 +139,9 @@ func (r *Response) Redirect(url string, code int) {
 		r.c.check(abi.OpSetResponseStatus, abi.ResultBadArgument)
 		return
 	}
+	if r.headersSent(abi.OpSetResponseStatus) {
+		return
+	}
 	r.SetHeader("Location", url)
 	r.SetStatus(code)
 }
@@ -109,19 +150,28 @@ func (r *Response) Redirect(url string, code int) {
 func (r *Response) Status() int { return int(r.c.g.readInt(abi.ReadResponseStatus, "")) }
 
 // Header returns the first value of the upstream response header name (any
-// case), or "".
+// case), or "". It reads the response as the phase received it, without
+// this handler's own writes. For every value of a repeated header use
+// Headers().Values(name).
 func (r *Response) Header(name string) string {
-	if r.headers != nil {
-		return r.headers.Get(name)
-	}
-	if name == "" {
-		return ""
-	}
-	return r.c.g.readString(abi.ReadResponseHeader, name)
+	v, _ := r.LookupHeader(name)
+	return v
 }
 
-// Headers returns every upstream response header. The map is the SDK's
-// until the call ends: read it, do not keep or change it.
+// LookupHeader is Header that also reports whether the header is present.
+func (r *Response) LookupHeader(name string) (string, bool) {
+	if name == "" {
+		return "", false
+	}
+	if r.headers != nil {
+		return r.headers.lookup(name)
+	}
+	return r.c.g.lookupString(abi.ReadResponseHeader, name)
+}
+
+// Headers returns every upstream response header, keys in canonical form.
+// The map is the SDK's until the call ends: read it, do not keep or change
+// it.
 func (r *Response) Headers() Header {
 	if r.headers == nil {
 		r.headers = r.c.g.readHeader(abi.ReadResponseHeaders)
@@ -129,9 +179,11 @@ func (r *Response) Headers() Header {
 	return r.headers
 }
 
-// ReadBody returns the upstream's body: the whole body in response_filter
-// (when the node buffered it), the current chunk in response_body_filter;
-// nil when there is none. The slice is the caller's.
+// ReadBody returns the response body: in response_body_filter the current
+// chunk (32 KiB by default; see ChunkIndex), in response_filter the whole body
+// of a function origin. An upstream's body is streamed, so in its
+// response_filter ReadBody is empty: read it in response_body_filter. The
+// slice is the caller's; nil when there is no response.
 func (r *Response) ReadBody() []byte {
 	method := abi.ReadResponseFullBody
 	if r.c.phase == PhaseResponseBodyFilter {
@@ -146,12 +198,18 @@ func (r *Response) BodyLength() int64 { return r.c.g.readInt(abi.ReadResponseByt
 
 // ChunkIndex returns the index of the current body chunk (0 first) in
 // response_body_filter, or -1 outside it.
+//
+// Each chunk is a call of its own, which may run on another instance or
+// node than the chunk before: a filter cannot carry state from one chunk
+// to the next in package variables. An empty body is one empty last chunk,
+// so a filter may still append to it.
 func (r *Response) ChunkIndex() int {
 	i, _ := r.chunkInfo()
 	return i
 }
 
-// LastChunk reports whether the current body chunk is the last one.
+// LastChunk reports whether the current body chunk is the last one; false
+// outside response_body_filter.
 func (r *Response) LastChunk() bool {
 	_, last := r.chunkInfo()
 	return last

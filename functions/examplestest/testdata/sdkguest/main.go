@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/nylon-functions/nylon/functions/internal/abi"
 	"github.com/nylon-functions/nylon/functions/sdk"
@@ -48,6 +49,7 @@ type upstream struct {
 	BodyLength    int64               `json:"body_length"`
 	DurationMS    int64               `json:"duration_ms"`
 	UpstreamError string              `json:"upstream_error"`
+	LookupE       string              `json:"lookup_e"` // LookupHeader("e") as found:value
 }
 
 func init() {
@@ -75,12 +77,16 @@ func init() {
 		case "/absent":
 			// Every read of a value the node does not have is the zero value.
 			got := []string{req.Method(), req.Header("nope"), req.Param("nope"), ctx.Config("nope"),
-				req.QueryParam("nope"), ctx.IdempotencyKey(), ctx.Response().UpstreamError()}
+				req.QueryParam("nope"), ctx.IdempotencyKey(), ctx.Response().UpstreamError(), ctx.Response().Header("nope")}
 			for i, v := range got {
 				if v != "" {
 					ctx.Error(fmt.Errorf("absent value %d read as %q", i, v))
 					return
 				}
+			}
+			if l := lookups(ctx); l != "header=false: param=false: query=false: config=false: response_header=false:" {
+				ctx.Error(fmt.Errorf("absent values looked up as %s", l))
+				return
 			}
 			// wasmhost answers an empty request body as present with
 			// length 0; Body still returns nil, as documented.
@@ -90,6 +96,20 @@ func init() {
 				ctx.Error(errors.New("absent lists or numbers read as non-zero"))
 				return
 			}
+			ctx.End()
+		case "/lookup":
+			// Present but empty values are told from absent ones, by the
+			// node's keyed reads and by the maps the SDK caches alike.
+			before := lookups(ctx)
+			req.Headers()
+			req.Params()
+			req.Query()
+			ctx.ConfigMap()
+			if after := lookups(ctx); after != before {
+				ctx.Error(fmt.Errorf("lookups changed once the maps were read: %s, then %s", before, after))
+				return
+			}
+			res.BodyText(before)
 			ctx.End()
 		case "/noop":
 			// The benchmarks' floor: nothing but the path read.
@@ -157,6 +177,8 @@ func init() {
 			Status: res.Status(), Header: res.Header("x-up"), Body: string(res.ReadBody()),
 			BodyLength: res.BodyLength(), DurationMS: res.Duration().Milliseconds(), UpstreamError: res.UpstreamError(),
 		}
+		v, ok := res.LookupHeader("e")
+		u.LookupE = strconv.FormatBool(ok) + ":" + v
 		u.Headers = res.Headers()
 		if err := res.BodyJSON(u); err != nil {
 			ctx.Error(err)
@@ -165,6 +187,16 @@ func init() {
 
 	sdk.ResponseBodyFilter(func(ctx *sdk.Context) {
 		res := ctx.Response()
+		// The status and headers are already sent: the SDK refuses these,
+		// where the node would take them and the gateway drop them.
+		res.SetHeader("X-Chunk", "1")
+		res.RemoveHeader("Server")
+		res.SetStatus(201)
+		res.Redirect("/elsewhere", 0)
+		if err := ctx.Err(); !errors.Is(err, sdk.ErrNotAllowed) {
+			ctx.Error(fmt.Errorf("header write in response_body_filter: ctx.Err() = %v, want ErrNotAllowed", err))
+			return
+		}
 		chunk := res.ReadBody()
 		res.Body([]byte(strconv.Itoa(res.ChunkIndex()) + "," + strconv.FormatBool(res.LastChunk()) + ":" + string(bytes.ToUpper(chunk))))
 	})
@@ -200,6 +232,11 @@ func init() {
 	})
 
 	sdk.OnMessage(func(ws *sdk.WebSocket, msg sdk.Message) {
+		if msg.Text() == "fail" {
+			ws.Send("not applied")
+			ws.Error(errors.New("refused: fail"))
+			return
+		}
 		// ID reads into the SDK's shared buffer after the payload was read:
 		// msg.Data must not be clobbered by it.
 		id := ws.ID()
@@ -214,6 +251,27 @@ func init() {
 	sdk.OnClose(func(ws *sdk.WebSocket, code int, reason string) {
 		ws.Log().Warn("closed", "conn", ws.ID(), "code", code, "reason", reason)
 	})
+}
+
+// lookups reports the Lookup reads of the names /lookup's test sets empty
+// ("e"), as name=found:value.
+func lookups(ctx *sdk.Context) string {
+	req := ctx.Request()
+	var b strings.Builder
+	for _, l := range []struct {
+		name string
+		fn   func(string) (string, bool)
+	}{
+		{"header", req.LookupHeader}, {"param", req.LookupParam}, {"query", req.LookupQueryParam},
+		{"config", ctx.LookupConfig}, {"response_header", ctx.Response().LookupHeader},
+	} {
+		v, ok := l.fn("e")
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%t:%s", l.name, ok, v)
+	}
+	return b.String()
 }
 
 func main() {}
