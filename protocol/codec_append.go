@@ -1,6 +1,10 @@
 package protocol
 
-import "math"
+import (
+	"math"
+	"strings"
+	"unicode/utf8"
+)
 
 // Append-side msgpack primitives. Every helper writes the smallest form the
 // spec allows, which is also what rmp's write_uint/write_sint/write_str/
@@ -98,6 +102,26 @@ func appendStrHeader(b []byte, n int) []byte {
 
 func appendStr(b []byte, s string) []byte {
 	return append(appendStrHeader(b, len(s)), s...)
+}
+
+// appendText writes s as a str that a serde String can hold. msgpack's str
+// is UTF-8 text and rmp-serde fails the whole message on a str that is not
+// valid UTF-8, so invalid sequences are written as U+FFFD. Text a Rust
+// caller reads and a guest controls (a handler's error text, op keys) goes
+// through here; valid text, the common case, is written as is without a copy.
+func appendText(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return appendStr(b, s)
+}
+
+// appendOptText is appendText that writes nil for "", like Option<String>::None.
+func appendOptText(b []byte, s string) []byte {
+	if s == "" {
+		return appendNil(b)
+	}
+	return appendText(b, s)
 }
 
 // appendOptStr writes nil for "", like Rust's Option<String>::None.

@@ -44,7 +44,8 @@ func (r *PluginRequest) AppendMsgpack(b []byte) []byte {
 
 // AppendMsgpack appends the response's wire form to b: a 6-entry map
 // {version, request_id, session_id, action, data, error} with action as the
-// bare variant name and error nil when empty.
+// bare variant name and error nil when empty. Error is written as valid
+// UTF-8 (see appendText): a Rust caller reads it as a String.
 func (r *PluginResponse) AppendMsgpack(b []byte) []byte {
 	b = grow(b, 80+len(r.Data)+len(r.Error))
 	b = append(b, 0x86)
@@ -58,7 +59,7 @@ func (r *PluginResponse) AppendMsgpack(b []byte) []byte {
 	b = append(b, keyData...)
 	b = appendBin(b, r.Data)
 	b = append(b, keyError...)
-	return appendOptStr(b, r.Error)
+	return appendOptText(b, r.Error)
 }
 
 // appendRequestID writes the key and the u128 as rmp_serde does: bin8 of 16

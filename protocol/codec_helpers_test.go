@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -107,12 +108,56 @@ func goldenRequest() PluginRequest {
 		Method: 200, Data: []byte{1, 2, 3}, Timestamp: 1700000000000}
 }
 
+// goldenRequestWide is testdata/request_wide: the wider integer and bin forms.
+func goldenRequestWide() PluginRequest {
+	r := PluginRequest{Version: 1, SessionID: math.MaxUint32, Phase: PhaseEvent, Method: EventWSText,
+		Data: make([]byte, 256)}
+	for i := range r.RequestID {
+		r.RequestID[i] = 0xff
+	}
+	for i := range r.Data {
+		r.Data[i] = byte(i)
+	}
+	return r
+}
+
 func goldenResponse() PluginResponse {
 	return PluginResponse{Version: 1, RequestID: goldenID, SessionID: 300, Action: ActionEnd, Data: []byte{0x90}}
 }
 
 func goldenResponseError() PluginResponse {
 	return PluginResponse{Version: 1, SessionID: 7, Action: ActionError, Error: "boom"}
+}
+
+func goldenResponseNext() PluginResponse {
+	return PluginResponse{Version: 1, RequestID: goldenID, SessionID: 1 << 16, Action: ActionNext,
+		Data: []byte{0x91, 0x84, 0xa2, 'o', 'p', 0x66, 0xa3, 'k', 'e', 'y', 0xa0,
+			0xa5, 'v', 'a', 'l', 'u', 'e', 0xc4, 0x00, 0xa3, 'n', 'u', 'm', 0xcc, 0xc9}}
+}
+
+// goldenOpsInts is testdata/ops_ints: num at every msgpack width boundary.
+func goldenOpsInts() []Op {
+	const room = "abcdefghijklmnopqrstuvwxyz012345"
+	return []Op{
+		{Code: OpSetResponseHeader, Key: "x-a", Value: []byte("1"), Num: -1},
+		{Code: OpRemoveResponseHeader, Num: -32},
+		{Code: OpSetResponseStatus, Num: -33},
+		{Code: OpSetResponseBody, Num: math.MinInt8},
+		{Code: OpSetStreamHeader, Num: math.MinInt8 - 1},
+		{Code: OpSetStreamData, Value: []byte("x"), Num: math.MinInt16},
+		{Code: OpSetStreamEnd, Num: math.MinInt16 - 1},
+		{Code: OpWSSendText, Value: []byte("t"), Num: math.MinInt32},
+		{Code: OpWSSendBinary, Num: math.MinInt32 - 1},
+		{Code: OpWSClose, Num: math.MinInt64},
+		{Code: OpWSJoinRoom, Key: room, Num: 127},
+		{Code: OpWSLeaveRoom, Key: room, Num: 128},
+		{Code: OpWSBroadcastText, Key: "r", Num: math.MaxUint8},
+		{Code: OpWSBroadcastBinary, Key: "r", Num: math.MaxUint8 + 1},
+		{Code: OpSetRequestHeader, Key: "x-b", Value: []byte("2"), Num: math.MaxUint16},
+		{Code: OpRemoveRequestHeader, Key: "x-b", Num: math.MaxUint16 + 1},
+		{Code: OpSetResponseHeader, Num: math.MaxUint32 + 1},
+		{Code: OpSetResponseHeader, Num: math.MaxInt64},
+	}
 }
 
 func goldenOps() []Op {
@@ -143,6 +188,20 @@ func goldenInvocation() Invocation {
 
 func goldenInvocationWS() Invocation {
 	return Invocation{WS: &WSEvent{Kind: WSText, ConnectionID: "c1", Payload: []byte("hey")}}
+}
+
+// goldenInvocationFull is testdata/invocation_full: every optional part set.
+func goldenInvocationFull() Invocation {
+	return Invocation{
+		Request: HTTPRequest{
+			Method: "GET", Scheme: "http", Host: "h", Path: "/a/very/long/path/over/thirty-one/bytes",
+			ClientIP: "::1", Headers: []Header{{"a", ""}}, Params: []KV{{"a", "1"}, {"b", ""}},
+			Timestamp: 1 << 31,
+		},
+		Response: &HTTPResponse{Status: 502, ChunkIndex: 3, DurationMs: 70000, Error: "reset"},
+		WS:       &WSEvent{Kind: WSClose, ConnectionID: "c-9", CloseCode: 1001, CloseReason: "going away"},
+		Config:   []KV{{"k", "v"}},
+	}
 }
 
 // benchInvocation is the benchmark's context: 10 headers and a 1 KiB body.

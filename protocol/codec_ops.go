@@ -9,7 +9,7 @@ import (
 
 // AppendOps appends the wire form of ops (PluginResponse.Data) to b: an
 // array of maps {"op": code, "key": str, "value": bin, "num": int}, every
-// key written, in order.
+// key written, in order. Keys are written as valid UTF-8 (see appendText).
 func AppendOps(b []byte, ops []Op) []byte {
 	n := 5
 	for i := range ops {
@@ -23,7 +23,7 @@ func AppendOps(b []byte, ops []Op) []byte {
 		b = append(b, "\xa2op"...)
 		b = appendUint(b, uint64(op.Code))
 		b = append(b, "\xa3key"...)
-		b = appendStr(b, op.Key)
+		b = appendText(b, op.Key)
 		b = append(b, "\xa5value"...)
 		b = appendBin(b, op.Value)
 		b = append(b, "\xa3num"...)

@@ -136,7 +136,8 @@ func ParseAction(s string) (Action, error) {
 }
 
 // PluginResponse is a node's reply. Data is an encoded op list (AppendOps);
-// Error is set when Action is ActionError and is written as nil otherwise.
+// Error is set when Action is ActionError; an empty Error is written as nil
+// (Option<String>::None), any other as valid UTF-8 text.
 type PluginResponse struct {
 	Version   uint16
 	RequestID RequestID

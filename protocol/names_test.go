@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -133,5 +135,28 @@ func TestReservedNamesDocumented(t *testing.T) {
 		if !strings.Contains(refused, "`"+name+"`") {
 			t.Errorf("docs/NODE.md's bad-name row %q lacks %q", strings.TrimSpace(refused), name)
 		}
+	}
+}
+
+// TestValidateNameIsDesignRegexp: ValidateName accepts exactly the names
+// DESIGN.md's rule ^[a-z0-9][a-z0-9_-]{0,62}$ accepts, less the reserved
+// tokens, for every string of one and two bytes and at the length limit.
+func TestValidateNameIsDesignRegexp(t *testing.T) {
+	re := regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	check := func(name string) {
+		want := re.MatchString(name) && !slices.Contains(reservedNames[:], name)
+		if got := ValidateName(name) == nil; got != want {
+			t.Errorf("ValidateName(%q) ok = %v, want %v", name, got, want)
+		}
+	}
+	for a := range 256 {
+		check(string([]byte{byte(a)}))
+		for b := range 256 {
+			check(string([]byte{byte(a), byte(b)}))
+		}
+	}
+	for _, n := range []string{"ws", "dlq", "room", "a" + strings.Repeat("-", 62), "a" + strings.Repeat("_", 63),
+		"0" + strings.Repeat("9", 62), "z" + strings.Repeat("z", 62) + "z"} {
+		check(n)
 	}
 }
