@@ -251,8 +251,8 @@ routes:
 	}
 }
 
-// TestStreamedBodyOps: the seed's SET_RESPONSE_STREAM_* ops (104 start,
-// 105 data, 106 end) arrive in one reply and make the body, from an origin
+// TestStreamedBodyOps: the seed's SET_RESPONSE_STREAM_* ops (106 start,
+// 104 data, 105 end) arrive in one reply and make the body, from an origin
 // function, a response_filter and a response_body_filter.
 func TestStreamedBodyOps(t *testing.T) {
 	e := newEnv(t)

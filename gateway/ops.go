@@ -57,10 +57,10 @@ func headerOpOK(op *protocol.Op, log *slog.Logger) bool {
 }
 
 // responseBody is the body one reply's ops build, in order. v1 carries all
-// of a reply's ops in one message, so the seed's streamed body (104
-// SET_RESPONSE_STREAM_HEADER starts it, 105 ..._DATA appends a chunk, 106
+// of a reply's ops in one message, so the seed's streamed body (106
+// SET_RESPONSE_STREAM_HEADER starts it, 104 ..._DATA appends a chunk, 105
 // ..._END ends it) arrives whole and is sent like a full body: 103 sets the
-// body, 104 starts it afresh, 105 appends to it, and after 106 it is final
+// body, 106 starts it afresh, 104 appends to it, and after 105 it is final
 // (later body ops are ignored, as writes to a finished stream would be).
 // The body built replaces the response's, or the chunk's in
 // response_body_filter; it never extends a body the phase was given (an

@@ -75,7 +75,7 @@ func TestResponseBodyOpsInOrder(t *testing.T) {
 	}
 }
 
-// A reply may carry tens of thousands of small chunks (op 105): the body
+// A reply may carry tens of thousands of small chunks (op 104): the body
 // grows by appending, not by copying it whole for every chunk (which took
 // the gateway seconds of CPU for a 1 MiB reply of 8-byte chunks).
 func TestResponseBodyChunksAppendInLinearTime(t *testing.T) {

@@ -11,14 +11,16 @@ const (
 	// MethodError sets PluginResponse.error; it is never sent as an op.
 	MethodError uint32 = 4
 
-	// Response writes (ops 100-106).
+	// Response writes (ops 100-106), numbered as the seed's Nylon numbers
+	// its methods (SET_RESPONSE_STREAM_DATA 104, _END 105, _HEADER 106), so
+	// that a Rust caller reads a node's ops as it reads its own plugins'.
 	OpSetResponseHeader    uint32 = 100
 	OpRemoveResponseHeader uint32 = 101
 	OpSetResponseStatus    uint32 = 102
 	OpSetResponseBody      uint32 = 103
-	OpSetStreamHeader      uint32 = 104
-	OpSetStreamData        uint32 = 105
-	OpSetStreamEnd         uint32 = 106
+	OpSetStreamData        uint32 = 104
+	OpSetStreamEnd         uint32 = 105
+	OpSetStreamHeader      uint32 = 106
 
 	// Upstream response reads (107-112).
 	ReadResponseFullBody uint32 = 107
@@ -86,7 +88,7 @@ const ListSep = 0
 // Op is one write a handler made, applied by the caller in order.
 //
 // Fields by code: header ops use Key (name) and Value; 102 uses Num (status);
-// 103 and 105 use Value; ws sends use Value; 303 uses Num (code) and Value
+// 103 and 104 use Value; ws sends use Value; 303 uses Num (code) and Value
 // (reason); room ops use Key (room), broadcasts also Value and Num (flags).
 type Op struct {
 	Code  uint32
@@ -102,7 +104,7 @@ type Op struct {
 func ValidStatus(code int64) bool { return code >= 200 && code <= 599 }
 
 // IsResponseOp reports whether code is an HTTP response write (100-106).
-func IsResponseOp(code uint32) bool { return code >= OpSetResponseHeader && code <= OpSetStreamEnd }
+func IsResponseOp(code uint32) bool { return code >= OpSetResponseHeader && code <= OpSetStreamHeader }
 
 // IsRequestHeaderOp reports whether code mutates the request sent upstream.
 func IsRequestHeaderOp(code uint32) bool {

@@ -85,7 +85,7 @@ func (r *Response) Body(b []byte) {
 	r.c.check(abi.OpSetResponseBody, abi.WriteData(abi.OpSetResponseBody, b))
 }
 
-// Write appends p to the body the handler writes (op 105, the seed's
+// Write appends p to the body the handler writes (op 104, the seed's
 // SET_RESPONSE_STREAM_DATA): after Body, to that body, otherwise to an
 // empty one, which then replaces the response's (in response_body_filter,
 // the chunk's). Response is an io.Writer, so fmt.Fprintf(ctx.Response(),

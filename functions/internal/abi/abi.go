@@ -78,9 +78,9 @@ const (
 	OpRemoveResponseHeader uint32 = 101 // a = name
 	OpSetResponseStatus    uint32 = 102 // a = decimal status
 	OpSetResponseBody      uint32 = 103 // a = body
-	OpSetStreamHeader      uint32 = 104 // starts a streamed body
-	OpSetStreamData        uint32 = 105 // a = chunk appended to the body
-	OpSetStreamEnd         uint32 = 106 // ends the streamed body
+	OpSetStreamData        uint32 = 104 // a = chunk appended to the body
+	OpSetStreamEnd         uint32 = 105 // ends the streamed body
+	OpSetStreamHeader      uint32 = 106 // starts a streamed body
 
 	OpWSSendText        uint32 = 301 // a = payload
 	OpWSSendBinary      uint32 = 302 // a = payload
