@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,6 +47,9 @@ func runScript(t *testing.T, m *wasmhost.Module, phase protocol.Phase, event uin
 	res, err := m.Call(context.Background(), phase, event, inv, id)
 	if err != nil {
 		t.Fatalf("%s: %v", phase, err)
+	}
+	if strings.HasSuffix(res.Error, "…") && len(res.Error) >= wasmhost.MaxErrorText-4 {
+		t.Fatalf("%s: the report was cut at wasmhost.MaxErrorText (%d bytes): split the script", phase, wasmhost.MaxErrorText)
 	}
 	report := strings.Split(strings.TrimSuffix(res.Error, "\n"), "\n")
 	if len(report) != len(steps) {
@@ -334,10 +339,20 @@ func TestWriteMethods(t *testing.T) {
 		}},
 		{protocol.PhaseResponseBodyFilter, 0, []step{
 			write(protocol.OpSetResponseBody, "new chunk", "", ok),
+			write(protocol.OpSetStreamData, "+", "", ok),
 			write(protocol.OpSetRequestHeader, "X-Up", "v", notAllowed),
 			write(protocol.OpWSClose, "1000", "", notAllowed),
+			// The gateway sent the status and headers before the first
+			// chunk: header and status writes (a redirect too) are refused
+			// rather than dropped unseen.
+			write(protocol.OpSetResponseHeader, "X-Chunk", "1", notAllowed),
+			write(protocol.OpRemoveResponseHeader, "Server", "", notAllowed),
+			write(protocol.OpSetResponseStatus, "201", "", notAllowed),
+			write(protocol.OpSetResponseHeader, "Location", "/elsewhere", notAllowed),
+			write(protocol.OpSetResponseStatus, "302", "", notAllowed),
 		}, []protocol.Op{
 			op(protocol.OpSetResponseBody, "", "new chunk", 0),
+			op(protocol.OpSetStreamData, "", "+", 0),
 		}},
 		{protocol.PhaseLogging, 0, []step{
 			write(protocol.OpSetResponseHeader, "X-A", "1", notAllowed),
@@ -358,8 +373,20 @@ func TestWriteMethods(t *testing.T) {
 			write(protocol.OpWSBroadcastBinary|exclude, "lobby", "\xff", ok),
 			write(protocol.OpWSClose, "1000", "bye", ok),
 			write(protocol.OpWSClose, "4999", "", ok),
+			write(protocol.OpWSClose, "1003", "", ok),
+			write(protocol.OpWSClose, "1007", "", ok),
+			write(protocol.OpWSClose, "1014", "", ok),
+			write(protocol.OpWSClose, "3000", "", ok),
 			write(protocol.OpWSClose, "999", "", bad),
 			write(protocol.OpWSClose, "5000", "", bad),
+			// Codes a close frame may not carry (RFC 6455 7.4): the edge
+			// would send 1000 instead, so the guest is told now.
+			write(protocol.OpWSClose, "1004", "", bad),
+			write(protocol.OpWSClose, "1005", "", bad),
+			write(protocol.OpWSClose, "1006", "", bad),
+			write(protocol.OpWSClose, "1015", "", bad),
+			write(protocol.OpWSClose, "1016", "", bad),
+			write(protocol.OpWSClose, "2999", "", bad),
 			write(protocol.OpWSClose, "", "", bad),
 			write(protocol.OpWSClose, "1000", strings.Repeat("r", 124), bad),
 			write(protocol.OpWSJoinRoom, "bad.room", "", bad),
@@ -380,6 +407,10 @@ func TestWriteMethods(t *testing.T) {
 			op(protocol.OpWSBroadcastBinary, "lobby", "\xff", protocol.BroadcastExcludeSender),
 			op(protocol.OpWSClose, "", "bye", 1000),
 			op(protocol.OpWSClose, "", "", 4999),
+			op(protocol.OpWSClose, "", "", 1003),
+			op(protocol.OpWSClose, "", "", 1007),
+			op(protocol.OpWSClose, "", "", 1014),
+			op(protocol.OpWSClose, "", "", 3000),
 		}},
 	}
 	var kept []wasmhost.Result
@@ -434,14 +465,60 @@ func TestWriteOutputLimit(t *testing.T) {
 	if len(res.Ops) != 2 || len(res.Ops[0].Value) != 900 || len(res.Ops[1].Value) != 40 {
 		t.Fatalf("ops %s, want the two writes that fit", fmtOps(res.Ops))
 	}
-	// The error text counts too.
-	inv := &protocol.Invocation{}
-	inv.Config = []protocol.KV{{Key: "script", Value: "wx\x1f103\x1f981"}} // 997 bytes; the 4-byte report would make 1001
+	// The error text does not count: with the output full to the last
+	// byte, the report (the guest's error text) still arrives.
+	res = runScript(t, m, protocol.PhaseRequestFilter, 0, &protocol.Invocation{}, protocol.RequestID{}, []step{
+		wx(1000-16, 0), wx(0, -2),
+	})
+	if len(res.Ops) != 1 || len(res.Ops[0].Value) != 1000-16 {
+		t.Fatalf("ops %s, want the write that filled the output", fmtOps(res.Ops))
+	}
+	// A text over wasmhost.MaxErrorText is cut to it on a rune boundary,
+	// not refused: a report of 1500 lines of "p 1 0\n" (9000 bytes).
+	steps := make([]string, 1500)
+	for i := range steps {
+		steps[i] = "p"
+	}
+	steps = append(steps, "wx\x1f103\x1f984")
+	inv := &protocol.Invocation{Config: []protocol.KV{{Key: "script", Value: strings.Join(steps, "\n")}}}
 	res, err := m.Call(context.Background(), protocol.PhaseRequestFilter, 0, inv, protocol.RequestID{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Error != "" || len(res.Ops) != 1 {
-		t.Fatalf("result %+v: want the report refused for lack of room", res)
+	full := strings.Repeat("p 1 0\n", 1500) + "w 0\n"
+	if len(res.Error) > wasmhost.MaxErrorText || !strings.HasSuffix(res.Error, "…") ||
+		!strings.HasPrefix(full, strings.TrimSuffix(res.Error, "…")) || len(res.Error) < wasmhost.MaxErrorText-4 {
+		t.Fatalf("long report kept as %d bytes ending %q, want its first %d bytes, marked", len(res.Error), res.Error[max(0, len(res.Error)-8):], wasmhost.MaxErrorText)
+	}
+	if len(res.Ops) != 1 {
+		t.Fatalf("ops %s, want the write that filled the output", fmtOps(res.Ops))
+	}
+}
+
+// TestQueryReadsAgree: a guest that reads one query parameter
+// (READ_REQUEST_QUERY_PARAM) finds what one parsing the whole query
+// (READ_REQUEST_QUERY, then net/url.ParseQuery, as the Go SDK's Query does)
+// finds. ParseQuery skips a pair holding ';' (Go 1.17+), so must the host.
+func TestQueryReadsAgree(t *testing.T) {
+	h, _ := newHost(t, wasmhost.Config{})
+	m := compile(t, h, "abi", testutil.Wasm(t, guestABI), wasmhost.Limits{})
+	for _, q := range []string{"a=1;b=2", "a=1&a=2", "a", "a=", "%zz", "a=1&b=%3B", "a=1;b=2&a=3"} {
+		parsed, _ := url.ParseQuery(q)
+		steps := []step{read(protocol.ReadRequestQuery, "", q)}
+		keys := []string{"a", "b", "%zz"}
+		for k := range parsed {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+		for _, k := range keys {
+			want := absent
+			if vs := parsed[k]; len(vs) > 0 {
+				want = vs[0]
+			}
+			steps = append(steps, read(protocol.ReadRequestQueryParam, k, want))
+		}
+		inv := &protocol.Invocation{Request: protocol.HTTPRequest{Method: "GET", Path: "/", Query: q}}
+		runScript(t, m, protocol.PhaseRequestFilter, 0, inv, protocol.RequestID{}, steps)
 	}
 }

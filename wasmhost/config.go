@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+
+	"github.com/nylon-functions/nylon/wasmhost/internal/abi"
 )
 
 // Limits bound what one function may use. A zero field means "the host's
@@ -21,8 +23,9 @@ type Limits struct {
 	// MaxInput caps the size of an invocation (the sum of its strings and
 	// bodies plus a small overhead per header and pair). Default 1 MiB.
 	MaxInput int
-	// MaxOutput caps the bytes a call may write (op keys and values, 16
-	// bytes per op, and the error text). Default 1 MiB.
+	// MaxOutput caps the bytes a call's ops may hold (keys and values, and
+	// 16 bytes per op). The error text is outside it: it has MaxErrorText
+	// of its own. Default 1 MiB.
 	MaxOutput int
 }
 
@@ -32,6 +35,12 @@ const (
 	DefaultMemoryMB  = 128
 	DefaultMaxInput  = 1 << 20
 	DefaultMaxOutput = 1 << 20
+
+	// MaxErrorText bounds the error text a call may write (method 4),
+	// outside MaxOutput, so that a handler that filled its output can still
+	// say why it fails. A longer text is cut to it (on a rune boundary,
+	// ending "…"), not refused.
+	MaxErrorText = abi.MaxErrorText
 
 	// MaxMemoryMB is all a 32-bit wasm memory can address.
 	MaxMemoryMB = 4096

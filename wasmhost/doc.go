@@ -17,6 +17,30 @@
 // "nylon" (read, write, log) and "wasi_snapshot_preview1". See DESIGN.md
 // "Guest ABI v1" and the protocol package for method numbers.
 //
+// The host checks every write, so a guest that does not use the Go SDK
+// gets the same guarantees; a refused write changes nothing and returns -1
+// (not allowed in this phase), -2 (over Limits.MaxOutput) or -3 (bad
+// argument) to the guest:
+//
+//   - Response header and status writes (100, 101, 102) are allowed in
+//     request_filter and response_filter only: in response_body_filter
+//     the gateway has already sent the status and headers (-1). Body ops
+//     (103-106) are allowed in all three HTTP phases, request-header ops
+//     (400, 401) in request_filter, WebSocket ops (301-313) in events;
+//     in logging only the error text is.
+//   - A WebSocket close (303) must carry a code a close frame may carry
+//     (protocol.ValidCloseCode: 1000-1003, 1007-1014, 3000-4999), which
+//     the edge would otherwise replace with 1000, and a reason of at most
+//     123 bytes (-3).
+//   - The ops of a call count their keys and values plus 16 bytes each
+//     against Limits.MaxOutput. The error text (method 4) does not: it has
+//     MaxErrorText (4 KiB) of its own and is never refused, a longer one
+//     being cut, so a handler that filled its output can still say why it
+//     fails.
+//   - READ_REQUEST_QUERY_PARAM decodes like net/url.ParseQuery and skips
+//     the pairs it skips (those that do not decode, and those holding a
+//     ';'), so one parameter read agrees with a parse of the whole query.
+//
 // # Isolation
 //
 //   - Each instance serves one call at a time and is reused for many;

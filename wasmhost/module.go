@@ -40,7 +40,8 @@ type Result struct {
 	// Ops are the handler's writes in order. They are freshly allocated and
 	// owned by the caller.
 	Ops []protocol.Op
-	// Error is the text the handler wrote with method 4, if any.
+	// Error is the text the handler wrote with method 4, if any: its last
+	// one, cut to MaxErrorText bytes.
 	Error string
 }
 

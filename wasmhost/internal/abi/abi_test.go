@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nylon-functions/nylon/protocol"
 )
@@ -83,6 +87,147 @@ func TestQueryParam(t *testing.T) {
 		if got != c.want {
 			t.Errorf("queryParam(%q, %q) = %q, want %q", c.query, c.key, got, c.want)
 		}
+	}
+}
+
+// TestQueryParamAgreesWithParseQuery: a guest may read one parameter
+// (queryParam) or parse the raw query with net/url.ParseQuery; both must
+// find the same parameters. ParseQuery (Go 1.17+) skips a pair holding a
+// ';', so ?a=1;b=2 has no a, not a = "1;b=2".
+func TestQueryParamAgreesWithParseQuery(t *testing.T) {
+	queries := []string{
+		"a=1;b=2", "a=1&a=2", "a", "a=", "%zz", "a=1&b=%3B",
+		"a=1;b=2&a=3", "a;=1&a=2", "b=;&a=x", "a=%3B;", "&;&a=1",
+	}
+	keys := []string{"a", "b", "%zz", "zz", ";", "a;", "b=2"}
+	for _, q := range queries {
+		m, _ := url.ParseQuery(q)
+		ks := slices.Clone(keys)
+		for k := range m {
+			if !slices.Contains(ks, k) {
+				ks = append(ks, k)
+			}
+		}
+		for _, k := range ks {
+			want, wantOK := "", false
+			if vs := m[k]; len(vs) > 0 {
+				want, wantOK = vs[0], true
+			}
+			got, ok := queryParam(q, []byte(k))
+			if ok != wantOK || got != want {
+				t.Errorf("query %q key %q: queryParam = %q, %v; url.ParseQuery = %q, %v", q, k, got, ok, want, wantOK)
+			}
+		}
+	}
+}
+
+func TestWriteRefusesHeadersInBodyFilter(t *testing.T) {
+	s, _ := newTestState(t)
+	for _, phase := range []protocol.Phase{protocol.PhaseRequestFilter, protocol.PhaseResponseFilter, protocol.PhaseResponseBodyFilter} {
+		s.Begin(phase, 0, &protocol.Invocation{}, protocol.RequestID{}, 1<<20)
+		// The status and headers went out before the first chunk.
+		want := ResultOK
+		if phase == protocol.PhaseResponseBodyFilter {
+			want = ResultNotAllowed
+		}
+		for _, w := range []struct {
+			code uint32
+			a, b string
+		}{
+			{protocol.OpSetResponseHeader, "Location", "/elsewhere"},
+			{protocol.OpRemoveResponseHeader, "Server", ""},
+			{protocol.OpSetResponseStatus, "302", ""},
+		} {
+			if rc := s.write(w.code, []byte(w.a), []byte(w.b)); rc != want {
+				t.Errorf("%s: write(%d) = %d, want %d", phase, w.code, rc, want)
+			}
+		}
+		// The body ops replace or extend the chunk in every one of them.
+		for _, code := range []uint32{protocol.OpSetResponseBody, protocol.OpSetStreamHeader, protocol.OpSetStreamData, protocol.OpSetStreamEnd} {
+			if rc := s.write(code, []byte("x"), nil); rc != ResultOK {
+				t.Errorf("%s: write(%d) = %d, want OK", phase, code, rc)
+			}
+		}
+		s.Finish()
+		s.Reset()
+	}
+}
+
+func TestWriteCloseCodes(t *testing.T) {
+	s, _ := newTestState(t)
+	s.Begin(protocol.PhaseEvent, protocol.EventWSText, &protocol.Invocation{}, protocol.RequestID{}, 1<<20)
+	for code := int64(0); code <= 5001; code++ {
+		want := ResultBadArgument
+		if protocol.ValidCloseCode(code) {
+			want = ResultOK
+		}
+		a := []byte(strconv.FormatInt(code, 10))
+		if rc := s.write(protocol.OpWSClose, a, nil); rc != want {
+			t.Errorf("close %d: write = %d, want %d", code, rc, want)
+		}
+	}
+	// What the edge sends for sure, and what it would replace with 1000.
+	for code, want := range map[string]int32{
+		"1000": ResultOK, "1003": ResultOK, "1007": ResultOK, "1014": ResultOK, "3000": ResultOK, "4999": ResultOK,
+		"1004": ResultBadArgument, "1005": ResultBadArgument, "1006": ResultBadArgument, "1015": ResultBadArgument,
+		"1016": ResultBadArgument, "2999": ResultBadArgument, "999": ResultBadArgument, "5000": ResultBadArgument,
+	} {
+		if rc := s.write(protocol.OpWSClose, []byte(code), nil); rc != want {
+			t.Errorf("close %s: write = %d, want %d", code, rc, want)
+		}
+	}
+}
+
+// TestErrorTextOutsideOutputLimit: the error text has room of its own, so
+// a handler whose output is full can still say why it fails; a text over
+// MaxErrorText is cut on a rune boundary rather than refused.
+func TestErrorTextOutsideOutputLimit(t *testing.T) {
+	s, _ := newTestState(t)
+	s.Begin(protocol.PhaseRequestFilter, 0, &protocol.Invocation{}, protocol.RequestID{}, 100)
+	if rc := s.write(protocol.OpSetResponseBody, make([]byte, 100-OpOverhead), nil); rc != ResultOK {
+		t.Fatalf("filling the output: %d", rc)
+	}
+	if rc := s.write(protocol.OpSetStreamEnd, nil, nil); rc != ResultTooLarge {
+		t.Fatalf("output not full: %d", rc)
+	}
+	msg := "upstream said no: " + strings.Repeat("z", 200)
+	if rc := s.write(protocol.MethodError, []byte(msg), nil); rc != ResultOK {
+		t.Fatalf("error text with the output full: %d, want OK", rc)
+	}
+	// A later text replaces it, and the output limit is untouched by either.
+	long := strings.Repeat("é", MaxErrorText) // twice MaxErrorText bytes
+	if rc := s.write(protocol.MethodError, []byte(long), nil); rc != ResultOK {
+		t.Fatalf("long error text: %d, want OK", rc)
+	}
+	if rc := s.write(protocol.OpSetStreamEnd, nil, nil); rc != ResultTooLarge {
+		t.Fatalf("the error text freed output room: %d", rc)
+	}
+	ops, errText := s.Finish()
+	if len(ops) != 1 {
+		t.Fatalf("%d ops, want 1", len(ops))
+	}
+	if len(errText) > MaxErrorText || !utf8.ValidString(errText) || !strings.HasSuffix(errText, "…") ||
+		!strings.HasPrefix(long, strings.TrimSuffix(errText, "…")) || len(errText) < MaxErrorText-utf8.UTFMax {
+		t.Fatalf("long error text kept as %d bytes ending %q", len(errText), errText[max(0, len(errText)-8):])
+	}
+	s.Reset()
+
+	// A text that is not UTF-8 is still kept, cut at the byte count.
+	s.Begin(protocol.PhaseRequestFilter, 0, &protocol.Invocation{}, protocol.RequestID{}, 100)
+	s.write(protocol.MethodError, bytes.Repeat([]byte{0x80}, 2*MaxErrorText), nil)
+	if _, errText := s.Finish(); len(errText) < MaxErrorText-utf8.UTFMax || len(errText) > MaxErrorText {
+		t.Fatalf("non-UTF-8 error text kept as %d bytes", len(errText))
+	}
+	s.Reset()
+
+	// A text of exactly MaxErrorText bytes is kept whole.
+	s.Begin(protocol.PhaseLogging, 0, &protocol.Invocation{}, protocol.RequestID{}, 0)
+	exact := strings.Repeat("e", MaxErrorText)
+	if rc := s.write(protocol.MethodError, []byte(exact), nil); rc != ResultOK {
+		t.Fatalf("error text with no output limit: %d", rc)
+	}
+	if _, errText := s.Finish(); errText != exact {
+		t.Fatalf("text of MaxErrorText bytes kept as %d bytes", len(errText))
 	}
 }
 

@@ -305,8 +305,12 @@ func lookupKV(kvs []protocol.KV, key []byte) (string, bool) {
 }
 
 // queryParam returns the first value of key in the raw query, decoded like
-// net/url.ParseQuery does. Pairs that do not decode are skipped, as
-// ParseQuery skips them. Only a key or value holding escapes allocates.
+// net/url.ParseQuery does, so that a guest reading one parameter finds what
+// one parsing the whole query (READ_REQUEST_QUERY) finds. Pairs ParseQuery
+// skips are skipped: those that do not decode, and (since Go 1.17) those
+// holding a ';', which older parsers took for a separator too: for
+// "a=1;b=2" there is no a, not a = "1;b=2". Only a key or value holding
+// escapes allocates.
 func queryParam(query string, key []byte) (string, bool) {
 	if len(key) == 0 {
 		return "", false
@@ -314,7 +318,7 @@ func queryParam(query string, key []byte) (string, bool) {
 	for query != "" {
 		var pair string
 		pair, query, _ = strings.Cut(query, "&")
-		if pair == "" {
+		if pair == "" || strings.IndexByte(pair, ';') >= 0 {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")

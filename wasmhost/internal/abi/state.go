@@ -34,11 +34,11 @@ type State struct {
 
 	// Output of the current call. Keys and values are appended to keys and
 	// vals; ops refer to them by offset until Finish copies them out.
-	outBytes int
+	outBytes int // ops only: the error text has room of its own
 	ops      []opRef
 	keys     []byte
 	vals     []byte
-	errText  []byte
+	errText  []byte // at most MaxErrorText bytes, so Reset keeps it
 	hasErr   bool
 
 	scratch [64]byte // numbers and the request id are formatted here
@@ -118,9 +118,6 @@ func (s *State) Reset() {
 	}
 	if cap(s.vals) > maxKeptBuffer {
 		s.vals = nil
-	}
-	if cap(s.errText) > maxKeptBuffer {
-		s.errText = nil
 	}
 	if cap(s.ops) > maxKeptBuffer/OpOverhead {
 		s.ops = nil

@@ -1,6 +1,8 @@
 package abi
 
 import (
+	"unicode/utf8"
+
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -16,19 +18,30 @@ const (
 // broadcast skip the sending connection.
 const FlagBroadcastExclude uint32 = 1 << 16
 
-// WebSocket close: RFC 6455 application-usable codes and the reason's limit
-// (a close frame's payload is at most 125 bytes, 2 of them the code).
-const (
-	minCloseCode   = 1000
-	maxCloseCode   = 4999
-	maxCloseReason = 123
-)
+// maxCloseReason is the longest reason a WebSocket close may carry: a close
+// frame's payload is at most 125 bytes, 2 of them the code.
+const maxCloseReason = 123
+
+// MaxErrorText bounds the error text (method 4). It has this room of its
+// own, outside the call's output limit, so that a handler whose ops filled
+// the output can still say why it fails; a longer text is cut to it (on a
+// rune boundary, ending "…") rather than refused, so the text arrives. The
+// gateway shows a client far less (200 bytes), and the node keeps the last
+// one per endpoint for STATS: a bound keeps both small.
+const MaxErrorText = 4 << 10
+
+// errTextCut marks an error text cut to MaxErrorText.
+const errTextCut = "…"
 
 // allowed reports whether op code may be written in phase.
 func allowed(code uint32, phase protocol.Phase) bool {
 	switch {
 	case code == protocol.MethodError:
 		return true
+	case code == protocol.OpSetResponseHeader, code == protocol.OpRemoveResponseHeader, code == protocol.OpSetResponseStatus:
+		// Not in response_body_filter: the gateway sent the status and
+		// headers before the first chunk and would drop these unseen.
+		return phase == protocol.PhaseRequestFilter || phase == protocol.PhaseResponseFilter
 	case protocol.IsResponseOp(code):
 		return phase == protocol.PhaseRequestFilter || phase == protocol.PhaseResponseFilter || phase == protocol.PhaseResponseBodyFilter
 	case protocol.IsRequestHeaderOp(code):
@@ -67,12 +80,9 @@ func (s *State) write(method uint32, a, b []byte) int32 {
 	}
 
 	if code == protocol.MethodError {
-		// The error text replaces any earlier one; only the latest counts.
-		if s.outBytes-len(s.errText)+len(a) > s.maxOutput {
-			return ResultTooLarge
-		}
-		s.outBytes += len(a) - len(s.errText)
-		s.errText = append(s.errText[:0], a...)
+		// The error text replaces any earlier one. It does not count toward
+		// the output limit (see MaxErrorText).
+		s.errText = appendErrText(s.errText[:0], a)
 		s.hasErr = true
 		return ResultOK
 	}
@@ -102,8 +112,10 @@ func (s *State) write(method uint32, a, b []byte) int32 {
 		protocol.OpWSSendText, protocol.OpWSSendBinary:
 		val = a
 	case protocol.OpWSClose:
+		// Refused now: the edge would close with 1000 instead, and the
+		// guest would never know its code was not sent.
 		n, ok := parseDecimal(a, 4)
-		if !ok || n < minCloseCode || n > maxCloseCode || len(b) > maxCloseReason {
+		if !ok || !protocol.ValidCloseCode(n) || len(b) > maxCloseReason {
 			return ResultBadArgument
 		}
 		num, val = n, b
@@ -136,6 +148,21 @@ func (s *State) write(method uint32, a, b []byte) int32 {
 	s.keys = append(s.keys, key...)
 	s.vals = append(s.vals, val...)
 	return ResultOK
+}
+
+// appendErrText appends text to dst, cut to MaxErrorText bytes on a rune
+// boundary and marked when longer. It steps back at most the continuation
+// bytes of one rune, so a text that is not UTF-8 (a run of continuation
+// bytes) still keeps its first MaxErrorText bytes or so.
+func appendErrText(dst, text []byte) []byte {
+	if len(text) <= MaxErrorText {
+		return append(dst, text...)
+	}
+	cut := MaxErrorText - len(errTextCut)
+	for back := 0; back < utf8.UTFMax-1 && !utf8.RuneStart(text[cut]); back++ {
+		cut--
+	}
+	return append(append(dst, text[:cut]...), errTextCut...)
 }
 
 // parseDecimal parses 1..maxDigits ASCII digits.
