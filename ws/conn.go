@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -50,7 +51,8 @@ type inEvent struct {
 // conn is one client connection. Three goroutines serve it: the HTTP
 // handler's goroutine reads frames (run, readLoop), eventLoop sends one
 // event at a time to the function and applies the replies' ops, writeLoop
-// drains the bounded send queue; pingLoop, when enabled, keeps it alive.
+// drains the bounded send queue; the pinger's timer, when enabled, keeps
+// it alive with a goroutine only while a ping is under way.
 type conn struct {
 	e        *Edge
 	ws       *websocket.Conn
@@ -63,11 +65,17 @@ type conn struct {
 	dlqSubject string
 	log        *slog.Logger
 
-	out chan outMsg
+	// The send queue: at most SendQueue messages, drained by writeLoop.
+	// A slice queue rather than a channel, which would preallocate all
+	// SendQueue entries for every connection, idle ones included.
+	outMu sync.Mutex
+	out   fifo[outMsg] // guarded by outMu
+	// outWake (capacity 1) wakes writeLoop when a message is queued.
+	outWake chan struct{}
 	// outBytes is the payload bytes in out plus the write in progress,
 	// bounded by SendQueueBytes.
 	outBytes atomic.Int64
-	events   chan inEvent
+	events   eventQueue  // bounded by EventQueue
 	closeReq atomic.Bool // a close op is queued: later sends are dropped
 
 	stopOnce sync.Once
@@ -86,6 +94,10 @@ type conn struct {
 	writerDone chan struct{}
 	eventsDone chan struct{}
 
+	// pinger runs ping every PingInterval (nil when keep-alive is off): a
+	// timer rather than a goroutine per connection waiting on a ticker.
+	pinger *time.Timer
+
 	// Owned by eventLoop.
 	ev eventState
 }
@@ -101,12 +113,12 @@ func newConn(e *Edge, wsc *websocket.Conn, raw net.Conn, id string, session uint
 		subject:    protocol.EventsSubject(e.cfg.SubjectPrefix, function),
 		dlqSubject: protocol.DLQSubject(e.cfg.SubjectPrefix, function, protocol.PhaseEvent),
 		log:        e.log.With("connection_id", id, "function", function, "session_id", session),
-		out:        make(chan outMsg, e.cfg.SendQueue),
-		events:     make(chan inEvent, e.cfg.EventQueue),
+		outWake:    make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		eventsDone: make(chan struct{}),
 	}
+	c.events.init(e.cfg.EventQueue)
 	c.ev.init(c, r, config)
 	return c
 }
@@ -118,13 +130,20 @@ func (c *conn) run() {
 	go c.writeLoop()
 	go c.eventLoop()
 	if c.e.cfg.PingInterval > 0 {
-		go c.pingLoop()
+		// Armed once the field is set: ping reads it to re-arm.
+		c.pinger = time.AfterFunc(time.Duration(math.MaxInt64), c.ping)
+		c.pinger.Reset(c.e.cfg.PingInterval)
 	}
-	c.events <- inEvent{kind: protocol.WSOpen} // the queue is empty: never blocks
+	c.events.put(inEvent{kind: protocol.WSOpen}, nil) // the queue is empty: never blocks
 	c.readLoop()
+	if c.pinger != nil {
+		// A ping already running ends with the connection and re-arms
+		// nothing: it sees the connection stopped.
+		c.pinger.Stop()
+	}
 	// Reading ended, so the connection is stopped; the close event is last.
-	c.events <- inEvent{kind: protocol.WSClose}
-	close(c.events)
+	c.events.put(inEvent{kind: protocol.WSClose}, nil)
+	c.events.close()
 	<-c.eventsDone
 	<-c.writerDone
 	c.log.Debug("ws connection closed", "close_code", int(c.code), "close_reason", c.reason)
@@ -150,12 +169,11 @@ func (c *conn) readLoop() {
 			c.stop(websocket.StatusInvalidFramePayloadData, "invalid UTF-8", stopByEdge)
 			continue
 		}
-		select {
-		case c.events <- inEvent{kind: kind, payload: data}:
-		case <-c.stopped:
-			// The edge is closing this connection: keep reading until the
-			// handshake ends, but send no more events.
-		}
+		// Once the connection is stopped a full queue no longer holds
+		// reading up: the event is dropped, and reading goes on until the
+		// handshake ends. (eventLoop drops the message events of a
+		// connection the edge closes anyway.)
+		c.events.put(inEvent{kind: kind, payload: data}, c.stopped)
 	}
 }
 
@@ -222,12 +240,28 @@ func (c *conn) enqueue(m outMsg) {
 		c.slow()
 		return
 	}
-	select {
-	case c.out <- m:
-	default:
+	c.outMu.Lock()
+	full := c.out.len() >= c.e.cfg.SendQueue
+	if !full {
+		c.out.push(m)
+	}
+	c.outMu.Unlock()
+	if full {
 		c.outBytes.Add(-n)
 		c.slow()
+		return
 	}
+	wake(c.outWake)
+}
+
+// nextOut takes the oldest queued message, if any.
+func (c *conn) nextOut() (outMsg, bool) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.out.len() == 0 {
+		return outMsg{}, false
+	}
+	return c.out.pop(), true
 }
 
 // slow closes a client that reads slower than it is sent to.
@@ -235,7 +269,7 @@ func (c *conn) slow() {
 	if c.stop(websocket.StatusPolicyViolation, "slow consumer", stopByEdge) {
 		c.e.m.slowClosed.Inc()
 		if c.allowLog(slog.LevelWarn, msgSlowClient, c.subject) {
-			c.log.Warn(msgSlowClient, "send_queue", cap(c.out), "send_queue_bytes", c.e.cfg.SendQueueBytes)
+			c.log.Warn(msgSlowClient, "send_queue", c.e.cfg.SendQueue, "send_queue_bytes", c.e.cfg.SendQueueBytes)
 		}
 	}
 }
@@ -251,34 +285,34 @@ func (c *conn) writeLoop() {
 	for {
 		// A stop wins over queued messages: a slow or failed client gets
 		// its close frame next, not the rest of its backlog.
-		select {
-		case <-c.stopped:
+		if c.isStopped() {
 			c.finish()
 			return
-		default:
 		}
-		select {
-		case <-c.stopped:
+		m, ok := c.nextOut()
+		if !ok {
+			select {
+			case <-c.stopped:
+			case <-c.outWake:
+			}
+			continue
+		}
+		if m.close {
+			c.stop(m.code, m.reason, stopByEdge)
 			c.finish()
 			return
-		case m := <-c.out:
-			if m.close {
-				c.stop(m.code, m.reason, stopByEdge)
-				c.finish()
-				return
-			}
-			c.writeStart.Store(time.Now().UnixNano())
-			err := c.ws.Write(context.Background(), m.typ, m.data)
-			c.writeStart.Store(0)
-			c.outBytes.Add(-int64(len(m.data)))
-			if err != nil {
-				c.stop(websocket.StatusAbnormalClosure, "write failed", stopAbort)
-				c.log.Debug("ws write failed", "error", err)
-				c.finish()
-				return
-			}
-			c.e.m.messagesOut.Inc()
 		}
+		c.writeStart.Store(time.Now().UnixNano())
+		err := c.ws.Write(context.Background(), m.typ, m.data)
+		c.writeStart.Store(0)
+		c.outBytes.Add(-int64(len(m.data)))
+		if err != nil {
+			c.stop(websocket.StatusAbnormalClosure, "write failed", stopAbort)
+			c.log.Debug("ws write failed", "error", err)
+			c.finish()
+			return
+		}
+		c.e.m.messagesOut.Inc()
 	}
 }
 
@@ -296,36 +330,31 @@ func (c *conn) finish() {
 	_ = c.ws.Close(code, c.reason)
 }
 
-func (c *conn) pingLoop() {
-	t := time.NewTicker(c.e.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stopped:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(c.e.ctx, c.e.cfg.PingTimeout)
-		err := c.ws.Ping(ctx)
-		cancel()
-		if err != nil {
-			if c.stop(websocket.StatusAbnormalClosure, "ping timeout", stopAbort) {
-				c.log.Info("ws peer did not answer ping, dropping", "error", err)
-			}
-			return
-		}
+// ping pings the client once, on the pinger's goroutine, and arms the next
+// ping PingInterval after this one began, as a ticker would.
+func (c *conn) ping() {
+	if c.isStopped() {
+		return
 	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(c.e.ctx, c.e.cfg.PingTimeout)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil {
+		if c.stop(websocket.StatusAbnormalClosure, "ping timeout", stopAbort) {
+			c.log.Info("ws peer did not answer ping, dropping", "error", err)
+		}
+		return
+	}
+	if c.isStopped() {
+		return
+	}
+	c.pinger.Reset(c.e.cfg.PingInterval - time.Since(start))
 }
 
 // sendableCode reports whether code may be sent in a close frame (RFC 6455
 // 7.4): 1000-1003, 1007-1014, 3000-4999.
-func sendableCode(code websocket.StatusCode) bool {
-	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
-		return true
-	}
-	return false
-}
+func sendableCode(code websocket.StatusCode) bool { return protocol.ValidCloseCode(int64(code)) }
 
 // abort closes the transport under the WebSocket: every read, write and
 // close handshake in progress fails at once. The library's CloseNow cannot

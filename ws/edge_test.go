@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -543,6 +544,32 @@ func TestPingDropsDeadPeer(t *testing.T) {
 	}
 	if n := env.edge.Stats().Connections; n != 1 {
 		t.Fatalf("%d connections, want 1", n)
+	}
+}
+
+// A live client is pinged every PingInterval for as long as it is open,
+// not once: each ping arms the next.
+func TestPingRepeats(t *testing.T) {
+	s := testutil.RunNATS(t)
+	respond(t, s, "echo", false, echo)
+	env := startEdge(t, s, ws.Config{PingInterval: 10 * time.Millisecond, PingTimeout: time.Second}, "echo")
+	var pings atomic.Int64
+	cl, err := dialErr(t, env.url(""), &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		pings.Add(1)
+		return true // answer it
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.read()
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := pings.Load(); n < 5 {
+			return fmt.Errorf("%d pings received, want 5", n)
+		}
+		return nil
+	})
+	if n := env.edge.Stats().Connections; n != 1 {
+		t.Fatalf("%d connections, want the pinged one", n)
 	}
 }
 

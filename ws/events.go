@@ -77,7 +77,11 @@ func (f *eventFailure) Unwrap() error { return f.err }
 func (c *conn) eventLoop() {
 	defer close(c.eventsDone)
 	s := &c.ev
-	for ev := range c.events {
+	for {
+		ev, ok := c.events.take()
+		if !ok {
+			return
+		}
 		switch ev.kind {
 		case protocol.WSOpen:
 			if c.closedByEdge() {
