@@ -52,6 +52,12 @@ func (g *Gateway) attempt(ctx context.Context, t *target, ph protocol.Phase, id 
 			return reply{}, false, fmt.Errorf("%w: %s", protocol.ErrNoResponder, t.subject[ph])
 		case ctx.Err() != nil:
 			return reply{}, true, ctx.Err()
+		case errors.As(err, new(*notSentError)):
+			// NATS was down for the whole timeout: a timeout like any
+			// other for the client, the policy and the dead letters (a
+			// replay is the request's only run: it was never sent).
+			pm.timeouts.Inc()
+			return reply{}, false, fmt.Errorf("%w: no reply within %v: %w", protocol.ErrTimeout, pol.Timeout, err)
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 			pm.timeouts.Inc()
 			return reply{}, false, fmt.Errorf("%w: no reply within %v", protocol.ErrTimeout, pol.Timeout)

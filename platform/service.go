@@ -198,7 +198,7 @@ func (s *service) removeEndpoints(ctx context.Context, eps []*endpoint) error {
 	s.mu.Lock()
 	s.endpoints = deleteAll(s.endpoints, eps)
 	s.mu.Unlock()
-	return drainSubs(ctx, endpointSubs(eps))
+	return drainSubs(ctx, s.nc, endpointSubs(eps))
 }
 
 // stop unsubscribes the control subjects (the instance vanishes from
@@ -219,7 +219,7 @@ func (s *service) startStop() func(context.Context) error {
 	s.endpoints = nil
 	s.mu.Unlock()
 	s.unsubscribeVerbs()
-	return startDrain(endpointSubs(eps))
+	return startDrain(s.nc, endpointSubs(eps))
 }
 
 func (s *service) unsubscribeVerbs() {
@@ -240,14 +240,25 @@ func endpointSubs(eps []*endpoint) []*nats.Subscription {
 }
 
 // drainSubs drains subs and waits until every one is closed or ctx ends.
-func drainSubs(ctx context.Context, subs []*nats.Subscription) error {
-	return startDrain(subs)(ctx)
+func drainSubs(ctx context.Context, nc *nats.Conn, subs []*nats.Subscription) error {
+	return startDrain(nc, subs)(ctx)
 }
+
+// drainPoll is how often a drain waiting while the connection is down
+// looks whether what its subscriptions received has been handled.
+const drainPoll = 10 * time.Millisecond
 
 // startDrain starts draining subs and returns a function that waits for
 // them to close. nats.go closes a draining subscription once its last
 // pending message's callback has returned.
-func startDrain(subs []*nats.Subscription) func(context.Context) error {
+//
+// While the connection is down it does so only after a flush that cannot
+// complete before the connection is back, up to 10 s: a node stopped
+// during a NATS outage would wait that long for nothing, since the server
+// dropped the subscriptions with the connection. So the wait closes a
+// subscription itself once the connection is down and the messages it had
+// received have been handed to the handler.
+func startDrain(nc *nats.Conn, subs []*nats.Subscription) func(context.Context) error {
 	closed := make([]<-chan nats.SubStatus, 0, len(subs))
 	var errs []error
 	for _, sub := range subs {
@@ -258,7 +269,10 @@ func startDrain(subs []*nats.Subscription) func(context.Context) error {
 		closed = append(closed, ch)
 	}
 	return func(ctx context.Context) error {
-		for _, ch := range closed {
+		// The connection may go down while this waits, too.
+		poll := time.NewTicker(drainPoll)
+		defer poll.Stop()
+		for i, ch := range closed {
 		wait:
 			for {
 				select {
@@ -266,6 +280,8 @@ func startDrain(subs []*nats.Subscription) func(context.Context) error {
 					if !ok {
 						break wait
 					}
+				case <-poll.C:
+					closeIfHandled(nc, subs[i])
 				case <-ctx.Done():
 					errs = append(errs, fmt.Errorf("drain: %w", ctx.Err()))
 					return errors.Join(errs...)
@@ -273,6 +289,19 @@ func startDrain(subs []*nats.Subscription) func(context.Context) error {
 			}
 		}
 		return errors.Join(errs...)
+	}
+}
+
+// closeIfHandled unsubscribes sub, draining while the connection is down,
+// once no message it received waits for its handler.
+func closeIfHandled(nc *nats.Conn, sub *nats.Subscription) {
+	if nc.IsConnected() || nc.IsClosed() {
+		return // nats.go's drain completes by itself
+	}
+	if msgs, _, err := sub.Pending(); err == nil && msgs == 0 {
+		// Fails only for a subscription already closed, which is what
+		// the caller waits for.
+		_ = sub.Unsubscribe()
 	}
 }
 

@@ -1,0 +1,248 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/platform"
+	"github.com/nylon-functions/nylon/registry"
+	"github.com/nylon-functions/nylon/wasmhost"
+)
+
+// While the gateway's connection to NATS is down, a call waits for it
+// (within its timeout) instead of publishing into nats.go's reconnect
+// buffer. Buffered, the requests of an outage reached the node all at once
+// when the connection came back, long after their clients had been
+// answered 504 and their dead letters written: the node ran every one of
+// them, and a replay of the dead letters ran them again.
+func TestGatewaySendsNothingIntoAnOutage(t *testing.T) {
+	w := newOutageWorld(t)
+	wantStatus(t, get(t, w.srv.URL+"/c"), http.StatusOK)
+
+	w.proxy.cut()
+	testutil.Eventually(t, 5*time.Second, 2*time.Millisecond, func() error {
+		if w.gwNC.IsConnected() {
+			return errors.New("the gateway's connection is still up")
+		}
+		return nil
+	})
+	const during = 3
+	for range during {
+		r := get(t, w.srv.URL+"/c")
+		wantStatus(t, r, http.StatusGatewayTimeout)
+		if p := r.problem(t); p.Type != gateway.ProblemTimeout {
+			t.Fatalf("problem %+v, want %s", p, gateway.ProblemTimeout)
+		}
+		if r.Elapsed > 5*time.Second {
+			t.Fatalf("answered after %v, want about the route's 300ms timeout", r.Elapsed)
+		}
+	}
+	if !strings.Contains(w.logs.String(), "request not sent") {
+		t.Errorf("the failures' log lines do not say the request was not sent:\n%s", w.logs.String())
+	}
+
+	// A request that arrives during the outage is sent once the
+	// connection is back, within its timeout.
+	long := make(chan result, 1)
+	go func() { long <- get(t, w.srv.URL+"/long") }()
+	testutil.Eventually(t, 5*time.Second, 2*time.Millisecond, func() error {
+		if n := testutil.MetricSum(t, w.gwReg, "plugins_messaging_inflight", map[string]string{"plugin": "counter"}); n != 1 {
+			return fmt.Errorf("%v calls in flight, want the /long one", n)
+		}
+		return nil
+	})
+	w.proxy.restore(t)
+	wantStatus(t, <-long, http.StatusOK)
+	ok := 2 // the first request and /long
+
+	// The node ran what was answered 200, and none of the requests
+	// answered 504: one more request, queued behind anything the
+	// reconnect flushed, makes sure the node has seen it all.
+	wantStatus(t, get(t, w.srv.URL+"/c"), http.StatusOK)
+	ok++
+	if n := testutil.MetricSum(t, w.nodeReg, "nylon_function_executions_total", map[string]string{"function": "counter"}); n != float64(ok) {
+		t.Fatalf("the node ran %v requests, want the %d answered 200: the %d answered 504 during the outage were sent after it", n, ok, during)
+	}
+}
+
+// outageWorld is a NATS server holding the registry, a real node serving
+// the counter guest on a connection of its own, and a gateway whose
+// connection passes through a proxy the test cuts and restores: an outage
+// of the gateway's NATS alone, as when its server restarts, while the node
+// stays subscribed. Routes: /c (300ms timeout) and /long (10s).
+type outageWorld struct {
+	proxy   *tcpProxy
+	gwNC    *nats.Conn
+	gwReg   *prometheus.Registry
+	nodeReg *prometheus.Registry
+	logs    *testutil.SyncBuffer
+	srv     *httptest.Server
+}
+
+func newOutageWorld(t *testing.T) *outageWorld {
+	t.Helper()
+	s := testutil.RunNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodeNC := testutil.Connect(t, s)
+	reg, err := registry.New(ctx, testutil.JetStream(t, nodeNC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := wasmhost.New(ctx, wasmhost.Config{}.WithCompilationCacheDir(testutil.CompileCacheDir(t)).WithInitTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = host.Close(context.Background()) })
+	wasm := testutil.Wasm(t, "platform/testdata/guests/counter")
+	info, err := host.Validate(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Deploy(ctx, registry.Spec{Name: "counter", Phases: info.Phases}, wasm); err != nil {
+		t.Fatal(err)
+	}
+	w := &outageWorld{gwReg: prometheus.NewRegistry(), nodeReg: prometheus.NewRegistry(), logs: &testutil.SyncBuffer{}}
+	n, err := platform.NewNode(platform.Config{NATS: nodeNC, Registry: reg, Host: host, NodeID: "n1",
+		Logger: slog.New(slog.DiscardHandler), Metrics: w.nodeReg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer dcancel()
+		_ = n.Drain(dctx)
+	})
+
+	w.proxy = startTCPProxy(t, s.Addr().String())
+	w.gwNC, err = nats.Connect("nats://"+w.proxy.addr, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.gwNC.Close)
+	cfg, err := gateway.ParseConfig("test.yaml", []byte(yamlMessaging("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(*cfg, w.gwNC, gateway.WithRegisterer(w.gwReg),
+		gateway.WithLogger(slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{
+		{Path: "/c", Function: "counter", Phases: info.Phases, Timeout: 300 * time.Millisecond},
+		{Path: "/long", Function: "counter", Phases: info.Phases, Timeout: 10 * time.Second},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.srv = httptest.NewServer(gw)
+	t.Cleanup(func() {
+		w.srv.Close()
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ccancel()
+		_ = gw.Close(cctx)
+	})
+	return w
+}
+
+// tcpProxy forwards TCP connections from addr to a target: a network
+// path the test can cut (closing the listener and every connection, so
+// the client's reconnects are refused) and restore on the same address.
+type tcpProxy struct {
+	addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func startTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	p := &tcpProxy{addr: "127.0.0.1:0", target: target, conns: map[net.Conn]struct{}{}}
+	p.restore(t)
+	t.Cleanup(func() {
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// restore listens on the proxy's address again.
+func (p *tcpProxy) restore(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.forward(c)
+		}
+	}()
+}
+
+func (p *tcpProxy) forward(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	pipe := func(dst, src net.Conn) {
+		defer p.wg.Done()
+		_, _ = io.Copy(dst, src)
+		dst.Close()
+		src.Close()
+	}
+	p.wg.Add(2)
+	go pipe(up, c)
+	go pipe(c, up)
+}
+
+// cut closes the listener and every connection through the proxy.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
