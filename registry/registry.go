@@ -398,8 +398,13 @@ func (r *Registry) scan(ctx context.Context, filters ...string) ([]jetstream.Key
 // blocks on a full Updates channel, and the channel is closed only once that
 // callback returns, so an undrained watcher would leak its goroutine.
 func stopWatcher(w jetstream.KeyWatcher) {
-	_ = w.Stop()
+	// Stop deletes the watch's consumer, a JetStream request: while NATS
+	// is down it waits for its timeout (5 s) and then fails, and a node's
+	// drain or a gateway's shutdown during an outage would wait with it.
+	// Nothing needs it done: an ephemeral consumer the request does not
+	// reach is removed by the server once inactive.
 	go func() {
+		_ = w.Stop()
 		for range w.Updates() {
 		}
 	}()

@@ -290,3 +290,38 @@ func TestWatchReopenOnADrainingConnectionIsQuiet(t *testing.T) {
 		}
 	}
 }
+
+// Stop returns at once while NATS is down: stopping the KV watch deletes
+// its consumer, a JetStream request that cannot be answered before the
+// connection is back, and a node's drain or a gateway's shutdown during an
+// outage waited that request's timeout (5 s) for nothing.
+func TestWatchStopWhileNATSIsDown(t *testing.T) {
+	s := testutil.RunNATS(t)
+	js := testutil.JetStream(t, testutil.Connect(t, s, nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour)))
+	reg, err := registry.New(t.Context(), js, registry.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := reg.Watch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, w); ev.Type != registry.EventReady {
+		t.Fatalf("first event %+v, want ready", ev)
+	}
+	s.Shutdown()
+	deadline := time.Now().Add(5 * time.Second)
+	for js.Conn().IsConnected() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if js.Conn().IsConnected() {
+		t.Fatal("the connection did not notice the server went away")
+	}
+	start := time.Now()
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Stop took %v while NATS was down, want it at once", d)
+	}
+}
