@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +31,7 @@ func TestGatewaySendsNothingIntoAnOutage(t *testing.T) {
 	w := newOutageWorld(t)
 	wantStatus(t, get(t, w.srv.URL+"/c"), http.StatusOK)
 
-	w.proxy.cut()
+	w.proxy.Cut()
 	testutil.Eventually(t, 5*time.Second, 2*time.Millisecond, func() error {
 		if w.gwNC.IsConnected() {
 			return errors.New("the gateway's connection is still up")
@@ -66,7 +63,7 @@ func TestGatewaySendsNothingIntoAnOutage(t *testing.T) {
 		}
 		return nil
 	})
-	w.proxy.restore(t)
+	w.proxy.Restore(t)
 	wantStatus(t, <-long, http.StatusOK)
 	ok := 2 // the first request and /long
 
@@ -86,7 +83,7 @@ func TestGatewaySendsNothingIntoAnOutage(t *testing.T) {
 // of the gateway's NATS alone, as when its server restarts, while the node
 // stays subscribed. Routes: /c (300ms timeout) and /long (10s).
 type outageWorld struct {
-	proxy   *tcpProxy
+	proxy   *testutil.TCPProxy
 	gwNC    *nats.Conn
 	gwReg   *prometheus.Registry
 	nodeReg *prometheus.Registry
@@ -132,8 +129,8 @@ func newOutageWorld(t *testing.T) *outageWorld {
 		_ = n.Drain(dctx)
 	})
 
-	w.proxy = startTCPProxy(t, s.Addr().String())
-	w.gwNC, err = nats.Connect("nats://"+w.proxy.addr, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	w.proxy = testutil.StartTCPProxy(t, s.Addr().String())
+	w.gwNC, err = nats.Connect("nats://"+w.proxy.Addr(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,85 +161,4 @@ func newOutageWorld(t *testing.T) *outageWorld {
 		_ = gw.Close(cctx)
 	})
 	return w
-}
-
-// tcpProxy forwards TCP connections from addr to a target: a network
-// path the test can cut (closing the listener and every connection, so
-// the client's reconnects are refused) and restore on the same address.
-type tcpProxy struct {
-	addr   string
-	target string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func startTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	p := &tcpProxy{addr: "127.0.0.1:0", target: target, conns: map[net.Conn]struct{}{}}
-	p.restore(t)
-	t.Cleanup(func() {
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-// restore listens on the proxy's address again.
-func (p *tcpProxy) restore(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatalf("proxy: %v", err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.forward(c)
-		}
-	}()
-}
-
-func (p *tcpProxy) forward(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	pipe := func(dst, src net.Conn) {
-		defer p.wg.Done()
-		_, _ = io.Copy(dst, src)
-		dst.Close()
-		src.Close()
-	}
-	p.wg.Add(2)
-	go pipe(up, c)
-	go pipe(c, up)
-}
-
-// cut closes the listener and every connection through the proxy.
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
 }

@@ -180,8 +180,10 @@ func (c *conn) request(ev inEvent) ([]protocol.Op, error) {
 	for attempt := 0; ; attempt++ {
 		s.attempts = attempt + 1
 		ctx, cancel := context.WithTimeout(c.e.ctx, c.e.cfg.EventTimeout)
-		var err error
-		reply, err = c.e.nc.RequestMsgWithContext(ctx, msg)
+		err := awaitConnected(ctx, c.e.nc)
+		if err == nil {
+			reply, err = c.e.nc.RequestMsgWithContext(ctx, msg)
+		}
 		cancel()
 		if err == nil {
 			break

@@ -214,7 +214,13 @@ func startEdge(t testing.TB, s *server.Server, cfg ws.Config, function string) *
 // (e.g. its listener) and options after the test's registry and logger.
 func startEdgeWith(t testing.TB, s *server.Server, cfg ws.Config, function string, adjust func(*httptest.Server), opts ...ws.Option) *edgeEnv {
 	t.Helper()
-	env := &edgeEnv{nc: testutil.Connect(t, s), reg: prometheus.NewRegistry()}
+	return startEdgeOn(t, testutil.Connect(t, s), cfg, function, adjust, opts...)
+}
+
+// startEdgeOn is startEdgeWith on a connection the test made.
+func startEdgeOn(t testing.TB, nc *nats.Conn, cfg ws.Config, function string, adjust func(*httptest.Server), opts ...ws.Option) *edgeEnv {
+	t.Helper()
+	env := &edgeEnv{nc: nc, reg: prometheus.NewRegistry()}
 	edge, err := ws.New(cfg, env.nc, append([]ws.Option{ws.WithRegistry(env.reg), ws.WithLogger(testLogger(t))}, opts...)...)
 	if err != nil {
 		t.Fatalf("new edge: %v", err)
