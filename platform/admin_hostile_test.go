@@ -2,7 +2,6 @@ package platform_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -29,20 +28,7 @@ func newAdminOnly(t *testing.T, adjust func(*platform.AdminConfig)) *adminEnv {
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a, err := platform.NewAdmin(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Drain(ctx)
-	})
+	a := startAdmin(t, cfg)
 	return &adminEnv{env: e, admin: a, base: "http://" + a.Addr()}
 }
 

@@ -52,6 +52,13 @@ func newAdminEnv(t *testing.T, adjust func(*platform.AdminConfig)) *adminEnv {
 	if adjust != nil {
 		adjust(&cfg)
 	}
+	a := startAdmin(t, cfg)
+	return &adminEnv{env: e, admin: a, base: "http://" + a.Addr(), node: node, metrics: metrics}
+}
+
+// startAdmin starts an admin API with cfg, drained when the test ends.
+func startAdmin(t *testing.T, cfg platform.AdminConfig) *platform.Admin {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a, err := platform.NewAdmin(ctx, cfg)
@@ -66,7 +73,7 @@ func newAdminEnv(t *testing.T, adjust func(*platform.AdminConfig)) *adminEnv {
 		defer cancel()
 		_ = a.Drain(ctx)
 	})
-	return &adminEnv{env: e, admin: a, base: "http://" + a.Addr(), node: node, metrics: metrics}
+	return a
 }
 
 // do sends a request with the test token and returns the status and body.

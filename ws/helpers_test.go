@@ -360,6 +360,26 @@ func (cl *client) waitClosed() (websocket.StatusCode, string) {
 	return -1, ""
 }
 
+// expectCutOffAsSlow waits for the edge to count one slow client, then
+// lets slow, which has not read yet, read what was already on the wire: it
+// must end with 1008 "slow consumer" before it got all n messages sent to it.
+func expectCutOffAsSlow(t testing.TB, env *edgeEnv, slow *client, n int) {
+	t.Helper()
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if got := testutil.MetricSum(t, env.reg, "nylon_ws_slow_closed_total", nil); got != 1 {
+			return fmt.Errorf("slow closed = %v, want 1", got)
+		}
+		return nil
+	})
+	slow.read()
+	if code, reason := slow.waitClosed(); code != websocket.StatusPolicyViolation || reason != "slow consumer" {
+		t.Fatalf("slow client close = %d %q, want 1008 slow consumer", code, reason)
+	}
+	if got := len(slow.received()); got >= n {
+		t.Errorf("slow client got all %d messages; it should have been cut off", got)
+	}
+}
+
 // testLogger logs warnings and errors through t.Log until the test ends.
 func testLogger(t testing.TB) *slog.Logger {
 	w := &testWriter{t: t}

@@ -86,20 +86,7 @@ func TestSendQueueBytesClosesSlowClient(t *testing.T) {
 	for range n {
 		slow.send("more")
 	}
-	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if got := testutil.MetricSum(t, env.reg, "nylon_ws_slow_closed_total", nil); got != 1 {
-			return fmt.Errorf("slow closed = %v, want 1", got)
-		}
-		return nil
-	})
-	// Reading now, it gets what was already on the wire, then 1008.
-	slow.read()
-	if code, reason := slow.waitClosed(); code != websocket.StatusPolicyViolation || reason != "slow consumer" {
-		t.Fatalf("slow client close = %d %q, want 1008 slow consumer", code, reason)
-	}
-	if got := len(slow.received()); got >= n {
-		t.Errorf("slow client got all %d messages; it should have been cut off", got)
-	}
+	expectCutOffAsSlow(t, env, slow, n)
 	waitStats(t, env, ws.Stats{Connections: 1})
 }
 

@@ -236,20 +236,7 @@ func TestSlowClientClosedWithoutStallingRoom(t *testing.T) {
 	if elapsed > 10*time.Second {
 		t.Errorf("fast clients took %v for %d broadcasts", elapsed, n)
 	}
-	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if got := testutil.MetricSum(t, env.reg, "nylon_ws_slow_closed_total", nil); got != 1 {
-			return fmt.Errorf("slow closed = %v, want 1", got)
-		}
-		return nil
-	})
-	// Now the slow client reads: what was already on the wire, then 1008.
-	slow.read()
-	if code, reason := slow.waitClosed(); code != websocket.StatusPolicyViolation || reason != "slow consumer" {
-		t.Fatalf("slow client close = %d %q, want 1008 slow consumer", code, reason)
-	}
-	if got := len(slow.received()); got >= n {
-		t.Errorf("slow client got all %d broadcasts; it should have been cut off", got)
-	}
+	expectCutOffAsSlow(t, env, slow, n)
 	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
 		for _, ev := range rs.seen(protocol.WSClose, "") {
 			if ev.inv.WS.CloseCode == 1008 {
