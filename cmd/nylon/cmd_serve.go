@@ -97,6 +97,8 @@ type serveConfig struct {
 	SubjectPrefix string
 	Function      functionDefaults
 	HTTPLimits    httpLimits
+	// WS is the WebSocket edge's settings (role gateway).
+	WS wsLimits
 }
 
 func (c *serveConfig) register(f *flagSet) {
@@ -108,6 +110,7 @@ func (c *serveConfig) register(f *flagSet) {
 	f.String(&c.HTTP, "http", "addr", "NYLON_HTTP", "127.0.0.1:8080", "gateway and WebSocket edge listen address (role gateway)")
 	c.HTTPTLS.register(f, "http", "HTTP", "the gateway (role gateway)")
 	c.HTTPLimits.register(f)
+	c.WS.register(f)
 	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "listen address of /healthz and /metrics (every role) and of the admin API (role admin)")
 	c.AdminTLS.register(f, "admin", "ADMIN", "the admin listener")
 	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md), reloaded on SIGHUP; empty serves registry routes only")
@@ -165,6 +168,12 @@ func (c *serveConfig) Validate() error {
 	}
 	if err := c.HTTPLimits.validate(); err != nil {
 		return err
+	}
+	if err := c.WS.validate(); err != nil {
+		return err
+	}
+	if p := c.WS.anyOrigin(); p != "" && c.Env != natsconn.DevEnv {
+		return fmt.Errorf("refusing to start: --ws-origins %q accepts every origin, so any web page a user visits could open WebSockets with the user's cookies (cross-site WebSocket hijacking); name the origins, or use --env dev on a trusted machine", p)
 	}
 	if c.Replicas < 1 || c.Replicas > gateway.MaxReplicas {
 		return fmt.Errorf("--replicas: %d: want 1 to %d", c.Replicas, gateway.MaxReplicas)

@@ -199,7 +199,16 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 	if o := edgeDeadLetters(&gw, gcfg, prefix); o != nil {
 		edgeOpts = append(edgeOpts, o)
 	}
-	edge, err := ws.New(ws.Config{Env: s.cfg.Env, SubjectPrefix: prefix}, d.NATS.NC, edgeOpts...)
+	wcfg := ws.Config{Env: s.cfg.Env, SubjectPrefix: prefix}
+	s.cfg.WS.apply(&wcfg)
+	if mp := d.NATS.NC.MaxPayload(); int64(s.cfg.WS.MaxMessageBytes) > mp {
+		// Not refused: the servers' max_payload may be raised later. Until
+		// then a message whose event is over it closes its connection
+		// with 1011.
+		d.Log.Warn("--ws-max-message-bytes is over the NATS servers' max_payload: larger client messages cannot reach a function and close their connection with 1011",
+			"ws_max_message_bytes", s.cfg.WS.MaxMessageBytes, "max_payload", mp)
+	}
+	edge, err := ws.New(wcfg, d.NATS.NC, edgeOpts...)
 	if err != nil {
 		closeOwn()
 		return nil, fmt.Errorf("websocket edge: %w", err)
