@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,6 +13,16 @@ import (
 
 	"github.com/nylon-functions/nylon/protocol"
 )
+
+// CheckOriginPattern reports whether p, an entry of Config.OriginPatterns,
+// is a pattern the WebSocket library can use: it lower-cases p and
+// path.Matches it against each Origin, so a pattern path.Match cannot parse
+// would only show as a 403 at every handshake.
+func CheckOriginPattern(p string) error {
+	// path.Match checks the whole pattern even when the name does not match.
+	_, err := path.Match(strings.ToLower(p), "")
+	return err
+}
 
 // ErrInvalidConfig is wrapped by every Config validation failure.
 var ErrInvalidConfig = errors.New("invalid ws config")
@@ -135,6 +147,11 @@ func (c *Config) Validate() error {
 	}
 	if c.EventRetries < -1 {
 		return fmt.Errorf("%w: event_retries: %d (want -1 to disable, or >= 0)", ErrInvalidConfig, c.EventRetries)
+	}
+	for _, p := range c.OriginPatterns {
+		if err := CheckOriginPattern(p); err != nil {
+			return fmt.Errorf("%w: origin_patterns: %q: %w", ErrInvalidConfig, p, err)
+		}
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"retries below -1", ws.Config{EventRetries: -2}},
 		{"negative send queue bytes", ws.Config{SendQueueBytes: -1}},
 		{"negative max rooms", ws.Config{MaxRooms: -1}},
+		{"origin pattern path.Match cannot parse", ws.Config{OriginPatterns: []string{"app.example.com", "[a-"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := ws.New(tc.cfg, nc); !errors.Is(err, ws.ErrInvalidConfig) {

@@ -49,10 +49,7 @@ func (l *wsLimits) register(f *flagSet) {
 // both stop serve before anything starts.
 func (l *wsLimits) validate() error {
 	for _, p := range l.Origins {
-		// coder/websocket lower-cases the pattern and path.Matches it
-		// against the Origin's host; path.Match checks the whole pattern
-		// even when the name does not match.
-		if _, err := path.Match(strings.ToLower(p), ""); err != nil {
+		if err := ws.CheckOriginPattern(p); err != nil {
 			return fmt.Errorf("--ws-origins: %q: %w (want a host pattern as in path.Match, such as *.example.com)", p, err)
 		}
 	}
