@@ -23,8 +23,9 @@ import (
 	"github.com/nylon-functions/nylon/ws"
 )
 
-// The environment that turns TestIdleClientsProcess into the client side
-// of BenchmarkIdleConnections: the edge's URL and how many clients to open.
+// The environment that turns this test binary into the client side of
+// BenchmarkIdleConnections (see TestMain): the edge's URL and how many
+// clients to open.
 const (
 	idleClientsURLEnv = "NYLON_WS_IDLE_CLIENTS_URL"
 	idleClientsNEnv   = "NYLON_WS_IDLE_CLIENTS_N"
@@ -39,8 +40,8 @@ const (
 // 301 send of a 60-byte text that the client reads ("greeted": the
 // connection has used its send queue and writer once).
 //
-// The clients run in a child process (this test binary again, as
-// TestIdleClientsProcess), so the benchmark's own heap and goroutines are
+// The clients run in a child process (this test binary again, which
+// TestMain turns into idleClientsMain), so the benchmark's own heap and goroutines are
 // only the server's share: the edge, its HTTP server, the embedded NATS
 // server and the responder; what the kernel holds per socket is not
 // counted. Each iteration measures before the clients connect and once
@@ -212,13 +213,13 @@ func idleResponder(b *testing.B, s *server.Server, function string, greet bool) 
 	}
 }
 
-// startIdleClients runs this test binary as TestIdleClientsProcess with n
+// startIdleClients runs this test binary as the client process with n
 // clients of u and waits until they are connected. The returned function
 // ends the process (its clients drop without a close handshake) and waits
 // for it.
 func startIdleClients(b *testing.B, u string, n int) (stop func()) {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), idleClientsURLEnv+"="+u, idleClientsNEnv+"="+strconv.Itoa(n))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -268,18 +269,25 @@ func startIdleClients(b *testing.B, u string, n int) (stop func()) {
 	return stop
 }
 
-// TestIdleClientsProcess is the client side of BenchmarkIdleConnections,
-// run in a process of its own; in a normal test run it is skipped. It
-// opens the clients, says so on stdout, and holds them (reading, which
-// answers pings) until its stdin is closed.
-func TestIdleClientsProcess(t *testing.T) {
-	u := os.Getenv(idleClientsURLEnv)
-	if u == "" {
-		t.Skip("the client process of BenchmarkIdleConnections")
+// TestMain runs the client process of BenchmarkIdleConnections when the
+// benchmark starts this binary with its environment, and the tests
+// otherwise.
+func TestMain(m *testing.M) {
+	if u := os.Getenv(idleClientsURLEnv); u != "" {
+		os.Exit(idleClientsMain(u, os.Getenv(idleClientsNEnv)))
 	}
-	n, err := strconv.Atoi(os.Getenv(idleClientsNEnv))
+	os.Exit(m.Run())
+}
+
+// idleClientsMain is the client side of BenchmarkIdleConnections, run in a
+// process of its own. It opens n clients of u, says so on stdout, and holds
+// them (reading, which answers pings) until its stdin is closed. It returns
+// the process's exit code.
+func idleClientsMain(u, nClients string) int {
+	n, err := strconv.Atoi(nClients)
 	if err != nil {
-		t.Fatalf("%s: %v", idleClientsNEnv, err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", idleClientsNEnv, err)
+		return 2
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -314,12 +322,20 @@ func TestIdleClientsProcess(t *testing.T) {
 	close(work)
 	wg.Wait()
 	close(errs)
+	failed := false
 	for err := range errs {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		failed = true
+	}
+	if failed {
+		return 1
 	}
 	fmt.Println(idleClientsReady)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	for _, c := range clients {
-		_ = c.CloseNow()
+		if c != nil {
+			_ = c.CloseNow()
+		}
 	}
+	return 0
 }
