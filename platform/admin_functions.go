@@ -19,6 +19,7 @@ import (
 
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
+	"github.com/nylon-functions/nylon/wasmhost"
 )
 
 // deployOptions are the query parameters PUT /v1/functions/{name} accepts.
@@ -150,7 +151,15 @@ func (a *Admin) deploy(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := a.host.Validate(r.Context(), wasm)
 	<-a.validating
-	if err != nil {
+	switch {
+	case err == nil:
+	case r.Context().Err() != nil, errors.Is(err, wasmhost.ErrHostClosed):
+		// The validation ended with the request (the client left) or
+		// the process: nothing is known against the module, so not 422.
+		writeProblem(w, r, problem(ProblemUnavailable, http.StatusServiceUnavailable,
+			"validation did not finish: "+err.Error()))
+		return
+	default:
 		writeProblem(w, r, problem(ProblemInvalidModule, http.StatusUnprocessableEntity, err.Error()))
 		return
 	}

@@ -2,8 +2,12 @@ package platform_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"reflect"
@@ -15,6 +19,7 @@ import (
 	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
+	"github.com/nylon-functions/nylon/wasmhost"
 )
 
 // newAdminOnly is newAdminEnv without a node: the admin API alone on an
@@ -271,5 +276,54 @@ func TestAdminRollbackRefusalsSayWhy(t *testing.T) {
 	resp, b := a.do(http.MethodGet, "/v1/functions/hello", nil, nil)
 	if rec := decode[registry.Record](t, b); resp.StatusCode != http.StatusOK || rec.Version != 12 {
 		t.Fatalf("active after refused rollbacks: %d %s, want version 12", resp.StatusCode, b)
+	}
+}
+
+// A deploy whose client leaves while its module is being validated is not
+// an invalid module: the validation ended because the request did. It was
+// answered (and logged, and counted by anyone alerting on 4xx) as 422
+// invalid-module, which is what `make run` showed for the example being
+// deployed when Ctrl-C came.
+func TestAdminDeployCancelledDuringValidationIsNot422(t *testing.T) {
+	// A host without a compile cache: validating a Go guest takes a
+	// compile of a second or more, long enough to leave in the middle of.
+	host, err := wasmhost.New(t.Context(), wasmhost.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = host.Close(context.Background()) })
+	logs := &testutil.SyncBuffer{}
+	a := newAdminOnly(t, func(c *platform.AdminConfig) {
+		c.Host = host
+		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.base+"/v1/functions/left", bytes.NewReader(guest(t, helloDir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/wasm")
+	time.AfterFunc(150*time.Millisecond, cancel)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the deploy answered %d before the client left; validation was expected to take longer", resp.StatusCode)
+	}
+	var status int
+	testutil.Eventually(t, 30*time.Second, 10*time.Millisecond, func() error {
+		for line := range strings.Lines(logs.String()) {
+			var rec struct {
+				Msg, Path string
+				Status    int
+			}
+			if err := json.Unmarshal([]byte(line), &rec); err == nil && rec.Msg == "admin: request" && rec.Path == "/v1/functions/left" {
+				status = rec.Status
+				return nil
+			}
+		}
+		return errors.New("the deploy's request line is not logged yet")
+	})
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("a deploy cancelled during validation was answered %v, want 503 (not 422: the module is fine)", status)
 	}
 }
