@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -19,7 +21,6 @@ import (
 	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/nylon-functions/nylon/registry"
-	"github.com/nylon-functions/nylon/wasmhost"
 )
 
 // newAdminOnly is newAdminEnv without a node: the admin API alone on an
@@ -285,20 +286,17 @@ func TestAdminRollbackRefusalsSayWhy(t *testing.T) {
 // invalid-module, which is what `make run` showed for the example being
 // deployed when Ctrl-C came.
 func TestAdminDeployCancelledDuringValidationIsNot422(t *testing.T) {
-	// A host without a compile cache: validating a Go guest takes a
-	// compile of a second or more, long enough to leave in the middle of.
-	host, err := wasmhost.New(t.Context(), wasmhost.Config{})
+	// _initialize spins until the validation's context ends.
+	initLoop, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(t), "wasmhost", "testdata", "initloop.wasm"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = host.Close(context.Background()) })
 	logs := &testutil.SyncBuffer{}
 	a := newAdminOnly(t, func(c *platform.AdminConfig) {
-		c.Host = host
 		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	})
 	ctx, cancel := context.WithCancel(t.Context())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.base+"/v1/functions/left", bytes.NewReader(guest(t, helloDir)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.base+"/v1/functions/left", bytes.NewReader(initLoop))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +308,7 @@ func TestAdminDeployCancelledDuringValidationIsNot422(t *testing.T) {
 		t.Fatalf("the deploy answered %d before the client left; validation was expected to take longer", resp.StatusCode)
 	}
 	var status int
-	testutil.Eventually(t, 30*time.Second, 10*time.Millisecond, func() error {
+	testutil.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		for line := range strings.Lines(logs.String()) {
 			var rec struct {
 				Msg, Path string

@@ -18,6 +18,7 @@ var update = flag.Bool("update", false, "rewrite the committed testdata/*.wasm f
 var committedModules = map[string]func() []byte{
 	"hello.wasm":     helloModule,
 	"loop.wasm":      loopModule,
+	"initloop.wasm":  initLoopModule,
 	"trap.wasm":      trapModule,
 	"bulkloop.wasm":  bulkLoopModule,
 	"tablegrow.wasm": tableGrowModule,

@@ -312,6 +312,17 @@ func loopModule() []byte {
 	}})
 }
 
+// initLoopModule spins forever in _initialize, so that a validation or an
+// instance start runs until its deadline or its context ends:
+//
+//	(func (export "_initialize") (loop $l (br $l)))
+func initLoopModule() []byte {
+	return buildABI(abiSpec{phases: 1 << 1,
+		handle:     func(nylonFuncs) []byte { return i32Const(0) },
+		initialize: []byte{opLoop, opBlockVoid, opBr, 0, opEnd},
+	})
+}
+
 // trapModule traps in nylon_handle:
 //
 //	(func (export "nylon_handle") (param i32 i32) (result i32) (unreachable))
