@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nylon-functions/nylon/internal/logsample"
+	"github.com/nylon-functions/nylon/internal/natsready"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -52,7 +53,7 @@ func (g *Gateway) attempt(ctx context.Context, t *target, ph protocol.Phase, id 
 			return reply{}, false, fmt.Errorf("%w: %s", protocol.ErrNoResponder, t.subject[ph])
 		case ctx.Err() != nil:
 			return reply{}, true, ctx.Err()
-		case errors.As(err, new(*notSentError)):
+		case errors.Is(err, natsready.ErrNotSent):
 			// NATS was down for the whole timeout: a timeout like any
 			// other for the client, the policy and the dead letters (a
 			// replay is the request's only run: it was never sent).

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/nylon-functions/nylon/internal/natsready"
 )
 
 // replyMux makes the phase calls' NATS requests on one connection: one
@@ -25,10 +27,6 @@ type replyMux struct {
 	cur   *replySub // nil before the first call and after close
 	next  uint64
 	calls map[uint64]chan *nats.Msg
-	// up is closed, and cleared, at the next reconnect; the calls
-	// waiting for the connection (awaitConnected) wait on it. nil while
-	// none waits.
-	up chan struct{}
 
 	chans  sync.Pool // chan *nats.Msg with a buffer of one
 	timers sync.Pool // *time.Timer, stopped
@@ -53,26 +51,26 @@ func newReplyMux(nc *nats.Conn) *replyMux {
 // request publishes data to subject with hdr and waits, at most timeout,
 // for the reply. Errors are nats.go's, as RequestMsgWithContext returns
 // them: nats.ErrNoResponders, nats.ErrTimeout, ctx's error,
-// nats.ErrConnectionClosed, or the publish's; and a *notSentError when the
-// connection was down for the whole timeout.
+// nats.ErrConnectionClosed, or the publish's; and one wrapping
+// natsready.ErrNotSent when the connection was down for the whole timeout.
 //
 // While the connection is down (nats.go reconnecting) the request is not
-// published: nats.go would keep it in its reconnect buffer and send it
-// once reconnected, however long after the caller stopped waiting, and
-// the node would run it then, a request the client had been answered 504
-// for and that had been dead-lettered (so a replay ran it twice), and a
-// whole outage's worth of such requests at once. The call waits for the
-// connection instead, within the same timeout, and publishes once it is
-// back.
+// published into nats.go's reconnect buffer, which would send it once
+// reconnected, long after the caller answered 504 and wrote the dead letter:
+// the call waits for the connection instead, within the same timeout
+// (natsready.Await).
 func (x *replyMux) request(ctx context.Context, subject string, hdr nats.Header, data []byte, timeout time.Duration) (*nats.Msg, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t := x.timer(timeout)
-	defer x.timers.Put(t)
-	defer t.Stop()
 	if !x.nc.IsConnected() {
-		if err := x.awaitConnected(ctx, t.C); err != nil {
+		wait, cancel := context.WithTimeout(ctx, timeout)
+		err := natsready.Await(wait, x.nc)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err() // the caller's context, not the timeout
+			}
 			return nil, err
 		}
 	}
@@ -87,6 +85,9 @@ func (x *replyMux) request(ctx context.Context, subject string, hdr nats.Header,
 		x.forget(token, ch)
 		return nil, err
 	}
+	t := x.timer(timeout)
+	defer x.timers.Put(t)
+	defer t.Stop()
 	select {
 	case m := <-ch:
 		// deliver removed the call before sending: nothing else can
@@ -118,89 +119,17 @@ func (x *replyMux) register() (*replySub, uint64, chan *nats.Msg, error) {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	s, err := x.current()
-	if err != nil {
-		x.chans.Put(ch)
-		return nil, 0, nil, err
-	}
-	x.next++
-	x.calls[x.next] = ch
-	return s, x.next, ch, nil
-}
-
-// current returns the subscription, subscribing first if needed. x.mu is
-// held.
-func (x *replyMux) current() (*replySub, error) {
 	if x.cur == nil || closed(x.cur.done) {
 		s, err := x.subscribe()
 		if err != nil {
-			return nil, err
+			x.chans.Put(ch)
+			return nil, 0, nil, err
 		}
 		x.cur = s
 	}
-	return x.cur, nil
-}
-
-// notSentError is a call whose timeout passed while the connection was
-// down: the request was never published. It wraps nats.ErrTimeout.
-type notSentError struct{ status nats.Status }
-
-func (e *notSentError) Error() string {
-	return "nats connection " + e.status.String() + ": request not sent"
-}
-
-func (e *notSentError) Unwrap() error { return nats.ErrTimeout }
-
-// awaitConnected waits until the connection is up, expired fires (a
-// *notSentError), ctx ends, or the connection closes. It is only called
-// while the connection is down, so the requests of an outage are what pay
-// for the listener, not every call.
-func (x *replyMux) awaitConnected(ctx context.Context, expired <-chan time.Time) error {
-	for {
-		x.mu.Lock()
-		s, err := x.current() // its watcher wakes the waiters on reconnect
-		var up chan struct{}
-		if err == nil {
-			if x.up == nil {
-				x.up = make(chan struct{})
-			}
-			up = x.up
-		}
-		x.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		// Read after taking up: a reconnect from now on closes it.
-		st := x.nc.Status()
-		switch st {
-		case nats.RECONNECTING, nats.DISCONNECTED, nats.CONNECTING:
-		case nats.CLOSED:
-			return nats.ErrConnectionClosed
-		default:
-			// Connected, or draining: publishing says what it can.
-			return nil
-		}
-		select {
-		case <-up:
-		case <-s.done:
-			return nats.ErrConnectionClosed
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-expired:
-			return &notSentError{status: st}
-		}
-	}
-}
-
-// wake releases the calls waiting for the connection; they look at its
-// status again.
-func (x *replyMux) wake() {
-	x.mu.Lock()
-	if x.up != nil {
-		close(x.up)
-		x.up = nil
-	}
-	x.mu.Unlock()
+	x.next++
+	x.calls[x.next] = ch
+	return x.cur, x.next, ch, nil
 }
 
 // subscribe starts a subscription on a fresh inbox (not nats.go's own
@@ -209,7 +138,7 @@ func (x *replyMux) wake() {
 // does for its requests. x.mu is held.
 func (x *replyMux) subscribe() (*replySub, error) {
 	s := &replySub{prefix: x.nc.NewInbox() + ".", done: make(chan struct{})}
-	s.status = x.nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
+	s.status = x.nc.StatusChanged(nats.CLOSED)
 	sub, err := x.nc.Subscribe(s.prefix+"*", func(m *nats.Msg) { x.deliver(s, m) })
 	if err != nil {
 		x.nc.RemoveStatusListener(s.status)
@@ -218,13 +147,8 @@ func (x *replyMux) subscribe() (*replySub, error) {
 	s.sub = sub
 	go func() {
 		// Ends on the CLOSED event, or when close removes the listener.
-		// A reconnect (CONNECTED) releases the calls waiting for it.
-		for st := range s.status {
-			x.wake()
-			if st == nats.CLOSED {
-				s.end()
-				return
-			}
+		if _, ok := <-s.status; ok {
+			s.end()
 		}
 	}()
 	if x.nc.IsClosed() { // closed before the listener was registered

@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 
+	"github.com/nylon-functions/nylon/internal/natsready"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -180,7 +181,10 @@ func (c *conn) request(ev inEvent) ([]protocol.Op, error) {
 	for attempt := 0; ; attempt++ {
 		s.attempts = attempt + 1
 		ctx, cancel := context.WithTimeout(c.e.ctx, c.e.cfg.EventTimeout)
-		err := awaitConnected(ctx, c.e.nc)
+		// Not into nats.go's reconnect buffer while NATS is down: sent
+		// once reconnected, the event would run after its client was
+		// closed and its dead letter written.
+		err := natsready.Await(ctx, c.e.nc)
 		if err == nil {
 			reply, err = c.e.nc.RequestMsgWithContext(ctx, msg)
 		}
