@@ -78,11 +78,7 @@ func TestServeFunctionDefaultsAndPrefixFlags(t *testing.T) {
 // 2) that stop serve before anything starts; invoke and dlq ls refuse an
 // invalid prefix the same way.
 func TestServeRejectsBadFunctionDefaultsAndPrefix(t *testing.T) {
-	tests := []struct {
-		args []string
-		env  map[string]string
-		want string
-	}{
+	expectServeRefuses(t, []refusedServe{
 		{args: []string{"--subject-prefix", "acme.*"}, want: "--subject-prefix"},
 		{args: []string{"--subject-prefix", "acme..fn"}, want: "--subject-prefix"},
 		{env: map[string]string{"NYLON_SUBJECT_PREFIX": "acme fn"}, want: "--subject-prefix"},
@@ -105,21 +101,7 @@ func TestServeRejectsBadFunctionDefaultsAndPrefix(t *testing.T) {
 		{args: []string{"--compile-cache-max-mb", "-1"}, want: "--compile-cache-max-mb: -1: want 0 (no bound) to"},
 		{args: []string{"--compile-cache-max-mb", "8796093022208"}, want: "--compile-cache-max-mb: 8796093022208"},
 		{env: map[string]string{"NYLON_COMPILE_CACHE_MAX_MB": "-5"}, want: "--compile-cache-max-mb: -5"},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " ")+mapString(tt.env), func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			data := filepath.Join(t.TempDir(), "data")
-			code, out, errOut := runCmd(t, append([]string{"serve", "--nats-listen", "127.0.0.1:-1", "--data", data,
-				"--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, tt.args...)...)
-			if code != 2 || !strings.Contains(errOut, tt.want) {
-				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.want)
-			}
-			assertNothingStarted(t, tt.args, out, data)
-		})
-	}
+	})
 
 	for _, args := range [][]string{
 		{"invoke", "hello", "--subject-prefix", "acme.>"},

@@ -195,6 +195,35 @@ func TestServeRefusesInsecureOutsideDev(t *testing.T) {
 	}
 }
 
+// refusedServe is a serve invocation that must be refused before anything
+// starts: its flags, its NYLON_* variables, and what stderr must say.
+type refusedServe struct {
+	args []string
+	env  map[string]string
+	want string
+}
+
+// expectServeRefuses runs serve (embedded NATS on a random port, random
+// listeners) with each case and checks exit code 2, the message, and that
+// nothing started.
+func expectServeRefuses(t *testing.T, tests []refusedServe) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " ")+mapString(tt.env), func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			data := filepath.Join(t.TempDir(), "data")
+			code, out, errOut := runCmd(t, append([]string{"serve", "--nats-listen", "127.0.0.1:-1", "--data", data,
+				"--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, tt.args...)...)
+			if code != 2 || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.want)
+			}
+			assertNothingStarted(t, tt.args, out, data)
+		})
+	}
+}
+
 // assertNothingStarted checks that serve printed nothing (no NATS, no
 // listener) and did not even create its data directory.
 func assertNothingStarted(t *testing.T, args []string, stdout, data string) {

@@ -55,11 +55,7 @@ func TestServeWSFlags(t *testing.T) {
 // anything starts; a bad origin pattern included, which the WebSocket
 // library would otherwise only fail on at each handshake, as a 403.
 func TestServeRejectsBadWSFlags(t *testing.T) {
-	tests := []struct {
-		args []string
-		env  map[string]string
-		want string
-	}{
+	expectServeRefuses(t, []refusedServe{
 		{args: []string{"--ws-origins", "app.example.com,[a-"}, want: `--ws-origins: "[a-": syntax error in pattern`},
 		{env: map[string]string{"NYLON_WS_ORIGINS": `app\`}, want: `--ws-origins: "app\\"`},
 		{args: []string{"--ws-max-connections", "-1"}, want: "--ws-max-connections: -1 is negative"},
@@ -71,21 +67,7 @@ func TestServeRejectsBadWSFlags(t *testing.T) {
 		{args: []string{"--ws-max-rooms", "-3"}, want: "--ws-max-rooms: -3 is negative"},
 		{args: []string{"--env", "prod", "--ws-origins", "app.example.com,*"}, want: `refusing to start: --ws-origins "*" accepts every origin`},
 		{args: []string{"--env", "prod", "--ws-origins", "*://*"}, want: `refusing to start: --ws-origins "*://*" accepts every origin`},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " ")+mapString(tt.env), func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			data := filepath.Join(t.TempDir(), "data")
-			code, out, errOut := runCmd(t, append([]string{"serve", "--nats-listen", "127.0.0.1:-1", "--data", data,
-				"--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, tt.args...)...)
-			if code != 2 || !strings.Contains(errOut, tt.want) {
-				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.want)
-			}
-			assertNothingStarted(t, tt.args, out, data)
-		})
-	}
+	})
 }
 
 // dialOrigin opens a WebSocket as a browser on the page origin would; it
