@@ -57,6 +57,11 @@ func (s *serveShared) buildAdmin(ctx context.Context, d serveDeps) (component, e
 	if err := s.Metrics.Register(newStoreCollector(d.NATS)); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	// The NATS connections (and the embedded server), read at scrape time.
+	natsMetrics := newNATSCollector(d.NATS.Server, func() []natsSource { return s.natsSources(d.NATS) })
+	if err := s.Metrics.Register(natsMetrics); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", getOnly(s.healthHandler(d.NATS, d.ShuttingDown)))
 	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/nylon-functions/nylon/gateway"
+	"github.com/nylon-functions/nylon/internal/natsconn"
 	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/registry"
 	"github.com/nylon-functions/nylon/wasmhost"
@@ -184,12 +185,14 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 		if len(mc.Servers) == 0 {
 			continue
 		}
-		nc, err := mc.Connect()
+		// Logged and counted as serve's own is (nylon_nats_*).
+		ev := natsconn.NewEvents(d.Log.With("messaging", mc.Name))
+		nc, err := mc.Connect(ev.Options()...)
 		if err != nil {
 			closeOwn()
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
-		own = append(own, namedConn{name: mc.Name, nc: nc})
+		own = append(own, namedConn{name: mc.Name, nc: nc, events: ev})
 		opts = append(opts, gateway.WithMessagingConn(mc.Name, nc))
 	}
 	// The edge is built first, as the gateway takes its handler; its dead
@@ -246,8 +249,9 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 
 // namedConn is a messaging config's own connection.
 type namedConn struct {
-	name string
-	nc   *nats.Conn
+	name   string
+	nc     *nats.Conn
+	events *natsconn.Events
 }
 
 // States of the gateway component, as /healthz reports them.

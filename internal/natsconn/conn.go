@@ -25,6 +25,7 @@ type Conn struct {
 
 	js     jetstream.JetStream
 	store  *storeWatch // what StoreHealth reports
+	events *Events     // disconnects and slow consumers, logged and counted
 	log    *slog.Logger
 	closed chan struct{} // closed by nats.go's ClosedHandler
 
@@ -47,7 +48,7 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Conn{log: logger, closed: make(chan struct{}), store: &storeWatch{}}
+	c := &Conn{log: logger, closed: make(chan struct{}), store: &storeWatch{}, events: NewEvents(logger)}
 	opts := c.clientOptions(cfg)
 	var err error
 	if cfg.IsEmbedded() {
@@ -93,6 +94,11 @@ func (c *Conn) ClientURL() string {
 	}
 	return c.NC.ConnectedUrlRedacted()
 }
+
+// Events is what the connection's callbacks counted: disconnects and slow
+// consumers. With NC.Stats (messages, bytes, reconnects) it is what a
+// metrics collector reads of the connection.
+func (c *Conn) Events() *Events { return c.events }
 
 // Embedded reports whether the connection runs against an embedded server.
 func (c *Conn) Embedded() bool { return c.Server != nil }
@@ -166,7 +172,7 @@ func (c *Conn) Health() Health {
 }
 
 // clientOptions are the options of every connection: name, reconnects and
-// the slog-backed event handlers.
+// the slog-backed event handlers, which count what Events counts.
 func (c *Conn) clientOptions(cfg Config) []nats.Option {
 	maxReconnects := cfg.MaxReconnects
 	if maxReconnects <= 0 {
@@ -176,45 +182,14 @@ func (c *Conn) clientOptions(cfg Config) []nats.Option {
 	if wait == 0 {
 		wait = DefaultReconnectWait
 	}
-	log := c.log
-	opts := []nats.Option{
+	opts := append([]nats.Option{
 		nats.MaxReconnects(maxReconnects),
 		nats.ReconnectWait(wait),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected", "error", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
-		}),
 		nats.ClosedHandler(func(_ *nats.Conn) {
-			log.Debug("nats connection closed")
+			c.log.Debug("nats connection closed")
 			close(c.closed)
 		}),
-		nats.LameDuckModeHandler(func(nc *nats.Conn) {
-			log.Warn("nats server entering lame duck mode, will reconnect elsewhere", "url", nc.ConnectedUrlRedacted())
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			attrs := []any{"error", err}
-			if sub != nil {
-				attrs = append(attrs, "subject", sub.Subject)
-				if sub.Queue != "" {
-					attrs = append(attrs, "queue", sub.Queue)
-				}
-			}
-			if errors.Is(err, nats.ErrSlowConsumer) {
-				if sub != nil {
-					if msgs, bytes, perr := sub.Pending(); perr == nil {
-						attrs = append(attrs, "pending_msgs", msgs, "pending_bytes", bytes)
-					}
-				}
-				log.Warn("nats slow consumer, messages dropped", attrs...)
-				return
-			}
-			log.Error("nats async error", attrs...)
-		}),
-	}
+	}, c.events.Options()...)
 	if cfg.Name != "" {
 		opts = append(opts, nats.Name(cfg.Name))
 	}

@@ -2,10 +2,13 @@
 // connects to existing servers (TLS, nkey seed, JWT creds, user/password or
 // token; reconnecting forever) or starts an embedded nats-server with
 // JetStream and connects to it in-process. Connection events and the embedded
-// server's log go to log/slog. StoreHealth tells whether JetStream stores
-// what the process writes: a stream whose store failed a write stays stopped
-// until its server restarts, and says so only in the server's own health
-// check and in the writes that go unacknowledged.
+// server's log go to log/slog; Events also counts the disconnects and slow
+// consumers, which nats.Conn.Stats does not, for metrics (and does both for
+// connections dialled elsewhere, through its Options). StoreHealth tells
+// whether JetStream stores what the process writes: a stream whose store
+// failed a write stays stopped until its server restarts, and says so only
+// in the server's own health check and in the writes that go
+// unacknowledged.
 //
 // It also enforces the security rule of DESIGN.md: outside the "dev"
 // environment, external servers require TLS and an nkey seed or creds file,

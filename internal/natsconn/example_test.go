@@ -54,3 +54,32 @@ func ExampleConfig_Validate() {
 	// Output:
 	// invalid nats config: insecure nats config: tls.ca_file: env "prod" requires TLS to NATS: set it, or use only tls:// or wss:// URLs in urls
 }
+
+// Read what a metrics collector exports of a connection: the disconnects
+// and slow consumers Events counted, and nats.go's own Stats.
+func ExampleConn_Events() {
+	dir, err := os.MkdirTemp("", "natsconn-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	ctx := context.Background()
+	c, err := natsconn.Connect(ctx, natsconn.Config{
+		Env:      "dev",
+		Embedded: natsconn.Embedded{Listen: "127.0.0.1:-1", DataDir: dir},
+	}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(ctx)
+
+	ev, st := c.Events().Counts(), c.NC.Stats()
+	fmt.Println("connected:", c.NC.IsConnected(), "reconnects:", st.Reconnects)
+	fmt.Println("disconnects:", ev.Disconnects, "slow consumers:", ev.SlowConsumers, "dropped:", ev.DroppedMsgs)
+	// Output:
+	// connected: true reconnects: 0
+	// disconnects: 0 slow consumers: 0 dropped: 0
+}

@@ -1,0 +1,138 @@
+package natsconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/nylon-functions/nylon/internal/testutil"
+)
+
+// slowSubscriber subscribes on nc with a handler that blocks until the test
+// ends and room for two pending messages, then has pub send it n messages:
+// the first is taken by the handler, two wait, the rest are dropped.
+func slowSubscriber(t *testing.T, nc, pub *nats.Conn, subject string, n int) *nats.Subscription {
+	t.Helper()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	sub, err := nc.Subscribe(subject, func(*nats.Msg) { <-release })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SetPendingLimits(2, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := pub.Publish(subject, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+// A subscription that falls behind counts one slow-consumer episode,
+// however many messages it drops, and its drops count as nats.go counts
+// them; they stay counted once the subscription is gone.
+func TestEventsCountSlowConsumerAndDrops(t *testing.T) {
+	s := testutil.RunNATS(t)
+	c := mustConnect(t, externalConfig(s.ClientURL()))
+	if got := c.Events().Counts(); got != (EventCounts{}) {
+		t.Fatalf("Counts before anything happened = %+v, want zeros", got)
+	}
+	sub := slowSubscriber(t, c.NC, testutil.Connect(t, s), "natsconn.test.slow", 10)
+
+	var dropped int
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		n, err := sub.Dropped()
+		if err != nil {
+			return err
+		}
+		// One in the handler, at most two pending: the rest dropped.
+		if n < 7 {
+			return fmt.Errorf("subscription dropped %d, want 7 or more", n)
+		}
+		dropped = n
+		if got := c.Events().Counts(); got.SlowConsumers != 1 || got.DroppedMsgs != uint64(n) {
+			return fmt.Errorf("Counts = %+v, want 1 slow consumer and %d dropped", got, n)
+		}
+		return nil
+	})
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	// The first read after the close finds the subscription gone, the
+	// second has only what was kept of it.
+	for i := range 2 {
+		if got := c.Events().Counts(); got.SlowConsumers != 1 || got.DroppedMsgs != uint64(dropped) || got.Disconnects != 0 {
+			t.Errorf("Counts #%d after unsubscribing = %+v, want 1 slow consumer, %d dropped, no disconnect", i+1, got, dropped)
+		}
+	}
+}
+
+// A lost connection counts one disconnect, and nats.go's Stats count the
+// reconnect after it; closing the connection is not a disconnect.
+func TestEventsCountDisconnects(t *testing.T) {
+	s := testutil.RunNATS(t)
+	proxy := testutil.StartTCPProxy(t, strings.TrimPrefix(s.ClientURL(), "nats://"))
+	c := mustConnect(t, externalConfig("nats://"+proxy.Addr()))
+
+	proxy.Cut()
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if c.NC.IsConnected() {
+			return errors.New("still connected after the cut")
+		}
+		if got := c.Events().Counts().Disconnects; got != 1 {
+			return fmt.Errorf("Disconnects = %d, want 1", got)
+		}
+		return nil
+	})
+	proxy.Restore(t)
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !c.NC.IsConnected() {
+			return errors.New("not reconnected")
+		}
+		if got := c.NC.Stats().Reconnects; got != 1 {
+			return fmt.Errorf("Reconnects = %d, want 1", got)
+		}
+		return nil
+	})
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Close returns once the closed callback ran, which nats.go runs after
+	// the disconnect callback of the close.
+	if got := c.Events().Counts().Disconnects; got != 1 {
+		t.Errorf("Disconnects after Close = %d, want still 1", got)
+	}
+}
+
+// Events on a connection dialled without Connect (a gateway messaging
+// config's own) log and count its slow consumers as Connect's do.
+func TestEventsOnAnotherConnection(t *testing.T) {
+	s := testutil.RunNATS(t)
+	log, logs := newTestLogger(slog.LevelInfo)
+	ev := NewEvents(log.With("messaging", "partners"))
+	nc := testutil.Connect(t, s, ev.Options()...)
+	slowSubscriber(t, nc, testutil.Connect(t, s), "natsconn.test.other", 10)
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if got := ev.Counts(); got.SlowConsumers != 1 || got.DroppedMsgs < 7 {
+			return fmt.Errorf("Counts = %+v, want 1 slow consumer and 7 or more dropped", got)
+		}
+		if out := logs.String(); !strings.Contains(out, "nats slow consumer, messages dropped") || !strings.Contains(out, "messaging=partners") {
+			return errors.New("no slow consumer logged with the connection's attributes:\n" + out)
+		}
+		return nil
+	})
+}
