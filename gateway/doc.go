@@ -32,9 +32,15 @@
 // configuration, or one changing a messaging config's connection, prefix or
 // dead-letter stream (ErrRestartRequired), changes nothing.
 //
+// Behind load balancers, WithTrustedProxies names them: a request from one
+// gets its client IP from X-Forwarded-For (walked from the right past
+// trusted addresses), and its X-Forwarded-* chain goes on upstream. By
+// default nobody is trusted and the client is the TCP peer.
+//
 // The package imports only protocol (and internal/logsample, which samples
-// its per-request log lines) from this project: it talks to platform nodes
-// through NATS alone.
+// its per-request log lines, and internal/realip, which finds the client
+// address behind trusted proxies) from this project: it talks to platform
+// nodes through NATS alone.
 //
 // # Example
 //

@@ -42,6 +42,9 @@ type exchange struct {
 	// refused is an upgrade (101) a response_filter turned into another
 	// status: answered with that status instead of switching.
 	refused *http.Response
+	// trustedPeer: the TCP peer is a trusted proxy, so the inbound
+	// X-Forwarded-* go upstream (origin.go).
+	trustedPeer bool
 
 	// failErr is what failed the request, logged once by finish with
 	// failID, the request_id the client was given for it.
@@ -167,7 +170,7 @@ func (ex *exchange) readRequest(r *http.Request) ([]byte, error) {
 	q.Host = r.Host
 	q.Path = r.URL.Path
 	q.Query = r.URL.RawQuery
-	q.ClientIP = clientIP(r.RemoteAddr)
+	q.ClientIP, ex.trustedPeer = ex.g.clientIP(r)
 	q.Headers = toHeaders(r.Header, q.Headers[:0])
 	q.Body = body
 	q.Timestamp = uint64(ex.start.UnixMilli())
@@ -294,7 +297,7 @@ func applyEndOps(h http.Header, ops []protocol.Op, log *slog.Logger) (status int
 	for i := range ops {
 		op := &ops[i]
 		switch op.Code {
-		case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader:
+		case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader, protocol.OpAddResponseHeader:
 			applyResponseHeaderOps(h, ops[i:i+1], log)
 		case protocol.OpSetResponseStatus:
 			if protocol.ValidStatus(op.Num) {
@@ -353,7 +356,7 @@ func (ex *exchange) collectNextOps(h *hop, ops []protocol.Op) {
 				continue
 			}
 			ex.reqOps = append(ex.reqOps, op)
-		case op.Code == protocol.OpSetResponseHeader || op.Code == protocol.OpRemoveResponseHeader:
+		case protocol.IsResponseHeaderOp(op.Code):
 			ex.respOps = append(ex.respOps, op)
 		default:
 			// Enabled first: the arguments would be boxed (allocated)
@@ -414,6 +417,7 @@ func (ex *exchange) finish(aborted bool) {
 
 func (ex *exchange) routeInfo(r *http.Request) RouteInfo {
 	ri := RouteInfo{Pattern: ex.rt.pattern, Config: ex.rt.config}
+	ri.ClientIP, _ = ex.g.clientIP(r)
 	if o := ex.rt.origin; o != nil {
 		ri.Function = o.t.function
 		if o.t.isNew(time.Now()) {

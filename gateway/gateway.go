@@ -283,6 +283,9 @@ type RouteInfo struct {
 	// FunctionRoute.Deployed), when no node answers it yet: the gateway's
 	// own bound of that wait (10 s). 0 for any other route.
 	FirstNodeWait time.Duration
+	// ClientIP is the client's address: the TCP peer's, or behind a
+	// trusted proxy (WithTrustedProxies) the one X-Forwarded-For names.
+	ClientIP string
 }
 
 type routeInfoKey struct{}
@@ -525,10 +528,9 @@ func newTransport() *http.Transport {
 	}
 }
 
-// clientIP is the host part of RemoteAddr.
-func clientIP(remote string) string {
-	if host, _, err := net.SplitHostPort(remote); err == nil {
-		return host
-	}
-	return remote
+// clientIP is r's client address, and whether its TCP peer is a trusted
+// proxy (WithTrustedProxies; see realip.Proxies.Resolve). Trusting nobody,
+// it is RemoteAddr's host, with no allocation.
+func (g *Gateway) clientIP(r *http.Request) (ip string, trustedPeer bool) {
+	return g.opts.proxies.Resolve(r.RemoteAddr, r.Header["X-Forwarded-For"])
 }

@@ -103,7 +103,9 @@ func (b *responseBody) apply(op *protocol.Op) bool {
 	return true
 }
 
-// applyResponseHeaderOps applies ops 100 (set) and 101 (remove) to h.
+// applyResponseHeaderOps applies ops 100 (set), 101 (remove) and 402 (add
+// a value) to h, in order: set then add leaves two values, add then set
+// one, and remove deletes every value. Other ops are skipped.
 func applyResponseHeaderOps(h http.Header, ops []protocol.Op, log *slog.Logger) {
 	for i := range ops {
 		op := &ops[i]
@@ -115,6 +117,10 @@ func applyResponseHeaderOps(h http.Header, ops []protocol.Op, log *slog.Logger) 
 		case protocol.OpRemoveResponseHeader:
 			if headerOpOK(op, log) {
 				h.Del(op.Key)
+			}
+		case protocol.OpAddResponseHeader:
+			if headerOpOK(op, log) {
+				h.Add(op.Key, string(op.Value))
 			}
 		}
 	}

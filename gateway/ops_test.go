@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/nylon-functions/nylon/protocol"
@@ -30,6 +31,71 @@ func TestHeaderOpsRefuseUnsafeOnes(t *testing.T) {
 	}
 	if applyInvocationHeaderOp(q, &protocol.Op{Code: protocol.OpSetRequestHeader, Key: "Host", Value: []byte("evil")}, log) {
 		t.Fatal("Host mutation accepted")
+	}
+}
+
+// TestResponseHeaderOpsApplyInOrder: op 402 appends a value where op 100
+// replaces them, so the order of a reply's ops decides what is sent.
+func TestResponseHeaderOpsApplyInOrder(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	set := func(v string) protocol.Op {
+		return protocol.Op{Code: protocol.OpSetResponseHeader, Key: "Set-Cookie", Value: []byte(v)}
+	}
+	add := func(v string) protocol.Op {
+		return protocol.Op{Code: protocol.OpAddResponseHeader, Key: "set-cookie", Value: []byte(v)}
+	}
+	del := protocol.Op{Code: protocol.OpRemoveResponseHeader, Key: "SET-COOKIE"}
+	for _, tc := range []struct {
+		name string
+		had  []string // the response's values before the ops
+		ops  []protocol.Op
+		want []string
+	}{
+		{"set then add", nil, []protocol.Op{set("a=1"), add("b=2")}, []string{"a=1", "b=2"}},
+		{"add then set", nil, []protocol.Op{add("a=1"), set("b=2")}, []string{"b=2"}},
+		{"adds keep order", nil, []protocol.Op{add("a=1"), add("b=2"), add("c=3")}, []string{"a=1", "b=2", "c=3"}},
+		{"add to the response's own", []string{"up=1"}, []protocol.Op{add("a=1")}, []string{"up=1", "a=1"}},
+		{"set replaces the response's own", []string{"up=1", "up=2"}, []protocol.Op{set("a=1")}, []string{"a=1"}},
+		{"remove deletes every value", []string{"up=1"}, []protocol.Op{add("a=1"), add("b=2"), del}, nil},
+		{"add after remove", []string{"up=1"}, []protocol.Op{del, add("a=1")}, []string{"a=1"}},
+		{"empty value added", nil, []protocol.Op{add("a=1"), add("")}, []string{"a=1", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, v := range tc.had {
+				h.Add("Set-Cookie", v)
+			}
+			applyResponseHeaderOps(h, tc.ops, log)
+			if got := h.Values("Set-Cookie"); !slices.Equal(got, tc.want) {
+				t.Fatalf("Set-Cookie %q, want %q", got, tc.want)
+			}
+			// applyEndOps (a request_filter End, a function origin) applies
+			// them the same way, among the status and body ops.
+			h = http.Header{}
+			for _, v := range tc.had {
+				h.Add("Set-Cookie", v)
+			}
+			ops := append([]protocol.Op{{Code: protocol.OpSetResponseStatus, Num: 201}}, tc.ops...)
+			ops = append(ops, protocol.Op{Code: protocol.OpSetResponseBody, Value: []byte("b")})
+			status, body := applyEndOps(h, ops, log)
+			if got := h.Values("Set-Cookie"); status != 201 || string(body) != "b" || !slices.Equal(got, tc.want) {
+				t.Fatalf("applyEndOps: %d %q Set-Cookie %q, want 201 \"b\" %q", status, body, got, tc.want)
+			}
+		})
+	}
+
+	// An added value is checked like a set one: no framing headers, no
+	// header split, no bad name.
+	h := http.Header{"Content-Length": {"5"}}
+	applyResponseHeaderOps(h, []protocol.Op{
+		{Code: protocol.OpAddResponseHeader, Key: "Content-Length", Value: []byte("99")},
+		{Code: protocol.OpAddResponseHeader, Key: "Transfer-Encoding", Value: []byte("chunked")},
+		{Code: protocol.OpAddResponseHeader, Key: "X-Bad", Value: []byte("a\r\nInjected: 1")},
+		{Code: protocol.OpAddResponseHeader, Key: "Bad Name", Value: []byte("x")},
+		{Code: protocol.OpAddResponseHeader, Key: "X-Ok", Value: []byte("1")},
+	}, log)
+	if !slices.Equal(h.Values("Content-Length"), []string{"5"}) || h.Get("X-Ok") != "1" || len(h) != 2 {
+		t.Fatalf("headers %v", h)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nylon-functions/nylon/internal/realip"
 	"github.com/nylon-functions/nylon/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -30,6 +31,9 @@ type options struct {
 	chunk       int
 	fnMessaging string
 	replicas    int
+	// proxies are the trusted proxies (WithTrustedProxies); the zero
+	// value trusts nobody.
+	proxies realip.Proxies
 	// firstNodeWait bounds how long a call of a new function waits for
 	// its first node, and firstNodeMaxWaiting how many calls of one
 	// target wait at once (firstnode.go); set by tests.
@@ -199,6 +203,32 @@ func WithFunctionMessaging(name string) Option {
 			return errors.New("function messaging: empty name")
 		}
 		o.fnMessaging = name
+		return nil
+	}
+}
+
+// WithTrustedProxies names the load balancers and proxies in front of the
+// gateway, by address (a /32 or /128) or CIDR prefix, IPv4 or IPv6. Default
+// none: every request's client is its TCP peer, and X-Forwarded-* headers
+// the client sent are neither believed nor passed on.
+//
+// A request whose TCP peer is in one of them gets its client address from
+// X-Forwarded-For, walked from the right past trusted addresses (nginx's
+// set_real_ip_from with real_ip_recursive on): functions read it
+// (ReadRequestClientIP), the WebSocket edge gets it (RouteInfo.ClientIP),
+// and upstreams get the inbound X-Forwarded-For with the peer appended and
+// the inbound X-Forwarded-Proto and X-Forwarded-Host. Anything inside a
+// trusted prefix can set the client address: trust only the proxies' own
+// networks.
+//
+//	gw, err := gateway.New(cfg, nc, gateway.WithTrustedProxies("10.0.0.0/8", "fd00::/8"))
+func WithTrustedProxies(entries ...string) Option {
+	return func(o *options) error {
+		p, err := realip.Parse(entries)
+		if err != nil {
+			return fmt.Errorf("trusted proxies: %w", err)
+		}
+		o.proxies = p
 		return nil
 	}
 }

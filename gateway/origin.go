@@ -43,7 +43,7 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 				}
 			}
 			pr.SetURL(rt.upstream)
-			pr.SetXForwarded()
+			setXForwarded(pr, ex.trustedPeer)
 			if headerHasToken(pr.Out.Header, "Upgrade", "h2c") {
 				// Not passed on (RFC 9113 deprecates it; Envoy strips
 				// it too): an upstream that switches to HTTP/2 would
@@ -98,6 +98,31 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 		// gives finish that failure for its one line, so the proxy's own
 		// is detail.
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// setXForwarded sets the X-Forwarded-* headers of the upstream request.
+// The proxy has removed the inbound ones, and Forwarded (RFC 7239), before
+// Rewrite. From an untrusted peer they stay dropped: X-Forwarded-For is
+// the peer alone, Proto and Host this hop's. From a trusted proxy the
+// chain goes on, as nginx's $proxy_add_x_forwarded_for: the inbound
+// X-Forwarded-For with the peer appended, and the inbound Proto and Host
+// (the balancer's view of the client's scheme and host) where it sent
+// them. Forwarded is never passed on: the gateway neither reads nor
+// appends to it, and a client's would go upstream unchecked.
+func setXForwarded(pr *httputil.ProxyRequest, trustedPeer bool) {
+	if !trustedPeer {
+		pr.SetXForwarded()
+		return
+	}
+	in := pr.In.Header
+	// SetXForwarded appends the peer to what the outbound header holds.
+	pr.Out.Header["X-Forwarded-For"] = in["X-Forwarded-For"]
+	pr.SetXForwarded()
+	for _, k := range [...]string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
+		if v := in[k]; len(v) > 0 {
+			pr.Out.Header[k] = v
+		}
 	}
 }
 
@@ -299,7 +324,7 @@ func (ex *exchange) responsePhases(resp *http.Response) error {
 		for i := range rep.ops {
 			op := &rep.ops[i]
 			switch op.Code {
-			case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader:
+			case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader, protocol.OpAddResponseHeader:
 				applyResponseHeaderOps(resp.Header, rep.ops[i:i+1], log)
 				changed = true
 			case protocol.OpSetResponseStatus:

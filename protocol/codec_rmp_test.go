@@ -450,15 +450,55 @@ func TestWireNumbers(t *testing.T) {
 		{"WEBSOCKET_ON_MESSAGE_TEXT", EventWSText, 351},
 		{"WEBSOCKET_ON_MESSAGE_BINARY", EventWSBinary, 352},
 		{"WEBSOCKET_ON_CLOSE", EventWSClose, 353},
+
+		// The platform's own writes (not in the SDK's table).
+		{"set request header", OpSetRequestHeader, 400},
+		{"remove request header", OpRemoveRequestHeader, 401},
+		{"add response header", OpAddResponseHeader, 402},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %d, want %d", tc.name, tc.got, tc.want)
 		}
 	}
-	// Request-header ops have numbers outside the SDK's write ranges.
+	// The platform's own ops have numbers outside the SDK's ranges.
+	inSDKTable := func(code uint32) bool {
+		return (code >= 100 && code <= 112) || (code >= 200 && code <= 211) || (code >= 300 && code <= 354)
+	}
+	for _, code := range []uint32{OpSetRequestHeader, OpRemoveRequestHeader, OpAddResponseHeader} {
+		if inSDKTable(code) || IsWSOp(code) {
+			t.Errorf("platform op %d collides with the SDK's table", code)
+		}
+	}
 	for _, code := range []uint32{OpSetRequestHeader, OpRemoveRequestHeader} {
-		if IsResponseOp(code) || IsWSOp(code) || (code >= 100 && code <= 112) || (code >= 200 && code <= 211) || (code >= 300 && code <= 354) {
-			t.Errorf("request-header op %d collides with the SDK's table", code)
+		if IsResponseOp(code) || IsResponseHeaderOp(code) || !IsRequestHeaderOp(code) {
+			t.Errorf("request-header op %d classified as a response op", code)
+		}
+	}
+}
+
+// TestOpClasses pins which class each write op is in: the node's ABI
+// allows ops by class and phase, and the gateway applies them by class.
+func TestOpClasses(t *testing.T) {
+	for code := uint32(0); code < 1000; code++ {
+		var want [4]bool // response, response header, request header, ws
+		switch code {
+		case OpSetResponseHeader, OpRemoveResponseHeader, OpAddResponseHeader:
+			want = [4]bool{true, true, false, false}
+		case OpSetResponseStatus, OpSetResponseBody, OpSetStreamData, OpSetStreamEnd, OpSetStreamHeader:
+			want = [4]bool{true, false, false, false}
+		case OpSetRequestHeader, OpRemoveRequestHeader:
+			want = [4]bool{false, false, true, false}
+		case OpWSSendText, OpWSSendBinary, OpWSClose, OpWSJoinRoom, OpWSLeaveRoom, OpWSBroadcastText, OpWSBroadcastBinary:
+			want = [4]bool{false, false, false, true}
+		}
+		got := [4]bool{IsResponseOp(code), IsResponseHeaderOp(code), IsRequestHeaderOp(code), IsWSOp(code)}
+		// 304-309 sit inside the WebSocket write range without a method:
+		// IsWSOp is a range check, and the ABI refuses them as unknown.
+		if code > OpWSClose && code < OpWSJoinRoom {
+			want[3] = true
+		}
+		if got != want {
+			t.Errorf("op %d: IsResponseOp, IsResponseHeaderOp, IsRequestHeaderOp, IsWSOp = %v, want %v", code, got, want)
 		}
 	}
 }

@@ -66,9 +66,25 @@ const (
 	OpWSBroadcastText   uint32 = 312 // Key = room, Value = payload, Num&BroadcastExcludeSender
 	OpWSBroadcastBinary uint32 = 313
 
-	// Request-header mutations for the upstream: outside the SDK's ranges.
+	// Writes this platform adds: numbered from 400, outside the SDK's
+	// table (100-112 response, 200-211 request, 301-353 WebSocket), so
+	// that the SDK's numbers keep their meaning and a method the SDK adds
+	// to its ranges later cannot collide with one of these.
+	//
+	// Request-header mutations for the upstream.
 	OpSetRequestHeader    uint32 = 400
 	OpRemoveRequestHeader uint32 = 401
+	// OpAddResponseHeader appends a value to a response header, keeping
+	// the values it already has (Go's http.Header.Add, nginx's add_header,
+	// Envoy's append): the only way to send a header twice, as Set-Cookie
+	// must be. Ops apply in order, so 100 then 402 gives two values, 402
+	// then 100 one, and 101 removes them all. The SDK's table has no such
+	// method (its 100 replaces), hence a number of the platform's own.
+	// This project's callers skip an op code they do not know, so a
+	// gateway that predates 402 sends the response without that value and
+	// applies the reply's other ops as before; another caller (the Rust
+	// Nylon) must learn the number to apply it.
+	OpAddResponseHeader uint32 = 402
 
 	// WebSocket event numbers passed to nylon_handle as `event`.
 	EventWSOpen   uint32 = 350
@@ -87,9 +103,10 @@ const ListSep = 0
 
 // Op is one write a handler made, applied by the caller in order.
 //
-// Fields by code: header ops use Key (name) and Value; 102 uses Num (status);
-// 103 and 104 use Value; ws sends use Value; 303 uses Num (code) and Value
-// (reason); room ops use Key (room), broadcasts also Value and Num (flags).
+// Fields by code: header ops (100, 101, 400-402) use Key (name) and Value;
+// 102 uses Num (status); 103 and 104 use Value; ws sends use Value; 303
+// uses Num (code) and Value (reason); room ops use Key (room), broadcasts
+// also Value and Num (flags).
 type Op struct {
 	Code  uint32
 	Key   string
@@ -103,8 +120,18 @@ type Op struct {
 // callers ignore them in a reply from any other responder.
 func ValidStatus(code int64) bool { return code >= 200 && code <= 599 }
 
-// IsResponseOp reports whether code is an HTTP response write (100-106).
-func IsResponseOp(code uint32) bool { return code >= OpSetResponseHeader && code <= OpSetStreamHeader }
+// IsResponseOp reports whether code is an HTTP response write: 100-106, or
+// 402 (add header).
+func IsResponseOp(code uint32) bool {
+	return code >= OpSetResponseHeader && code <= OpSetStreamHeader || code == OpAddResponseHeader
+}
+
+// IsResponseHeaderOp reports whether code changes the response's headers:
+// 100 set, 101 remove or 402 add. These apply where the status does (not
+// in response_body_filter, whose headers are already sent).
+func IsResponseHeaderOp(code uint32) bool {
+	return code == OpSetResponseHeader || code == OpRemoveResponseHeader || code == OpAddResponseHeader
+}
 
 // IsRequestHeaderOp reports whether code mutates the request sent upstream.
 func IsRequestHeaderOp(code uint32) bool {

@@ -292,6 +292,8 @@ func TestWriteMethods(t *testing.T) {
 			write(protocol.OpSetStreamEnd, "", "", ok),
 			write(protocol.OpSetRequestHeader, "X-Up", "v", ok),
 			write(protocol.OpRemoveRequestHeader, "X-Del", "", ok),
+			write(protocol.OpAddResponseHeader, "Set-Cookie", "a=1", ok),
+			write(protocol.OpAddResponseHeader, "Set-Cookie", "b=2", ok),
 			write(protocol.MethodError, "replaced by the report", "", ok),
 			write(protocol.OpSetResponseStatus, "99", "", bad),
 			write(protocol.OpSetResponseStatus, "100", "", bad), // interim, not a final status
@@ -310,6 +312,10 @@ func TestWriteMethods(t *testing.T) {
 			write(protocol.OpSetRequestHeader, "X-C", "nul\x00", bad),
 			write(protocol.OpRemoveRequestHeader, "", "", bad),
 			write(protocol.OpSetResponseHeader|exclude, "X-D", "v", bad), // flag on a non-broadcast
+			write(protocol.OpAddResponseHeader, "bad name", "v", bad),
+			write(protocol.OpAddResponseHeader, "", "v", bad),
+			write(protocol.OpAddResponseHeader, "Set-Cookie", "a=1\r\nInjected: 1", bad),
+			write(protocol.OpAddResponseHeader|exclude, "X-D", "v", bad),
 			write(9999, "a", "b", bad),
 			write(0, "", "", bad),
 			write(protocol.OpWSSendText, "hi", "", notAllowed),
@@ -324,18 +330,22 @@ func TestWriteMethods(t *testing.T) {
 			op(protocol.OpSetStreamEnd, "", "", 0),
 			op(protocol.OpSetRequestHeader, "X-Up", "v", 0),
 			op(protocol.OpRemoveRequestHeader, "X-Del", "", 0),
+			op(protocol.OpAddResponseHeader, "Set-Cookie", "a=1", 0),
+			op(protocol.OpAddResponseHeader, "Set-Cookie", "b=2", 0),
 			op(protocol.OpSetResponseStatus, "", "", 200),
 			op(protocol.OpSetResponseStatus, "", "", 599),
 		}},
 		{protocol.PhaseResponseFilter, 0, []step{
 			write(protocol.OpSetResponseHeader, "X-A", "1", ok),
 			write(protocol.OpSetResponseStatus, "502", "", ok),
+			write(protocol.OpAddResponseHeader, "Set-Cookie", "rf=1", ok),
 			write(protocol.OpSetRequestHeader, "X-Up", "v", notAllowed),
 			write(protocol.OpRemoveRequestHeader, "X-Up", "", notAllowed),
 			write(protocol.OpWSSendBinary, "b", "", notAllowed),
 		}, []protocol.Op{
 			op(protocol.OpSetResponseHeader, "X-A", "1", 0),
 			op(protocol.OpSetResponseStatus, "", "", 502),
+			op(protocol.OpAddResponseHeader, "Set-Cookie", "rf=1", 0),
 		}},
 		{protocol.PhaseResponseBodyFilter, 0, []step{
 			write(protocol.OpSetResponseBody, "new chunk", "", ok),
@@ -347,6 +357,7 @@ func TestWriteMethods(t *testing.T) {
 			// rather than dropped unseen.
 			write(protocol.OpSetResponseHeader, "X-Chunk", "1", notAllowed),
 			write(protocol.OpRemoveResponseHeader, "Server", "", notAllowed),
+			write(protocol.OpAddResponseHeader, "Set-Cookie", "a=1", notAllowed),
 			write(protocol.OpSetResponseStatus, "201", "", notAllowed),
 			write(protocol.OpSetResponseHeader, "Location", "/elsewhere", notAllowed),
 			write(protocol.OpSetResponseStatus, "302", "", notAllowed),
@@ -356,6 +367,7 @@ func TestWriteMethods(t *testing.T) {
 		}},
 		{protocol.PhaseLogging, 0, []step{
 			write(protocol.OpSetResponseHeader, "X-A", "1", notAllowed),
+			write(protocol.OpAddResponseHeader, "Set-Cookie", "a=1", notAllowed),
 			write(protocol.OpSetResponseStatus, "200", "", notAllowed),
 			write(protocol.OpSetResponseBody, "b", "", notAllowed),
 			write(protocol.OpSetRequestHeader, "X-Up", "v", notAllowed),
@@ -396,6 +408,7 @@ func TestWriteMethods(t *testing.T) {
 			write(protocol.OpWSBroadcastText|1<<17, "lobby", "m", bad),
 			write(protocol.OpWSSendText|exclude, "hi", "", bad),
 			write(protocol.OpSetResponseHeader, "X-A", "1", notAllowed),
+			write(protocol.OpAddResponseHeader, "Set-Cookie", "a=1", notAllowed),
 			write(protocol.OpSetRequestHeader, "X-A", "1", notAllowed),
 		}, []protocol.Op{
 			op(protocol.OpWSSendText, "", "hi", 0),

@@ -22,9 +22,11 @@
 // (not allowed in this phase), -2 (over Limits.MaxOutput) or -3 (bad
 // argument) to the guest:
 //
-//   - Response header and status writes (100, 101, 102) are allowed in
-//     request_filter and response_filter only: in response_body_filter
-//     the gateway has already sent the status and headers (-1). Body ops
+//   - Response header and status writes (100 set, 101 remove, 402 add a
+//     value, 102 status) are allowed in request_filter and response_filter
+//     only: in response_body_filter the gateway has already sent the
+//     status and headers (-1). A header name must be an HTTP token and a
+//     value free of CR, LF and NUL (-3). Body ops
 //     (103-106) are allowed in all three HTTP phases, request-header ops
 //     (400, 401) in request_filter, WebSocket ops (301-313) in events;
 //     in logging only the error text is.

@@ -42,6 +42,20 @@ func WithParams(ctx context.Context, params map[string]string) context.Context {
 	return context.WithValue(ctx, paramsKey{}, configKVs(params))
 }
 
+type clientIPKey struct{}
+
+// WithClientIP returns a copy of ctx for an upgrade request whose client
+// address is ip rather than the TCP peer's: the address a router in front
+// of the edge resolved behind trusted proxies (the gateway's
+// RouteInfo.ClientIP, see gateway.WithTrustedProxies). Every event of the
+// connection carries it as the request's client IP. The edge itself reads
+// no X-Forwarded-For. An empty ip changes nothing.
+//
+//	edge.ServeFunction(w, r.WithContext(ws.WithClientIP(r.Context(), info.ClientIP)), function, config)
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, clientIPKey{}, ip)
+}
+
 // upgradeRequest is the invocation's view of the upgrade request: no body,
 // headers sorted by name (Go's header map has lost the arrival order), and
 // the route parameters (WithParams, or chi's).
@@ -78,11 +92,20 @@ func upgradeRequest(r *http.Request) protocol.HTTPRequest {
 		Host:      r.Host,
 		Path:      r.URL.Path,
 		Query:     r.URL.RawQuery,
-		ClientIP:  clientIP(r.RemoteAddr),
+		ClientIP:  requestClientIP(r),
 		Headers:   headers,
 		Params:    params,
 		Timestamp: uint64(time.Now().UnixMilli()),
 	}
+}
+
+// requestClientIP is the client address WithClientIP set on r, else the
+// TCP peer's.
+func requestClientIP(r *http.Request) string {
+	if ip, _ := r.Context().Value(clientIPKey{}).(string); ip != "" {
+		return ip
+	}
+	return clientIP(r.RemoteAddr)
 }
 
 func clientIP(remoteAddr string) string {

@@ -384,6 +384,8 @@ func describeOp(op protocol.Op) string {
 		return "set header " + op.Key + ": " + val
 	case protocol.OpRemoveResponseHeader:
 		return "remove header " + op.Key
+	case protocol.OpAddResponseHeader:
+		return "add header " + op.Key + ": " + val
 	case protocol.OpSetResponseStatus:
 		return "set status " + strconv.FormatInt(op.Num, 10)
 	case protocol.OpSetResponseBody:

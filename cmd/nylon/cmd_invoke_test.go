@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nylon-functions/nylon/internal/testutil"
+	"github.com/nylon-functions/nylon/protocol"
 )
 
 // invoke matches no route, so route parameters come from --param: hello
@@ -83,6 +84,23 @@ func TestCLIInvokeWebSocketEvents(t *testing.T) {
 		code, _, errOut := e.invoke(t, append([]string{"chat"}, tt.args...)...)
 		if code != 2 || !strings.Contains(errOut, tt.want) {
 			t.Errorf("invoke %q: exit %d, stderr %q; want a usage error with %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
+
+// TestDescribeHeaderOps: invoke prints each response-header op by what it
+// does, so a set and an add of the same header read apart.
+func TestDescribeHeaderOps(t *testing.T) {
+	for _, tc := range []struct {
+		op   protocol.Op
+		want string
+	}{
+		{protocol.Op{Code: protocol.OpSetResponseHeader, Key: "Set-Cookie", Value: []byte("a=1")}, "set header Set-Cookie: a=1"},
+		{protocol.Op{Code: protocol.OpAddResponseHeader, Key: "Set-Cookie", Value: []byte("b=2")}, "add header Set-Cookie: b=2"},
+		{protocol.Op{Code: protocol.OpRemoveResponseHeader, Key: "Set-Cookie"}, "remove header Set-Cookie"},
+	} {
+		if got := describeOp(tc.op); got != tc.want {
+			t.Errorf("describeOp(%d) = %q, want %q", tc.op.Code, got, tc.want)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/internal/natsconn"
+	"github.com/nylon-functions/nylon/internal/realip"
 )
 
 func serveCommand() command {
@@ -99,6 +100,9 @@ type serveConfig struct {
 	HTTPLimits    httpLimits
 	// WS is the WebSocket edge's settings (role gateway).
 	WS wsLimits
+	// TrustedProxies are --trusted-proxies: addresses and CIDR prefixes
+	// whose X-Forwarded-For the gateway believes; none by default.
+	TrustedProxies []string
 }
 
 func (c *serveConfig) register(f *flagSet) {
@@ -111,6 +115,8 @@ func (c *serveConfig) register(f *flagSet) {
 	c.HTTPTLS.register(f, "http", "HTTP", "the gateway (role gateway)")
 	c.HTTPLimits.register(f)
 	c.WS.register(f)
+	f.List(&c.TrustedProxies, "trusted-proxies", "cidr,...", "NYLON_TRUSTED_PROXIES", nil,
+		"load balancers and proxies in front of the gateway, by IP address or CIDR prefix (10.0.0.0/8, fd00::/8): from them the client address is the rightmost untrusted X-Forwarded-For entry, and X-Forwarded-* go on upstream; anything inside them can set the client address. Default none: the client is the TCP peer (role gateway)")
 	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "listen address of /healthz and /metrics (every role) and of the admin API (role admin)")
 	c.AdminTLS.register(f, "admin", "ADMIN", "the admin listener")
 	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md), reloaded on SIGHUP; empty serves registry routes only")
@@ -171,6 +177,9 @@ func (c *serveConfig) Validate() error {
 	}
 	if err := c.WS.validate(); err != nil {
 		return err
+	}
+	if _, err := realip.Parse(c.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w (want IP addresses or CIDR prefixes, such as 10.0.0.0/8 or fd00::/8)", err)
 	}
 	if p := c.WS.anyOrigin(); p != "" && c.Env != natsconn.DevEnv {
 		return fmt.Errorf("refusing to start: --ws-origins %q accepts every origin, so any web page a user visits could open WebSockets with the user's cookies (cross-site WebSocket hijacking); name the origins, or use --env dev on a trusted machine", p)

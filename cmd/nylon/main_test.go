@@ -121,6 +121,7 @@ func TestServeHelpListsEveryFlagAndVariable(t *testing.T) {
 		"--http-max-connections n", "NYLON_HTTP_MAX_CONNECTIONS",
 		"--http-tls-cert file", "NYLON_HTTP_TLS_CERT", "--http-tls-key file", "NYLON_HTTP_TLS_KEY",
 		"--admin-tls-cert file", "NYLON_ADMIN_TLS_CERT", "--admin-tls-key file", "NYLON_ADMIN_TLS_KEY",
+		"--trusted-proxies cidr,...", "NYLON_TRUSTED_PROXIES",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("serve --help lacks %q", want)

@@ -179,7 +179,7 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 	// routes, over the first config, unless its YAML names another prefix.
 	prefix := s.cfg.prefix()
 	opts := []gateway.Option{gateway.WithLogger(d.Log), gateway.WithRegisterer(s.Metrics), gateway.WithEnv(s.cfg.Env),
-		gateway.WithSubjectPrefix(prefix), gateway.WithReplicas(s.cfg.Replicas)}
+		gateway.WithSubjectPrefix(prefix), gateway.WithReplicas(s.cfg.Replicas), gateway.WithTrustedProxies(s.cfg.TrustedProxies...)}
 	for i := range gcfg.Messaging {
 		mc := &gcfg.Messaging[i]
 		if len(mc.Servers) == 0 {
@@ -223,6 +223,8 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 			return
 		}
 		ctx := ws.WithFirstNodeWait(ws.WithParams(r.Context(), info.Params), info.FirstNodeWait)
+		// The gateway resolved it behind --trusted-proxies.
+		ctx = ws.WithClientIP(ctx, info.ClientIP)
 		edge.ServeFunction(w, r.WithContext(ctx), info.Function, info.Config)
 	})
 	gw, err = gateway.New(gcfg, d.NATS.NC, append(opts, gateway.WithWebSocket(wsHandler))...)

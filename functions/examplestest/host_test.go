@@ -56,7 +56,7 @@ func opOf(o protocol.Op) op {
 		return op{Method: o.Code, A: strconv.FormatInt(o.Num, 10)}
 	case protocol.OpWSClose:
 		return op{Method: o.Code, A: strconv.FormatInt(o.Num, 10), B: string(o.Value)}
-	case protocol.OpSetResponseHeader, protocol.OpSetRequestHeader,
+	case protocol.OpSetResponseHeader, protocol.OpAddResponseHeader, protocol.OpSetRequestHeader,
 		protocol.OpRemoveResponseHeader, protocol.OpRemoveRequestHeader,
 		protocol.OpWSJoinRoom, protocol.OpWSLeaveRoom:
 		return op{Method: o.Code, A: o.Key, B: string(o.Value)}

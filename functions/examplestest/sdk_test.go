@@ -135,6 +135,10 @@ func TestSDKResponseWrites(t *testing.T) {
 		{"/status", protocol.ActionEnd, []op{ // 1xx and 600-999 refused, by the SDK and by the node
 			{Method: protocol.OpSetResponseStatus, A: "599"},
 		}},
+		{"/cookies", protocol.ActionEnd, []op{ // a header split and a bad name refused
+			{Method: protocol.OpSetResponseHeader, A: "Set-Cookie", B: "a=1"},
+			{Method: protocol.OpAddResponseHeader, A: "Set-Cookie", B: "b=2; Path=/"},
+		}},
 		{"/upstream-headers", protocol.ActionNext, []op{
 			{Method: protocol.OpSetRequestHeader, A: "X-Up", B: "1"},
 			{Method: protocol.OpRemoveRequestHeader, A: "Cookie"},
@@ -228,10 +232,18 @@ func TestSDKResponsePhases(t *testing.T) {
 			op{Method: protocol.OpSetResponseBody, A: want},
 		)
 	})
+	t.Run("response_filter adds a cookie", func(t *testing.T) {
+		c := newCall(protocol.PhaseResponseFilter).request("GET", "/").
+			set(protocol.ReadResponseStatus, "200").
+			respHeaders("Set-Cookie", "up=1").
+			config("add_cookie", "rf=1; Path=/")
+		wantAction(t, g.run(c), protocol.ActionNext)
+		wantOps(t, c, op{Method: protocol.OpAddResponseHeader, A: "Set-Cookie", B: "rf=1; Path=/"})
+	})
 	t.Run("response_body_filter", func(t *testing.T) {
-		// The guest also tries a header, a status and a redirect, which the
-		// SDK refuses in this phase (ErrNotAllowed, else the guest answers
-		// Error): only the body op goes out.
+		// The guest also tries a header (set and add), a status and a
+		// redirect, which the SDK refuses in this phase (ErrNotAllowed,
+		// else the guest answers Error): only the body op goes out.
 		for _, chunk := range []struct{ info, data, want string }{
 			{"0,0", "abc", "0,false:ABC"},
 			{"1,1", "def", "1,true:DEF"},

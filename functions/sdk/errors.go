@@ -67,6 +67,8 @@ func methodName(m uint32) string {
 		return "set response header"
 	case abi.OpRemoveResponseHeader:
 		return "remove response header"
+	case abi.OpAddResponseHeader:
+		return "add response header"
 	case abi.OpSetResponseStatus:
 		return "set response status"
 	case abi.OpSetResponseBody:

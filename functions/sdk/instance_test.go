@@ -157,6 +157,38 @@ func TestWritesOnHost(t *testing.T) {
 	g.handle(abi.PhaseResponseFilter, 0)
 }
 
+// TestAddHeaderOnHost: AddHeader's refusal is reported under its own
+// method, in every HTTP phase (on the host every write is refused; in
+// response_body_filter the SDK refuses it before asking the node, as it
+// does SetHeader). The wasm behaviour is in functions/examplestest.
+func TestAddHeaderOnHost(t *testing.T) {
+	g := newInstance()
+	var errs []error
+	add := func(c *Context) {
+		c.Response().AddHeader("Set-Cookie", "a=1")
+		c.Response().SetHeader("X-After", "1") // a later refusal does not replace the first
+		errs = append(errs, c.Err())
+	}
+	g.handlers.request, g.handlers.response, g.handlers.responseBody, g.handlers.logging = add, add, add, add
+	phases := []uint32{abi.PhaseRequestFilter, abi.PhaseResponseFilter, abi.PhaseResponseBodyFilter, abi.PhaseLogging}
+	for _, p := range phases {
+		g.handle(p, 0)
+	}
+	if len(errs) != len(phases) {
+		t.Fatalf("handlers ran %d times, want %d", len(errs), len(phases))
+	}
+	for i, err := range errs {
+		var we *WriteError
+		if !errors.As(err, &we) || we.Method != abi.OpAddResponseHeader || !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("phase %d: Err = %v, want the add refused as not allowed", phases[i], err)
+			continue
+		}
+		if got := err.Error(); got != "write[add response header]: not allowed in this phase" {
+			t.Errorf("phase %d: message = %q", phases[i], got)
+		}
+	}
+}
+
 // TestCloseCodes: Close takes the codes an endpoint may send (RFC 6455
 // 7.4) and refuses the rest itself, which the edge would otherwise replace
 // with 1000 without a word.

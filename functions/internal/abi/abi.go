@@ -92,6 +92,7 @@ const (
 
 	OpSetRequestHeader    uint32 = 400 // a = name, b = value
 	OpRemoveRequestHeader uint32 = 401 // a = name
+	OpAddResponseHeader   uint32 = 402 // a = name, b = value appended to the header's values
 )
 
 // FlagBroadcastExclude in the high 16 bits of write's `method` makes a

@@ -82,6 +82,7 @@ func TestNumbersMatchProtocol(t *testing.T) {
 		{"OpWSBroadcastBinary", int64(abi.OpWSBroadcastBinary), int64(protocol.OpWSBroadcastBinary)},
 		{"OpSetRequestHeader", int64(abi.OpSetRequestHeader), int64(protocol.OpSetRequestHeader)},
 		{"OpRemoveRequestHeader", int64(abi.OpRemoveRequestHeader), int64(protocol.OpRemoveRequestHeader)},
+		{"OpAddResponseHeader", int64(abi.OpAddResponseHeader), int64(protocol.OpAddResponseHeader)},
 
 		// The ABI carries the exclude-sender flag in the high 16 bits of
 		// write's method; protocol carries it in Op.Num.

@@ -136,6 +136,7 @@ func TestWriteRefusesHeadersInBodyFilter(t *testing.T) {
 		}{
 			{protocol.OpSetResponseHeader, "Location", "/elsewhere"},
 			{protocol.OpRemoveResponseHeader, "Server", ""},
+			{protocol.OpAddResponseHeader, "Set-Cookie", "a=1"},
 			{protocol.OpSetResponseStatus, "302", ""},
 		} {
 			if rc := s.write(w.code, []byte(w.a), []byte(w.b)); rc != want {
@@ -150,6 +151,80 @@ func TestWriteRefusesHeadersInBodyFilter(t *testing.T) {
 		}
 		s.Finish()
 		s.Reset()
+	}
+}
+
+// TestWriteAddResponseHeader: op 402 (add a response header value) is
+// allowed and checked exactly as op 100 (set) is, in every phase, and
+// keeps each value as an op of its own, in write order.
+func TestWriteAddResponseHeader(t *testing.T) {
+	s, _ := newTestState(t)
+	phases := []struct {
+		phase protocol.Phase
+		event uint32
+	}{
+		{protocol.PhaseRequestFilter, 0}, {protocol.PhaseResponseFilter, 0}, {protocol.PhaseResponseBodyFilter, 0},
+		{protocol.PhaseLogging, 0}, {protocol.PhaseEvent, protocol.EventWSOpen}, {protocol.PhaseEvent, protocol.EventWSText},
+	}
+	args := []struct{ name, value string }{
+		{"Set-Cookie", "a=1; Path=/"}, {"set-cookie", ""}, {"bad name", "v"}, {"", "v"},
+		{"X-Split", "a\r\nInjected: 1"}, {"X-Nul", "a\x00"}, {"X-Obs", "caf\xe9"},
+	}
+	for _, p := range phases {
+		for _, a := range args {
+			s.Begin(p.phase, p.event, &protocol.Invocation{}, protocol.RequestID{}, 1<<20)
+			set := s.write(protocol.OpSetResponseHeader, []byte(a.name), []byte(a.value))
+			s.Reset()
+			s.Begin(p.phase, p.event, &protocol.Invocation{}, protocol.RequestID{}, 1<<20)
+			add := s.write(protocol.OpAddResponseHeader, []byte(a.name), []byte(a.value))
+			s.Reset()
+			if add != set {
+				t.Errorf("%s event %d: add(%q, %q) = %d, set = %d: want the same answer", p.phase, p.event, a.name, a.value, add, set)
+			}
+		}
+	}
+	// The refusals themselves, not only their agreement with op 100.
+	for _, tc := range []struct {
+		phase protocol.Phase
+		want  int32
+	}{
+		{protocol.PhaseRequestFilter, ResultOK}, {protocol.PhaseResponseFilter, ResultOK},
+		{protocol.PhaseResponseBodyFilter, ResultNotAllowed}, {protocol.PhaseLogging, ResultNotAllowed},
+		{protocol.PhaseEvent, ResultNotAllowed},
+	} {
+		s.Begin(tc.phase, 0, &protocol.Invocation{}, protocol.RequestID{}, 1<<20)
+		if rc := s.write(protocol.OpAddResponseHeader, []byte("Set-Cookie"), []byte("a=1")); rc != tc.want {
+			t.Errorf("%s: add = %d, want %d", tc.phase, rc, tc.want)
+		}
+		s.Reset()
+	}
+
+	s.Begin(protocol.PhaseResponseFilter, 0, &protocol.Invocation{}, protocol.RequestID{}, 1<<20)
+	for _, w := range []struct {
+		code uint32
+		v    string
+	}{{protocol.OpSetResponseHeader, "a=1"}, {protocol.OpAddResponseHeader, "b=2"}, {protocol.OpAddResponseHeader, "c=3"}} {
+		if rc := s.write(w.code, []byte("Set-Cookie"), []byte(w.v)); rc != ResultOK {
+			t.Fatalf("write(%d, %q) = %d", w.code, w.v, rc)
+		}
+	}
+	if rc := s.write(protocol.OpAddResponseHeader|FlagBroadcastExclude, []byte("X"), []byte("v")); rc != ResultBadArgument {
+		t.Fatalf("add with the broadcast flag = %d, want %d", rc, ResultBadArgument)
+	}
+	ops, _ := s.Finish()
+	s.Reset()
+	want := []protocol.Op{
+		{Code: protocol.OpSetResponseHeader, Key: "Set-Cookie", Value: []byte("a=1")},
+		{Code: protocol.OpAddResponseHeader, Key: "Set-Cookie", Value: []byte("b=2")},
+		{Code: protocol.OpAddResponseHeader, Key: "Set-Cookie", Value: []byte("c=3")},
+	}
+	if len(ops) != len(want) {
+		t.Fatalf("ops %+v, want %+v", ops, want)
+	}
+	for i := range want {
+		if ops[i].Code != want[i].Code || ops[i].Key != want[i].Key || !bytes.Equal(ops[i].Value, want[i].Value) || ops[i].Num != 0 {
+			t.Errorf("op %d = %+v, want %+v", i, ops[i], want[i])
+		}
 	}
 }
 

@@ -38,7 +38,7 @@ func allowed(code uint32, phase protocol.Phase) bool {
 	switch {
 	case code == protocol.MethodError:
 		return true
-	case code == protocol.OpSetResponseHeader, code == protocol.OpRemoveResponseHeader, code == protocol.OpSetResponseStatus:
+	case protocol.IsResponseHeaderOp(code), code == protocol.OpSetResponseStatus:
 		// Not in response_body_filter: the gateway sent the status and
 		// headers before the first chunk and would drop these unseen.
 		return phase == protocol.PhaseRequestFilter || phase == protocol.PhaseResponseFilter
@@ -60,7 +60,7 @@ func known(code uint32) bool {
 		protocol.OpSetResponseBody, protocol.OpSetStreamHeader, protocol.OpSetStreamData, protocol.OpSetStreamEnd,
 		protocol.OpWSSendText, protocol.OpWSSendBinary, protocol.OpWSClose,
 		protocol.OpWSJoinRoom, protocol.OpWSLeaveRoom, protocol.OpWSBroadcastText, protocol.OpWSBroadcastBinary,
-		protocol.OpSetRequestHeader, protocol.OpRemoveRequestHeader:
+		protocol.OpSetRequestHeader, protocol.OpRemoveRequestHeader, protocol.OpAddResponseHeader:
 		return true
 	}
 	return false
@@ -90,7 +90,7 @@ func (s *State) write(method uint32, a, b []byte) int32 {
 	var key, val []byte
 	var num int64
 	switch code {
-	case protocol.OpSetResponseHeader, protocol.OpSetRequestHeader:
+	case protocol.OpSetResponseHeader, protocol.OpAddResponseHeader, protocol.OpSetRequestHeader:
 		if !validHeaderName(a) || !validHeaderValue(b) {
 			return ResultBadArgument
 		}

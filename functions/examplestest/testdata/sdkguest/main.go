@@ -1,6 +1,11 @@
 // Command sdkguest exercises every part of the SDK for the tests in
 // functions/examplestest: it reports what it read as JSON and makes writes
 // that the tests check, including refused ones.
+//
+// The gateway's end-to-end tests also deploy it as a response_filter
+// plugin: with the config key "add_cookie" set, its response_filter only
+// adds that value as a Set-Cookie header (Response.AddHeader), leaving the
+// rest of the response as it is.
 package main
 
 import (
@@ -73,6 +78,12 @@ func init() {
 				ctx.Error(err)
 				return
 			}
+			ctx.End()
+		case "/client-ip":
+			// The client address as the edge resolved it (the gateway's
+			// and serve's trusted-proxy tests); the response phases leave
+			// this path alone.
+			res.BodyText(req.ClientIP())
 			ctx.End()
 		case "/absent":
 			// Every read of a value the node does not have is the zero value.
@@ -154,6 +165,17 @@ func init() {
 			}
 			res.SetStatus(599)
 			ctx.End()
+		case "/cookies":
+			// Two values of one header: set, then add.
+			res.SetHeader("Set-Cookie", "a=1")
+			res.AddHeader("Set-Cookie", "b=2; Path=/")
+			res.AddHeader("Set-Cookie", "c=3\r\nInjected: 1") // refused: a header split
+			if !errors.Is(ctx.Err(), sdk.ErrBadArgument) {
+				ctx.Error(fmt.Errorf("AddHeader with CR LF: ctx.Err() = %v, want ErrBadArgument", ctx.Err()))
+				return
+			}
+			res.AddHeader("Bad Name", "x") // refused: not a token
+			ctx.End()
 		case "/upstream-headers":
 			req.SetHeader("X-Up", "1")
 			req.RemoveHeader("Cookie")
@@ -172,7 +194,17 @@ func init() {
 	})
 
 	sdk.ResponseFilter(func(ctx *sdk.Context) {
+		if ctx.Request().Path() == "/client-ip" {
+			return
+		}
 		res := ctx.Response()
+		if cookie := ctx.Config("add_cookie"); cookie != "" {
+			res.AddHeader("Set-Cookie", cookie)
+			if err := ctx.Err(); err != nil {
+				ctx.Error(err)
+			}
+			return
+		}
 		u := upstream{
 			Status: res.Status(), Header: res.Header("x-up"), Body: string(res.ReadBody()),
 			BodyLength: res.BodyLength(), DurationMS: res.Duration().Milliseconds(), UpstreamError: res.UpstreamError(),
@@ -186,10 +218,14 @@ func init() {
 	})
 
 	sdk.ResponseBodyFilter(func(ctx *sdk.Context) {
+		if ctx.Request().Path() == "/client-ip" {
+			return
+		}
 		res := ctx.Response()
 		// The status and headers are already sent: the SDK refuses these,
 		// where the node would take them and the gateway drop them.
 		res.SetHeader("X-Chunk", "1")
+		res.AddHeader("Set-Cookie", "chunk=1")
 		res.RemoveHeader("Server")
 		res.SetStatus(201)
 		res.Redirect("/elsewhere", 0)
@@ -205,6 +241,7 @@ func init() {
 		// Response writes are not allowed in logging: the node refuses and
 		// the SDK reports the first refusal, typed.
 		ctx.Response().SetHeader("X-Late", "1")
+		ctx.Response().AddHeader("Set-Cookie", "late=1")
 		ctx.Request().SetHeader("X-Late", "1")
 		err := ctx.Err()
 		var we *sdk.WriteError
@@ -216,6 +253,12 @@ func init() {
 	})
 
 	sdk.OnOpen(func(ws *sdk.WebSocket) {
+		if ws.Request().Path() == "/client-ip" {
+			// The client address the edge gave the events (serve's
+			// trusted-proxy test); the connection stays open.
+			ws.Send("client_ip " + ws.Request().ClientIP())
+			return
+		}
 		ws.Send("welcome " + ws.ID() + " to " + ws.Request().Path() + " " + ws.Config("greeting"))
 		ws.SendBinary([]byte{0, 1, 2})
 		if err := ws.JoinRoom(""); !errors.Is(err, sdk.ErrBadArgument) {

@@ -16,6 +16,8 @@
 //	fail=<text>       answer Error with text
 //	exit=<code>       os.Exit(code): the instance dies, the call traps
 //	size=<n>          the body is n bytes of 'x' instead of "ok"
+//	cookie=<value>    add a Set-Cookie header of value (Response.AddHeader);
+//	                  every cookie parameter of the query adds one, in order
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o counter.wasm .
 package main
@@ -64,6 +66,15 @@ func init() {
 		res.SetHeader("X-Request-Id", ctx.IdempotencyKey())
 		res.SetHeader("X-Label", ctx.Config("label"))
 		res.SetHeader("X-Body-Length", strconv.FormatInt(ctx.Request().BodyLength(), 10))
+		cookies := ctx.Request().Query()["cookie"]
+		if len(cookies) == 0 {
+			if c, ok := ctx.LookupConfig("cookie"); ok {
+				cookies = []string{c}
+			}
+		}
+		for _, c := range cookies {
+			res.AddHeader("Set-Cookie", c)
+		}
 		if n, err := strconv.Atoi(param("size")); err == nil && n >= 0 {
 			res.Body(bytes.Repeat([]byte("x"), n))
 		} else {
