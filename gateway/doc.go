@@ -38,7 +38,8 @@
 // default nobody is trusted and the client is the TCP peer.
 //
 // The package imports only protocol (and internal/logsample, which samples
-// its per-request log lines, and internal/realip, which finds the client
+// its per-request log lines; internal/natsready, which keeps calls out of a
+// reconnecting connection's buffer; internal/realip, which finds the client
 // address behind trusted proxies) from this project: it talks to platform
 // nodes through NATS alone.
 //

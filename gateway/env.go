@@ -156,6 +156,13 @@ func (m *MessagingConfig) Options() ([]nats.Option, error) {
 
 // Connect dials the config's servers (default nats.DefaultURL) with its TLS
 // and auth options followed by extra.
+//
+// The connection reconnects for as long as it is open, and is named
+// "nylon gateway messaging:<name>" in the servers' connection lists; extra
+// may say otherwise. nats.go's own default gives up after 60 attempts (two
+// minutes of an outage), closing the connection for good: every call of
+// the messaging config would fail until the process restarted, while the
+// process's other connections came back.
 func (m *MessagingConfig) Connect(extra ...nats.Option) (*nats.Conn, error) {
 	opts, err := m.Options()
 	if err != nil {
@@ -165,6 +172,7 @@ func (m *MessagingConfig) Connect(extra ...nats.Option) (*nats.Conn, error) {
 	if len(m.Servers) > 0 {
 		url = strings.Join(m.Servers, ",")
 	}
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.Name("nylon gateway messaging:" + m.Name)}, opts...)
 	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("messaging[%s] connect %s: %w", m.Name, url, err)

@@ -4,8 +4,10 @@
 // room broadcasts out over NATS to every edge with members.
 //
 // It imports only protocol (and internal/logsample, which samples its
-// per-event log lines) from this project; nodes are reached through NATS
-// alone, so an edge can run in its own process.
+// per-event log lines; internal/natsready, which keeps events out of a
+// reconnecting connection's buffer; internal/realip, the peer's address)
+// from this project; nodes are reached through NATS alone, so an edge can
+// run in its own process.
 //
 // Events go by request/reply to protocol.EventsSubject(prefix, function)
 // (phase 0, a protocol.Invocation with WS set and the upgrade request), one

@@ -2,13 +2,13 @@ package ws
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/nylon-functions/nylon/internal/realip"
 	"github.com/nylon-functions/nylon/protocol"
 )
 
@@ -105,13 +105,5 @@ func requestClientIP(r *http.Request) string {
 	if ip, _ := r.Context().Value(clientIPKey{}).(string); ip != "" {
 		return ip
 	}
-	return clientIP(r.RemoteAddr)
-}
-
-func clientIP(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		return remoteAddr
-	}
-	return host
+	return realip.Host(r.RemoteAddr)
 }
