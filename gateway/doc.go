@@ -37,6 +37,10 @@
 // trusted addresses), and its X-Forwarded-* chain goes on upstream. By
 // default nobody is trusted and the client is the TCP peer.
 //
+// WithAccessLog turns on an access log: one INFO line per request, never
+// sampled, written when the request is over (a WebSocket's when its
+// connection ends). Off by default; off, it costs no allocation.
+//
 // The package imports only protocol (and internal/logsample, which samples
 // its per-request log lines; internal/natsready, which keeps calls out of a
 // reconnecting connection's buffer; internal/realip, which finds the client

@@ -24,6 +24,7 @@ import (
 type exchange struct {
 	g     *Gateway
 	rt    *route
+	req   *http.Request   // as routed: the access log's method, host, path
 	ctx   context.Context // the client's request context
 	rec   recorder        // a value: one allocation less per request
 	meta  callMeta
@@ -42,12 +43,17 @@ type exchange struct {
 	// refused is an upgrade (101) a response_filter turned into another
 	// status: answered with that status instead of switching.
 	refused *http.Response
+	// upgraded: the upstream switched protocols and the proxy tunnels
+	// the connection, writing the 101 on the hijacked connection itself
+	// (the recorder never sees it).
+	upgraded bool
 	// trustedPeer: the TCP peer is a trusted proxy, so the inbound
 	// X-Forwarded-* go upstream (origin.go).
 	trustedPeer bool
 
 	// failErr is what failed the request, logged once by finish with
-	// failID, the request_id the client was given for it.
+	// failID, the request_id the client was given in its problem (set
+	// for a 426 too, which is no failure).
 	failErr error
 	failID  string
 }
@@ -57,6 +63,10 @@ type callMeta struct {
 	session uint32
 	trace   string
 	route   string
+	// id is the request_id of the request's first phase call (invoke
+	// sets it), the access log's request_id of a request that did not
+	// fail; zero before any call.
+	id protocol.RequestID
 }
 
 type exchangeKey struct{}
@@ -76,6 +86,7 @@ func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{
 		g:     g,
 		rt:    rt,
+		req:   r,
 		ctx:   r.Context(),
 		rec:   recorder{ResponseWriter: w, snap: len(rt.loggers) > 0},
 		start: time.Now(),
@@ -97,8 +108,9 @@ func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.origin != nil && !rt.origin.t.phases.Has(protocol.PhaseRequestFilter) {
+		ex.failID = protocol.NewRequestID().String()
 		writeProblem(&ex.rec, Problem{Type: ProblemUpgradeRequired, Title: "Upgrade Required", Status: http.StatusUpgradeRequired,
-			Detail: "this route answers WebSocket connections only", RequestID: protocol.NewRequestID().String()})
+			Detail: "this route answers WebSocket connections only", RequestID: ex.failID})
 		return
 	}
 	body, err := ex.readRequest(r)
@@ -368,13 +380,20 @@ func (ex *exchange) collectNextOps(h *hop, ops []protocol.Op) {
 	}
 }
 
-// finish records metrics and hands the request to the logging phase.
+// finish records metrics, writes the access line and hands the request to
+// the logging phase. It runs once per request, when the handler returns:
+// after the last byte of the response (the last chunk of a streamed body),
+// or when an upgraded connection ends.
 func (ex *exchange) finish(aborted bool) {
 	rt := ex.rt
 	status := ex.rec.status
 	if status == 0 {
-		status = statusClientClosed
-		if !aborted {
+		switch {
+		case ex.upgraded:
+			status = http.StatusSwitchingProtocols
+		case aborted:
+			status = statusClientClosed
+		default:
 			status = http.StatusOK // a handler that wrote nothing: net/http answers 200
 		}
 	}
@@ -386,6 +405,10 @@ func (ex *exchange) finish(aborted bool) {
 		// letters and phases it took.
 		ex.g.logFailure(ex.ctx, failure{msg: msgRequestFailed, meta: &ex.meta, status: status, aborted: aborted,
 			requestID: ex.failID, err: ex.failErr})
+	}
+	if ex.g.opts.access != nil {
+		// Off, this test is all the access log costs a request.
+		ex.logAccess(status, elapsed)
 	}
 	if len(rt.loggers) == 0 {
 		return
@@ -469,12 +492,13 @@ func toHeaders(h http.Header, dst []protocol.Header) []protocol.Header {
 }
 
 // recorder remembers the status (and, when logging needs them, the
-// headers) a response was written with.
+// headers) a response was written with, and the body bytes written.
 type recorder struct {
 	http.ResponseWriter
 	status  int
 	snap    bool
 	headers []protocol.Header
+	bytes   int64
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -491,7 +515,9 @@ func (r *recorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
 		r.WriteHeader(http.StatusOK)
 	}
-	return r.ResponseWriter.Write(p)
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
 }
 
 // Flush supports streaming through the recorder.

@@ -152,6 +152,9 @@ func New(cfg Config, nc *nats.Conn, opts ...Option) (*Gateway, error) {
 	met.lastReloadOK.Set(1) // the configuration New was given is loaded
 	g.logs = newLogPool(g, o.logWorkers, o.logQueue)
 	g.dlq = newDLQWriter(g)
+	if o.access != nil && !o.access.Enabled(context.Background(), slog.LevelInfo) {
+		g.log.Warn("gateway: the access log is on, but its logger drops INFO lines: no access line will be written")
+	}
 	ok = true
 	return g, nil
 }
@@ -237,7 +240,7 @@ func (c *conf) messaging(name string) *messaging {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, ok := canonicalRequest(r)
 	if !ok {
-		g.badPath(w)
+		g.badPath(w, r)
 		return
 	}
 	tab := g.table.Load()

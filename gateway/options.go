@@ -39,6 +39,8 @@ type options struct {
 	// target wait at once (firstnode.go); set by tests.
 	firstNodeWait       time.Duration
 	firstNodeMaxWaiting int32
+	// access is the access log's logger (WithAccessLog); nil: off.
+	access *slog.Logger
 }
 
 func defaultOptions() options {
@@ -229,6 +231,27 @@ func WithTrustedProxies(entries ...string) Option {
 			return fmt.Errorf("trusted proxies: %w", err)
 		}
 		o.proxies = p
+		return nil
+	}
+}
+
+// WithAccessLog writes one line per request to l, at INFO with the message
+// "gateway: access": method, host, path, route, function, status, bytes,
+// duration, client_ip, request_id, traceparent and user_agent (see
+// docs/GATEWAY.md, Access log). Every request gets its line, whatever its
+// outcome (404, 400, 413, a client gone, a WebSocket at its end), and the
+// lines are never sampled. Default off; nil turns it off.
+//
+//	gw, err := gateway.New(cfg, nc, gateway.WithLogger(log), gateway.WithAccessLog(log))
+//
+// # Notes
+//
+// The query string is left out: it often carries tokens and signatures
+// (OAuth codes, presigned URLs), which logs would keep and spread. l's
+// level must let INFO through, or no line is written (New warns).
+func WithAccessLog(l *slog.Logger) Option {
+	return func(o *options) error {
+		o.access = l
 		return nil
 	}
 }

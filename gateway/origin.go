@@ -83,6 +83,7 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 				ex.refused = resp
 				return errUpgradeRefused
 			}
+			ex.upgraded = upgrade
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -104,8 +104,8 @@ func hasDotSegment(p string) bool {
 }
 
 // badPath answers a request whose path canonicalRequest refused.
-func (g *Gateway) badPath(w http.ResponseWriter) {
+func (g *Gateway) badPath(w http.ResponseWriter, r *http.Request) {
 	g.met.httpRequests.WithLabelValues("", "400").Inc()
-	writeProblem(w, Problem{Type: ProblemBadRequest, Title: "Bad Request", Status: http.StatusBadRequest,
+	g.answerUnrouted(w, r, Problem{Type: ProblemBadRequest, Title: "Bad Request", Status: http.StatusBadRequest,
 		Detail: "the path has a dot segment behind an encoded slash", RequestID: protocol.NewRequestID().String()})
 }

@@ -132,8 +132,9 @@ func tooLargeDetail(err error, phase string, maxBody int64) string {
 	return "the node serving " + phase + " refused the request as too large"
 }
 
-// writeProblem answers p as application/problem+json.
-func writeProblem(w http.ResponseWriter, p Problem) {
+// writeProblem answers p as application/problem+json and returns the body
+// bytes written.
+func writeProblem(w http.ResponseWriter, p Problem) int64 {
 	b, err := json.Marshal(p)
 	if err != nil { // cannot happen: strings and ints only
 		b = []byte(fmt.Sprintf(`{"type":"about:blank","status":%d}`, p.Status))
@@ -147,7 +148,8 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 		h.Set("Retry-After", overloadedRetryAfterSec)
 	}
 	w.WriteHeader(p.Status)
-	_, _ = w.Write(b)
+	n, _ := w.Write(b)
+	return int64(n)
 }
 
 // truncate cuts s to at most n bytes on a rune boundary, marking the cut.

@@ -31,6 +31,9 @@ func (g *Gateway) invoke(ctx context.Context, t *target, ph protocol.Phase, inv 
 		Data:      inv,
 		Timestamp: uint64(time.Now().UnixMilli()),
 	}
+	if meta.id.IsZero() {
+		meta.id = req.RequestID
+	}
 	bp := g.wire.get()
 	defer g.wire.put(bp)
 	*bp = req.AppendMsgpack(*bp)

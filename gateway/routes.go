@@ -197,12 +197,12 @@ func (g *Gateway) buildMux(c *conf, dyn []*route) (*routeTable, []error) {
 
 func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request) {
 	g.met.httpRequests.WithLabelValues("", "404").Inc()
-	writeProblem(w, Problem{Type: ProblemNotFound, Title: "Not Found", Status: http.StatusNotFound,
+	g.answerUnrouted(w, r, Problem{Type: ProblemNotFound, Title: "Not Found", Status: http.StatusNotFound,
 		Detail: "no route matches this path", Instance: r.URL.Path, RequestID: protocol.NewRequestID().String()})
 }
 
 func (g *Gateway) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	g.met.httpRequests.WithLabelValues("", "405").Inc()
-	writeProblem(w, Problem{Type: ProblemMethodNotAllowed, Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed,
+	g.answerUnrouted(w, r, Problem{Type: ProblemMethodNotAllowed, Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed,
 		Detail: "the route does not accept " + r.Method, Instance: r.URL.Path, RequestID: protocol.NewRequestID().String()})
 }

@@ -103,6 +103,8 @@ type serveConfig struct {
 	// TrustedProxies are --trusted-proxies: addresses and CIDR prefixes
 	// whose X-Forwarded-For the gateway believes; none by default.
 	TrustedProxies []string
+	// AccessLog is --access-log: one INFO line per gateway request.
+	AccessLog bool
 }
 
 func (c *serveConfig) register(f *flagSet) {
@@ -117,6 +119,8 @@ func (c *serveConfig) register(f *flagSet) {
 	c.WS.register(f)
 	f.List(&c.TrustedProxies, "trusted-proxies", "cidr,...", "NYLON_TRUSTED_PROXIES", nil,
 		"load balancers and proxies in front of the gateway, by IP address or CIDR prefix (10.0.0.0/8, fd00::/8): from them the client address is the rightmost untrusted X-Forwarded-For entry, and X-Forwarded-* go on upstream; anything inside them can set the client address. Default none: the client is the TCP peer (role gateway)")
+	f.Bool(&c.AccessLog, "access-log", "NYLON_ACCESS_LOG", false,
+		"log one INFO line per gateway request (gateway: access): method, host, path without the query, route, function, status, bytes, duration, client_ip, request_id, traceparent, user_agent; never sampled (role gateway)")
 	f.String(&c.Admin, "admin", "addr", "NYLON_ADMIN", "127.0.0.1:8081", "listen address of /healthz and /metrics (every role) and of the admin API (role admin)")
 	c.AdminTLS.register(f, "admin", "ADMIN", "the admin listener")
 	f.String(&c.GatewayConfig, "gateway-config", "file", "NYLON_GATEWAY_CONFIG", "", "gateway YAML: messaging configs, plugins and routes (docs/GATEWAY.md), reloaded on SIGHUP; empty serves registry routes only")

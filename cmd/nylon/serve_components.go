@@ -180,6 +180,10 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 	prefix := s.cfg.prefix()
 	opts := []gateway.Option{gateway.WithLogger(d.Log), gateway.WithRegisterer(s.Metrics), gateway.WithEnv(s.cfg.Env),
 		gateway.WithSubjectPrefix(prefix), gateway.WithReplicas(s.cfg.Replicas), gateway.WithTrustedProxies(s.cfg.TrustedProxies...)}
+	if s.cfg.AccessLog {
+		// The same logger: --log-format applies, and --log-level must let INFO through.
+		opts = append(opts, gateway.WithAccessLog(d.Log))
+	}
 	for i := range gcfg.Messaging {
 		mc := &gcfg.Messaging[i]
 		if len(mc.Servers) == 0 {
