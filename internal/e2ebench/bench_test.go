@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -59,6 +61,18 @@ func BenchmarkGatewayHello(b *testing.B) {
 			b.Run("conc=32-loadgen-process", func(b *testing.B) { benchLoadProcess(b, addr, 32) })
 		})
 	}
+	// serve --access-log: one JSON line per request, written to a file as
+	// a redirected stderr would be (a write per line, like slog's handler
+	// on os.Stderr).
+	b.Run("nats=inprocess-accesslog", func(b *testing.B) {
+		f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = f.Close() })
+		addr := startStack(b, wiringInProcess, gateway.WithAccessLog(slog.New(slog.NewJSONHandler(f, nil))))
+		b.Run("conc=32", func(b *testing.B) { benchLoad(b, addr, 32) })
+	})
 }
 
 // wiring is how the benchmark's components reach the NATS server.
@@ -92,10 +106,10 @@ func BenchmarkPlainHTTPHello(b *testing.B) {
 }
 
 // startStack starts NATS, a registry, a node serving the hello function and
-// a gateway routing /hello to it, and returns the gateway's address
+// a gateway (with gwOpts) routing /hello to it, and returns the gateway's address
 // (host:port). It returns once a request answers with the function's body,
 // so no benchmark iteration pays for loading the module.
-func startStack(b *testing.B, w wiring) string {
+func startStack(b *testing.B, w wiring, gwOpts ...gateway.Option) string {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -159,8 +173,8 @@ func startStack(b *testing.B, w wiring) string {
 		_ = node.Drain(ctx)
 	})
 
-	gw, err := gateway.New(gateway.Config{}, connect(), gateway.WithEnv("dev"),
-		gateway.WithRegisterer(prometheus.NewRegistry()), gateway.WithLogger(logger))
+	gw, err := gateway.New(gateway.Config{}, connect(), append([]gateway.Option{gateway.WithEnv("dev"),
+		gateway.WithRegisterer(prometheus.NewRegistry()), gateway.WithLogger(logger)}, gwOpts...)...)
 	if err != nil {
 		b.Fatalf("new gateway: %v", err)
 	}
