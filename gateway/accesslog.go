@@ -11,10 +11,22 @@ import (
 // msgAccess is the message of every access line (WithAccessLog).
 const msgAccess = "gateway: access"
 
-// maxLoggedUserAgent bounds an access line's user_agent, in bytes: real
-// ones are a few hundred at most, and a client may send up to net/http's
-// header limit (1 MiB) on every request.
-const maxLoggedUserAgent = 256
+// Bounds, in bytes, of the access line's fields a client chooses: net/http
+// lets a request line and headers run to its header limit (1 MiB), so
+// without them one request could make a line of a megabyte (and a client
+// sending many, gigabytes of log). Cut fields end in "...".
+const (
+	// maxLoggedUserAgent: real ones are a few hundred at most.
+	maxLoggedUserAgent = 256
+	// maxLoggedMethod: the longest registered method
+	// (UPDATEREDIRECTREF) has 17.
+	maxLoggedMethod = 32
+	// maxLoggedHost: a DNS name has at most 253, plus ":" and a port.
+	maxLoggedHost = 259
+	// maxLoggedPath: 2 KiB, the URL length browsers, CDNs and sitemaps
+	// have long kept to.
+	maxLoggedPath = 2048
+)
 
 // accessLine is what one access line says besides the request itself.
 type accessLine struct {
@@ -43,20 +55,26 @@ func (g *Gateway) logAccess(ctx context.Context, a *accessLine) {
 	if ip == "" {
 		ip, _ = g.clientIP(r)
 	}
+	n := a.bytes
+	if r.Method == http.MethodHead {
+		// net/http accepts the body written for a HEAD (a problem's, a
+		// function's) and sends none of it.
+		n = 0
+	}
 	var buf [12]slog.Attr
 	attrs := append(buf[:0],
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
+		slog.String("method", truncate(r.Method, maxLoggedMethod)),
+		slog.String("host", truncate(r.Host, maxLoggedHost)),
 		// The path without the query: query strings carry tokens
 		// (OAuth codes, presigned URLs, API keys) that a log would keep.
-		slog.String("path", r.URL.Path),
+		slog.String("path", truncate(r.URL.Path, maxLoggedPath)),
 		slog.String("route", a.route))
 	if a.function != "" {
 		attrs = append(attrs, slog.String("function", a.function))
 	}
 	attrs = append(attrs,
 		slog.Int("status", a.status),
-		slog.Int64("bytes", a.bytes),
+		slog.Int64("bytes", n),
 		slog.Duration("duration", a.elapsed),
 		slog.String("client_ip", ip))
 	if a.requestID != "" {

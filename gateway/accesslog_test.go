@@ -492,3 +492,129 @@ func TestAccessLogOff(t *testing.T) {
 		t.Errorf("New with an access logger at WARN: %d warnings, want 1:\n%s", len(got), l.buf.String())
 	}
 }
+
+// rawRequest writes req as it is on a connection of its own to the
+// gateway at base and returns the response's status (0 when the
+// connection closes with none).
+func rawRequest(t *testing.T, base, req string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() { _, _ = io.WriteString(conn, req) }() // a large request is read as it is written
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Every field a client chooses is bounded in an access line: net/http
+// takes a request line and headers up to 1 MiB, so a method, host or
+// path of half a megabyte must not make a line of half a megabyte. A
+// decoded path's newlines, escape sequences, NULs and invalid UTF-8 stay
+// inside their line, JSON and text alike; and a HEAD has no body bytes,
+// though the gateway wrote a problem for it.
+func TestAccessLogBoundsClientFields(t *testing.T) {
+	w := newProxyWorld(t)
+	l := newJSONLog()
+	text := &testutil.SyncBuffer{}
+	both := slog.New(slog.NewMultiHandler(l.log.Handler(), slog.NewTextHandler(text, nil)))
+	base := w.accessGateway(t, l, gateway.WithAccessLog(both))
+
+	big := strings.Repeat("a", 512<<10)
+	for _, tc := range []struct {
+		name, req string
+		status    int
+		field     string
+		max       int
+	}{
+		{"path", "GET /up/" + big + " HTTP/1.1\r\nHost: h\r\n", 200, "path", 2048},
+		{"unrouted path", "GET /" + big + " HTTP/1.1\r\nHost: h\r\n", 404, "path", 2048},
+		{"host", "GET /up/a HTTP/1.1\r\nHost: " + big + "\r\n", 200, "host", 259},
+		{"method", strings.ToUpper(big) + " /up/a HTTP/1.1\r\nHost: h\r\n", 405, "method", 32},
+	} {
+		ua := "access-test/bound-" + strings.ReplaceAll(tc.name, " ", "-")
+		if got := rawRequest(t, base, tc.req+"User-Agent: "+ua+"\r\nConnection: close\r\n\r\n"); got != tc.status {
+			t.Fatalf("%s of %d bytes: status %d, want %d", tc.name, len(big), got, tc.status)
+		}
+		line := l.waitAccess(t, ua)
+		v, _ := line[tc.field].(string)
+		if len(v) != tc.max+len("...") || !strings.HasSuffix(v, "...") {
+			t.Errorf("%s of %d bytes: logged as %d bytes, want its first %d and ...", tc.name, len(big), len(v), tc.max)
+		}
+	}
+	for line := range strings.Lines(text.String()) {
+		if len(line) > 4<<10 {
+			t.Errorf("a text access line of %d bytes: %.200q...", len(line), line)
+		}
+	}
+
+	// A path that decodes to control characters and invalid UTF-8.
+	ua := "access-test/control"
+	if got := rawRequest(t, base, "GET /up/a%0Aforged=1%1B[31m%00%FF HTTP/1.1\r\nHost: h\r\nUser-Agent: "+ua+"\r\nConnection: close\r\n\r\n"); got != 200 {
+		t.Fatalf("a path with control characters: status %d, want 200", got)
+	}
+	if p := l.waitAccess(t, ua)["path"]; p != "/up/a\nforged=1\x1b[31m\x00\ufffd" {
+		t.Errorf("JSON: path %q, want the decoded path (invalid UTF-8 replaced)", p)
+	}
+	var found bool
+	for line := range strings.Lines(text.String()) {
+		if strings.Contains(line, `\x1b`) || strings.Contains(line, "forged") {
+			found = true
+			if !strings.Contains(line, `path="/up/a\nforged=1\x1b[31m\x00\xff"`) || strings.ContainsAny(line, "\x1b\x00") {
+				t.Errorf("text: the path not quoted in its line: %q", line)
+			}
+		}
+		if strings.HasPrefix(line, "forged") {
+			t.Errorf("text: a line forged by the path: %q", line)
+		}
+	}
+	if !found {
+		t.Errorf("text: no line for the path with control characters:\n%s", text.String())
+	}
+
+	// HEAD: net/http sends no body, whatever the gateway wrote.
+	ua = "access-test/head-404"
+	if r := accessReq(t, http.MethodHead, base+"/nowhere", "", ua); r.Status != 404 || r.Body != "" {
+		t.Fatalf("HEAD /nowhere: %d %q, want 404 and no body", r.Status, r.Body)
+	}
+	wantAccess(t, "HEAD 404", l.waitAccess(t, ua), map[string]any{"method": "HEAD", "status": 404.0, "bytes": 0.0})
+}
+
+// A handler that panics before answering (here the WithWebSocket
+// handler) is a server error: its access line and
+// nylon_http_requests_total say 500, not 499 (the client did not leave;
+// net/http closed its connection).
+func TestAccessLogPanicIs500(t *testing.T) {
+	e := newEnv(t)
+	l := newJSONLog()
+	reg := prometheus.NewRegistry()
+	panics := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("handler bug") })
+	gw, _ := e.gateway(yamlMessaging(""), gateway.WithRegisterer(reg), gateway.WithLogger(l.log),
+		gateway.WithAccessLog(l.log), gateway.WithWebSocket(panics))
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{{Path: "/ws", Function: "chat", Phases: protocol.PhaseSetWebSocket}}); err != nil {
+		t.Fatal(err)
+	}
+	// A server of its own: net/http's panic report goes nowhere.
+	srv := httptest.NewUnstartedServer(gw)
+	srv.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
+	srv.Start()
+	defer srv.Close()
+
+	ua := "access-test/panic"
+	if got := rawRequest(t, srv.URL, "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nUser-Agent: "+ua+"\r\n\r\n"); got != 0 {
+		t.Fatalf("a panicking handler answered %d, want the connection closed", got)
+	}
+	if line := l.waitAccess(t, ua); line["status"] != 500.0 || line["route"] != "/ws" {
+		t.Errorf("access line %v, want status 500 on /ws", line)
+	}
+	if n := testutil.MetricSum(t, reg, "nylon_http_requests_total", map[string]string{"route": "/ws", "code": "500"}); n != 1 {
+		t.Errorf("nylon_http_requests_total{route=/ws,code=500} = %v, want 1", n)
+	}
+}

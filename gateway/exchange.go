@@ -98,9 +98,16 @@ func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		v := recover()
+		if v != nil && v != http.ErrAbortHandler && ex.rec.status == 0 {
+			// A panic before any answer (a WithWebSocket handler's, a
+			// bug's): net/http closes the connection. A server error,
+			// not a client that left (499), for the metrics and the
+			// access line alike.
+			ex.rec.status = http.StatusInternalServerError
+		}
 		ex.finish(v != nil)
 		if v != nil {
-			panic(v) // http.ErrAbortHandler from the proxy: let net/http abort the stream
+			panic(v) // net/http aborts the stream (and logs any other panic)
 		}
 	}()
 	if rt.websocket && isUpgrade(r) && g.opts.ws != nil {

@@ -112,6 +112,7 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 // them. Forwarded is never passed on: the gateway neither reads nor
 // appends to it, and a client's would go upstream unchecked.
 func setXForwarded(pr *httputil.ProxyRequest, trustedPeer bool) {
+	dropForwardedLookalikes(pr.Out.Header)
 	if !trustedPeer {
 		pr.SetXForwarded()
 		return
@@ -125,6 +126,50 @@ func setXForwarded(pr *httputil.ProxyRequest, trustedPeer bool) {
 			pr.Out.Header[k] = v
 		}
 	}
+}
+
+// dropForwardedLookalikes removes the headers named as one setXForwarded
+// sets but with '_' for '-' (X_Forwarded_For, X-Forwarded_Proto): net/http
+// passes them, and CGI-style upstreams (WSGI, Rack, PHP) read both
+// spellings as HTTP_X_FORWARDED_FOR, so a client's would stand beside or
+// over the gateway's (Django's CVE-2015-0219; nginx drops names with '_'
+// by default). Allocation-free: most requests have no '_' in any name.
+func dropForwardedLookalikes(h http.Header) {
+	for k := range h {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		for _, name := range [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
+			if sameBut(k, name) {
+				delete(h, k)
+				break
+			}
+		}
+	}
+}
+
+// sameBut reports whether k is name, case-insensitively, with any '-'
+// written as '_'.
+func sameBut(k, name string) bool {
+	if len(k) != len(name) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c, n := k[i], name[i]
+		if c == '_' && n == '-' {
+			continue
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= n && n <= 'Z' {
+			n += 'a' - 'A'
+		}
+		if c != n {
+			return false
+		}
+	}
+	return true
 }
 
 // upstreamBody is an upstream response's body, remembering a read error

@@ -315,3 +315,28 @@ func TestWithTrustedProxiesRejectsBadEntries(t *testing.T) {
 		}
 	}
 }
+
+// The X-Forwarded-* spelled with '_' for '-' never reach an upstream,
+// from any peer: CGI-style upstreams (WSGI, Rack, PHP) read
+// X_Forwarded_For as X-Forwarded-For, so a client's would stand beside the
+// gateway's.
+func TestUpstreamGetsNoForwardedLookalikes(t *testing.T) {
+	w := newProxyWorld(t)
+	for _, proxies := range [][]string{nil, {"127.0.0.1"}} {
+		base, _ := w.gateway(t, false, proxies...)
+		wantStatus(t, send(t, base+"/up/a", nil, "X_Forwarded_For", "6.6.6.6", "x-forwarded_proto", "https",
+			"X_FORWARDED_HOST", "evil.example.com", "X_Custom", "kept"), http.StatusOK)
+		got := w.up.last.Load().Header
+		for k, v := range got {
+			if n := strings.ToLower(strings.ReplaceAll(k, "_", "-")); strings.HasPrefix(n, "x-forwarded-") && strings.Contains(k, "_") {
+				t.Errorf("proxies %q: the upstream got %s: %q", proxies, k, v)
+			}
+		}
+		if got.Get("X_Custom") != "kept" {
+			t.Errorf("proxies %q: another header with '_' was dropped: %v", proxies, got)
+		}
+		if xff := got.Values("X-Forwarded-For"); !slices.Equal(xff, []string{"127.0.0.1"}) {
+			t.Errorf("proxies %q: X-Forwarded-For %q, want the peer alone", proxies, xff)
+		}
+	}
+}
