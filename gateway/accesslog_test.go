@@ -412,7 +412,7 @@ func TestAccessLogWebSocket(t *testing.T) {
 	defer c.CloseNow()
 	opened := time.Now()
 	_, msg, err := c.Read(ctx)
-	if err != nil || string(msg) != "client_ip 203.0.113.9" {
+	if err != nil || string(msg) != "client_ip 203.0.113.9 http" {
 		t.Fatalf("open event: %q, %v", msg, err)
 	}
 	// The connection is up, the handshake long answered: no line yet.

@@ -182,14 +182,11 @@ func (ex *exchange) readRequest(r *http.Request) ([]byte, error) {
 	}
 	q := &ex.inv.Request
 	q.Method = r.Method
-	q.Scheme = "http"
-	if r.TLS != nil {
-		q.Scheme = "https"
-	}
+	q.ClientIP, ex.trustedPeer = ex.g.clientIP(r)
+	q.Scheme = clientScheme(r, ex.trustedPeer)
 	q.Host = r.Host
 	q.Path = r.URL.Path
 	q.Query = r.URL.RawQuery
-	q.ClientIP, ex.trustedPeer = ex.g.clientIP(r)
 	q.Headers = toHeaders(r.Header, q.Headers[:0])
 	q.Body = body
 	q.Timestamp = uint64(ex.start.UnixMilli())
@@ -447,7 +444,9 @@ func (ex *exchange) finish(aborted bool) {
 
 func (ex *exchange) routeInfo(r *http.Request) RouteInfo {
 	ri := RouteInfo{Pattern: ex.rt.pattern, Config: ex.rt.config}
-	ri.ClientIP, _ = ex.g.clientIP(r)
+	var trusted bool
+	ri.ClientIP, trusted = ex.g.clientIP(r)
+	ri.Scheme = clientScheme(r, trusted)
 	if o := ex.rt.origin; o != nil {
 		ri.Function = o.t.function
 		if o.t.isNew(time.Now()) {

@@ -289,6 +289,9 @@ type RouteInfo struct {
 	// ClientIP is the client's address: the TCP peer's, or behind a
 	// trusted proxy (WithTrustedProxies) the one X-Forwarded-For names.
 	ClientIP string
+	// Scheme is "https" or "http": the connection's, or behind a trusted
+	// proxy the one its X-Forwarded-Proto names.
+	Scheme string
 }
 
 type routeInfoKey struct{}
@@ -536,4 +539,26 @@ func newTransport() *http.Transport {
 // it is RemoteAddr's host, with no allocation.
 func (g *Gateway) clientIP(r *http.Request) (ip string, trustedPeer bool) {
 	return g.opts.proxies.Resolve(r.RemoteAddr, r.Header["X-Forwarded-For"])
+}
+
+// clientScheme is the scheme the client used: "https" on a TLS connection,
+// else "http"; from a trusted proxy (trustedPeer), the one its
+// X-Forwarded-Proto names, as a balancer that terminates TLS sends it (and
+// Envoy and Traefik read it). Only one value, "http" or "https" in any
+// case, is believed: a list or anything else leaves the connection's own.
+func clientScheme(r *http.Request, trustedPeer bool) string {
+	if trustedPeer {
+		if v := r.Header["X-Forwarded-Proto"]; len(v) == 1 {
+			switch {
+			case strings.EqualFold(v[0], "https"):
+				return "https"
+			case strings.EqualFold(v[0], "http"):
+				return "http"
+			}
+		}
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
 }

@@ -218,7 +218,9 @@ func WithFunctionMessaging(name string) Option {
 // X-Forwarded-For, walked from the right past trusted addresses (nginx's
 // set_real_ip_from with real_ip_recursive on): functions read it
 // (ReadRequestClientIP), the WebSocket edge gets it (RouteInfo.ClientIP),
-// and upstreams get the inbound X-Forwarded-For with the peer appended and
+// the scheme is the one a single X-Forwarded-Proto of "https" or "http"
+// names (ReadRequestScheme, RouteInfo.Scheme: the balancer terminated
+// TLS), and upstreams get the inbound X-Forwarded-For with the peer appended and
 // the inbound X-Forwarded-Proto and X-Forwarded-Host. Anything inside a
 // trusted prefix can set the client address: trust only the proxies' own
 // networks.

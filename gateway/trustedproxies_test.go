@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,11 +102,12 @@ routes:
 			http.Error(rw, "no route info", http.StatusInternalServerError)
 			return
 		}
-		fmt.Fprint(rw, "edge "+ri.ClientIP)
+		fmt.Fprint(rw, "edge "+ri.ClientIP+" "+ri.Scheme)
 	})
 	gw, srv := w.e.gateway(yaml, gateway.WithRegisterer(prometheus.NewRegistry()), gateway.WithWebSocket(edge),
 		gateway.WithTrustedProxies(proxies...))
-	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{{Path: "/client-ip", Function: "sdk", Phases: w.phases}}); err != nil {
+	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{{Path: "/client-ip", Function: "sdk", Phases: w.phases},
+		{Path: "/echo", Function: "sdk", Phases: protocol.PhaseSetOf(protocol.PhaseRequestFilter)}}); err != nil {
 		t.Fatal(err)
 	}
 	// The node may not serve the function yet.
@@ -182,13 +184,62 @@ func (w *proxyWorld) upstreamGot(t *testing.T, base string, xff []string, hdr ..
 // an upgrade request with xff.
 func upgradeClientIP(t *testing.T, base string, xff ...string) string {
 	t.Helper()
-	r := send(t, base+"/client-ip", xff, "Connection", "Upgrade", "Upgrade", "websocket")
+	ip, _ := upgradeRoute(t, base, xff)
+	return ip
+}
+
+// upgradeRoute is the client address and scheme the WebSocket edge is
+// handed (RouteInfo) for an upgrade request with xff and hdr.
+func upgradeRoute(t *testing.T, base string, xff []string, hdr ...string) (ip, scheme string) {
+	t.Helper()
+	r := send(t, base+"/client-ip", xff, append([]string{"Connection", "Upgrade", "Upgrade", "websocket"}, hdr...)...)
 	wantStatus(t, r, http.StatusOK)
-	ip, ok := strings.CutPrefix(r.Body, "edge ")
+	rest, ok := strings.CutPrefix(r.Body, "edge ")
 	if !ok {
 		t.Fatalf("upgrade request not handed to the WebSocket edge: %q", r.Body)
 	}
-	return ip
+	ip, scheme, _ = strings.Cut(rest, " ")
+	return ip, scheme
+}
+
+// Behind a trusted proxy the scheme functions read (and the WebSocket
+// edge gets) is the one X-Forwarded-Proto names, as a balancer that
+// terminates TLS sends it; only a single "http" or "https" is believed,
+// and only from a trusted peer.
+func TestTrustedProxyScheme(t *testing.T) {
+	w := newProxyWorld(t)
+	trusting, _ := w.gateway(t, false, "127.0.0.1")
+	untrusting, _ := w.gateway(t, false)
+	for _, tc := range []struct {
+		name string
+		base string
+		hdr  []string
+		want string
+	}{
+		{"none: the connection's", trusting, nil, "http"},
+		{"https from a trusted balancer", trusting, []string{"X-Forwarded-Proto", "https"}, "https"},
+		{"in any case", trusting, []string{"X-Forwarded-Proto", "HTTPS"}, "https"},
+		{"http", trusting, []string{"X-Forwarded-Proto", "http"}, "http"},
+		{"a list is not believed", trusting, []string{"X-Forwarded-Proto", "https, http"}, "http"},
+		{"two lines are not believed", trusting, []string{"X-Forwarded-Proto", "https", "X-Forwarded-Proto", "https"}, "http"},
+		{"another scheme is not believed", trusting, []string{"X-Forwarded-Proto", "wss"}, "http"},
+		{"an untrusted peer's is ignored", untrusting, []string{"X-Forwarded-Proto", "https"}, "http"},
+	} {
+		r := send(t, tc.base+"/echo", nil, tc.hdr...)
+		wantStatus(t, r, http.StatusOK)
+		var e struct {
+			Scheme string `json:"scheme"`
+		}
+		if err := json.Unmarshal([]byte(r.Body), &e); err != nil {
+			t.Fatalf("%s: /echo answered %q: %v", tc.name, r.Body, err)
+		}
+		if e.Scheme != tc.want {
+			t.Errorf("%s: the function read scheme %q, want %q", tc.name, e.Scheme, tc.want)
+		}
+		if _, got := upgradeRoute(t, tc.base, nil, tc.hdr...); got != tc.want {
+			t.Errorf("%s: the WebSocket edge got scheme %q, want %q", tc.name, got, tc.want)
+		}
+	}
 }
 
 func wantHeader(t *testing.T, what string, got http.Header, want map[string][]string) {

@@ -10,16 +10,16 @@ import (
 	"github.com/nylon-functions/nylon/ws"
 )
 
-// The client address a router in front of the edge resolved (the
-// gateway's, behind trusted proxies) is the one every event of the
-// connection carries; the edge reads no X-Forwarded-For itself.
+// The client address and scheme a router in front of the edge resolved
+// (the gateway's, behind trusted proxies) are the ones every event of the
+// connection carries; the edge reads no X-Forwarded-* itself.
 func TestWithClientIP(t *testing.T) {
 	s := testutil.RunNATS(t)
 	rs := respond(t, s, "echo", false, echo)
 	env := startEdgeWith(t, s, ws.Config{}, "echo", func(srv *httptest.Server) {
 		h := srv.Config.Handler
 		srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(w, r.WithContext(ws.WithClientIP(r.Context(), "198.51.100.4")))
+			h.ServeHTTP(w, r.WithContext(ws.WithScheme(ws.WithClientIP(r.Context(), "198.51.100.4"), "https")))
 		})
 	})
 	cl := dial(t, env.url("")).read()
@@ -31,6 +31,9 @@ func TestWithClientIP(t *testing.T) {
 		if got := ev.inv.Request.ClientIP; got != "198.51.100.4" {
 			t.Errorf("%s event: client IP %q, want the one WithClientIP set", ev.kind(), got)
 		}
+		if got := ev.inv.Request.Scheme; got != "https" {
+			t.Errorf("%s event: scheme %q, want the one WithScheme set", ev.kind(), got)
+		}
 	}
 
 	// An empty one changes nothing: the TCP peer's.
@@ -38,11 +41,11 @@ func TestWithClientIP(t *testing.T) {
 	env = startEdgeWith(t, s, ws.Config{}, "echo2", func(srv *httptest.Server) {
 		h := srv.Config.Handler
 		srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(w, r.WithContext(ws.WithClientIP(r.Context(), "")))
+			h.ServeHTTP(w, r.WithContext(ws.WithScheme(ws.WithClientIP(r.Context(), ""), "")))
 		})
 	})
 	dial(t, env.url("")).read()
-	if got := rs2.waitEvent(t, protocol.WSOpen, "").inv.Request.ClientIP; got != "127.0.0.1" {
-		t.Errorf("WithClientIP(\"\"): client IP %q, want the peer 127.0.0.1", got)
+	if got := rs2.waitEvent(t, protocol.WSOpen, "").inv.Request; got.ClientIP != "127.0.0.1" || got.Scheme != "http" {
+		t.Errorf("WithClientIP(\"\"), WithScheme(\"\"): client IP %q and scheme %q, want the peer 127.0.0.1 and http", got.ClientIP, got.Scheme)
 	}
 }

@@ -56,13 +56,28 @@ func WithClientIP(ctx context.Context, ip string) context.Context {
 	return context.WithValue(ctx, clientIPKey{}, ip)
 }
 
+type schemeKey struct{}
+
+// WithScheme returns a copy of ctx for an upgrade request whose client
+// used scheme ("http" or "https") rather than what the TCP connection
+// shows: the scheme a router in front of the edge took from a trusted
+// proxy's X-Forwarded-Proto (the gateway's RouteInfo.Scheme), as when a
+// balancer terminates TLS. Every event of the connection carries it. An
+// empty scheme changes nothing.
+func WithScheme(ctx context.Context, scheme string) context.Context {
+	return context.WithValue(ctx, schemeKey{}, scheme)
+}
+
 // upgradeRequest is the invocation's view of the upgrade request: no body,
 // headers sorted by name (Go's header map has lost the arrival order), and
 // the route parameters (WithParams, or chi's).
 func upgradeRequest(r *http.Request) protocol.HTTPRequest {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	scheme, _ := r.Context().Value(schemeKey{}).(string)
+	if scheme == "" {
+		scheme = "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
 	}
 	names := make([]string, 0, len(r.Header))
 	n := 0

@@ -227,8 +227,8 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 			return
 		}
 		ctx := ws.WithFirstNodeWait(ws.WithParams(r.Context(), info.Params), info.FirstNodeWait)
-		// The gateway resolved it behind --trusted-proxies.
-		ctx = ws.WithClientIP(ctx, info.ClientIP)
+		// The gateway resolved them behind --trusted-proxies.
+		ctx = ws.WithScheme(ws.WithClientIP(ctx, info.ClientIP), info.Scheme)
 		edge.ServeFunction(w, r.WithContext(ctx), info.Function, info.Config)
 	})
 	gw, err = gateway.New(gcfg, d.NATS.NC, append(opts, gateway.WithWebSocket(wsHandler))...)

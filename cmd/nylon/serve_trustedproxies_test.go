@@ -66,7 +66,7 @@ func TestServeTrustedProxies(t *testing.T) {
 	}
 
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(gw, "http")+"/client-ip",
-		&websocket.DialOptions{HTTPHeader: http.Header{"X-Forwarded-For": {"198.51.100.4"}}})
+		&websocket.DialOptions{HTTPHeader: http.Header{"X-Forwarded-For": {"198.51.100.4"}, "X-Forwarded-Proto": {"https"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestServeTrustedProxies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(msg); got != "client_ip 198.51.100.4" {
-		t.Errorf("WebSocket open event: %q, want client_ip 198.51.100.4", got)
+	if got := string(msg); got != "client_ip 198.51.100.4 https" {
+		t.Errorf("WebSocket open event: %q, want client_ip 198.51.100.4 https (X-Forwarded-* of the trusted peer)", got)
 	}
 }

@@ -254,9 +254,9 @@ func init() {
 
 	sdk.OnOpen(func(ws *sdk.WebSocket) {
 		if ws.Request().Path() == "/client-ip" {
-			// The client address the edge gave the events (serve's
-			// trusted-proxy test); the connection stays open.
-			ws.Send("client_ip " + ws.Request().ClientIP())
+			// The client address and scheme the edge gave the events
+			// (the trusted-proxy tests); the connection stays open.
+			ws.Send("client_ip " + ws.Request().ClientIP() + " " + ws.Request().Scheme())
 			return
 		}
 		ws.Send("welcome " + ws.ID() + " to " + ws.Request().Path() + " " + ws.Config("greeting"))
