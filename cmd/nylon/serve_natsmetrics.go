@@ -60,7 +60,7 @@ func newNATSCollector(srv *server.Server, sources func() []natsSource) *natsColl
 		connected: desc("nylon_nats_connected",
 			"Whether the NATS connection is connected (1) or not (0: disconnected and reconnecting, or closed). connection is serve for the process's own (registry, node, gateway, admin API), messaging:<name> for a gateway messaging config's own.", conn),
 		reconnects: desc("nylon_nats_reconnects_total",
-			"Connections the NATS client re-established after losing one (nats.go's Statistics.Reconnects).", conn),
+			"Times the NATS connection came back after it was lost (each logged as nats reconnected). Attempts that reached a server, or a proxy in front of one, but failed the handshake are not counted.", conn),
 		disconnects: desc("nylon_nats_disconnects_total",
 			"Times the NATS connection was lost (the process's own close at shutdown not counted).", conn),
 		inMsgs: desc("nylon_nats_in_messages_total",
@@ -100,13 +100,15 @@ func (c *natsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, connected, s.name)
 		st := s.nc.Stats()
-		counter(c.reconnects, st.Reconnects, s.name)
 		counter(c.inMsgs, st.InMsgs, s.name)
 		counter(c.outMsgs, st.OutMsgs, s.name)
 		counter(c.inBytes, st.InBytes, s.name)
 		counter(c.outBytes, st.OutBytes, s.name)
 		ev := s.events.Counts()
 		counter(c.disconnects, ev.Disconnects, s.name)
+		// Not st.Reconnects: nats.go counts there every attempt whose
+		// dial succeeded, though the connection stays down.
+		counter(c.reconnects, ev.Reconnects, s.name)
 		counter(c.slowConsumers, ev.SlowConsumers, s.name)
 		counter(c.dropped, ev.DroppedMsgs, s.name)
 	}

@@ -283,3 +283,55 @@ func TestNATSCollectorCountsSlowConsumers(t *testing.T) {
 		return nil
 	})
 }
+
+// nylon_nats_reconnects_total counts the times the connection came back,
+// not nats.go's attempts: behind a proxy that accepts while its server is
+// down each attempt dials fine and fails the handshake, and nats.go's
+// Stats().Reconnects counts it.
+func TestNATSCollectorCountsReconnectsNotAttempts(t *testing.T) {
+	opts := testutil.NATSOptions(t)
+	opts.JetStream = false
+	s := testutil.RunNATSWith(t, opts)
+	port := s.Addr().(*net.TCPAddr).Port
+	proxy := testutil.StartTCPProxy(t, s.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	conn, err := natsconn.Connect(ctx, natsconn.Config{Env: "dev", URLs: []string{"nats://" + proxy.Addr()},
+		ReconnectWait: 50 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	shared := &serveShared{}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newNATSCollector(conn.Server, func() []natsSource { return shared.natsSources(conn) }))
+	serve := map[string]string{"connection": "serve"}
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := conn.NC.Stats().Reconnects; n < 3 {
+			return fmt.Errorf("nats.go counted %d reconnect attempts, waiting for 3", n)
+		}
+		return nil
+	})
+	if v := testutil.MetricSum(t, reg, "nylon_nats_connected", serve); v != 0 {
+		t.Fatalf("nylon_nats_connected = %v with the server down, want 0", v)
+	}
+	if v := testutil.MetricSum(t, reg, "nylon_nats_reconnects_total", serve); v != 0 {
+		t.Fatalf("nylon_nats_reconnects_total = %v while the connection is still down, want 0", v)
+	}
+
+	opts = testutil.NATSOptions(t)
+	opts.JetStream, opts.Port = false, port
+	testutil.RunNATSWith(t, opts)
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if v := testutil.MetricSum(t, reg, "nylon_nats_connected", serve); v != 1 {
+			return fmt.Errorf("nylon_nats_connected = %v, want 1 once the server is back", v)
+		}
+		if v := testutil.MetricSum(t, reg, "nylon_nats_reconnects_total", serve); v != 1 {
+			return fmt.Errorf("nylon_nats_reconnects_total = %v once the server is back, want 1", v)
+		}
+		return nil
+	})
+}

@@ -95,9 +95,9 @@ func (c *Conn) ClientURL() string {
 	return c.NC.ConnectedUrlRedacted()
 }
 
-// Events is what the connection's callbacks counted: disconnects and slow
-// consumers. With NC.Stats (messages, bytes, reconnects) it is what a
-// metrics collector reads of the connection.
+// Events is what the connection's callbacks counted: disconnects,
+// reconnects and slow consumers. With NC.Stats (messages, bytes) it is what
+// a metrics collector reads of the connection.
 func (c *Conn) Events() *Events { return c.events }
 
 // Embedded reports whether the connection runs against an embedded server.
@@ -150,7 +150,7 @@ type Health struct {
 	ServerVersion string `json:"server_version,omitempty"`
 	Embedded      bool   `json:"embedded"`
 	JetStream     bool   `json:"jetstream,omitempty"` // known for the embedded server only
-	Reconnects    uint64 `json:"reconnects"`
+	Reconnects    uint64 `json:"reconnects"`          // times it came back, as Events counts them
 }
 
 // Health reports the connection state without a round trip to the server.
@@ -163,7 +163,7 @@ func (c *Conn) Health() Health {
 		ServerName:    c.NC.ConnectedServerName(),
 		ServerVersion: c.NC.ConnectedServerVersion(),
 		Embedded:      c.Server != nil,
-		Reconnects:    c.NC.Stats().Reconnects,
+		Reconnects:    c.events.reconnects.Load(),
 	}
 	if c.Server != nil {
 		h.JetStream = c.Server.JetStreamEnabled()

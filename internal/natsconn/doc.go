@@ -2,8 +2,9 @@
 // connects to existing servers (TLS, nkey seed, JWT creds, user/password or
 // token; reconnecting forever) or starts an embedded nats-server with
 // JetStream and connects to it in-process. Connection events and the embedded
-// server's log go to log/slog; Events also counts the disconnects and slow
-// consumers, which nats.Conn.Stats does not, for metrics (and does both for
+// server's log go to log/slog; Events also counts the disconnects,
+// reconnects and slow consumers, which nats.Conn.Stats does not (or, for
+// reconnects, counts attempts too), for metrics (and does both for
 // connections dialled elsewhere, through its Options). StoreHealth tells
 // whether JetStream stores what the process writes: a stream whose store
 // failed a write stays stopped until its server restarts, and says so only

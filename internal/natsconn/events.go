@@ -10,15 +10,20 @@ import (
 )
 
 // Events logs and counts what nats.go tells of a connection only through
-// its callbacks: disconnects and slow consumers, which nats.Conn.Stats does
-// not count. Connect installs one on every Conn (Conn.Events); a connection
-// dialled elsewhere (a gateway messaging config's own) gets one with
-// NewEvents and Options. Nothing here runs per message: the callbacks run
-// once per disconnect and once per slow-consumer episode.
+// its callbacks: disconnects, reconnects and slow consumers. nats.Conn.Stats
+// counts no disconnects or slow consumers, and its Reconnects counts every
+// reconnect attempt whose TCP connection was accepted, handshake failed or
+// not (a balancer or proxy in front of a server that is down accepts each
+// one, 30 a minute at the 2 s wait), not the reconnects that brought the
+// connection back. Connect installs one on every Conn (Conn.Events); a
+// connection dialled elsewhere (a gateway messaging config's own) gets one
+// with NewEvents and Options. Nothing here runs per message: the callbacks
+// run once per disconnect, reconnect and slow-consumer episode.
 type Events struct {
 	log *slog.Logger
 
 	disconnects   atomic.Uint64
+	reconnects    atomic.Uint64
 	slowConsumers atomic.Uint64
 
 	mu sync.Mutex
@@ -57,6 +62,10 @@ func (e *Events) Options() []nats.Option {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			// Called once the connection is back (handshake done, the
+			// subscriptions sent again): what Stats().Reconnects would
+			// count only if no attempt had failed after the dial.
+			e.reconnects.Add(1)
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
 		nats.LameDuckModeHandler(func(nc *nats.Conn) {
@@ -129,6 +138,11 @@ type EventCounts struct {
 	// disconnect callback), not counting the process's own Close or
 	// Drain. Every reconnect follows one.
 	Disconnects uint64
+	// Reconnects counts the times the connection came back after one was
+	// lost (the reconnect callback, logged "nats reconnected"). Unlike
+	// nats.Conn.Stats().Reconnects it leaves out the attempts that reached
+	// a server, or a proxy in front of one, but failed the handshake.
+	Reconnects uint64
 	// SlowConsumers counts slow-consumer episodes: nats.go reports a
 	// subscription once when it starts dropping messages (over its
 	// pending limits) and again only after it has delivered one since.
@@ -149,6 +163,7 @@ func (e *Events) Counts() EventCounts {
 	e.mu.Unlock()
 	return EventCounts{
 		Disconnects:   e.disconnects.Load(),
+		Reconnects:    e.reconnects.Load(),
 		SlowConsumers: e.slowConsumers.Load(),
 		DroppedMsgs:   dropped,
 	}

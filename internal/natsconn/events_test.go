@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -81,8 +82,8 @@ func TestEventsCountSlowConsumerAndDrops(t *testing.T) {
 	}
 }
 
-// A lost connection counts one disconnect, and nats.go's Stats count the
-// reconnect after it; closing the connection is not a disconnect.
+// A lost connection counts one disconnect, and the reconnect after it one
+// reconnect; closing the connection is not a disconnect.
 func TestEventsCountDisconnects(t *testing.T) {
 	s := testutil.RunNATS(t)
 	proxy := testutil.StartTCPProxy(t, strings.TrimPrefix(s.ClientURL(), "nats://"))
@@ -103,7 +104,7 @@ func TestEventsCountDisconnects(t *testing.T) {
 		if !c.NC.IsConnected() {
 			return errors.New("not reconnected")
 		}
-		if got := c.NC.Stats().Reconnects; got != 1 {
+		if got := c.Events().Counts().Reconnects; got != 1 {
 			return fmt.Errorf("Reconnects = %d, want 1", got)
 		}
 		return nil
@@ -132,6 +133,49 @@ func TestEventsOnAnotherConnection(t *testing.T) {
 		}
 		if out := logs.String(); !strings.Contains(out, "nats slow consumer, messages dropped") || !strings.Contains(out, "messaging=partners") {
 			return errors.New("no slow consumer logged with the connection's attributes:\n" + out)
+		}
+		return nil
+	})
+}
+
+// Behind a proxy that accepts connections while its server is down (a load
+// balancer, a Kubernetes service in front of a restarting pod), every
+// reconnect attempt gets a TCP connection and fails the NATS handshake.
+// nats.go's Stats().Reconnects counts each such attempt; Events counts a
+// reconnect only once the connection is back.
+func TestEventsCountReconnectsNotAttempts(t *testing.T) {
+	opts := testutil.NATSOptions(t)
+	opts.JetStream = false
+	s := testutil.RunNATSWith(t, opts)
+	port := s.Addr().(*net.TCPAddr).Port
+	proxy := testutil.StartTCPProxy(t, s.Addr().String())
+	c := mustConnect(t, externalConfig("nats://"+proxy.Addr())) // 50 ms between attempts
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		// Several attempts reached the proxy and failed the handshake.
+		if n := c.NC.Stats().Reconnects; n < 3 {
+			return fmt.Errorf("nats.go counted %d reconnect attempts, waiting for 3", n)
+		}
+		return nil
+	})
+	if c.NC.IsConnected() {
+		t.Fatal("connected with the server down")
+	}
+	if got := c.Events().Counts(); got.Disconnects != 1 || got.Reconnects != 0 {
+		t.Fatalf("Counts with the server down = %+v, want 1 disconnect and no reconnect", got)
+	}
+
+	opts = testutil.NATSOptions(t)
+	opts.JetStream, opts.Port = false, port
+	testutil.RunNATSWith(t, opts)
+	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !c.NC.IsConnected() {
+			return errors.New("not reconnected")
+		}
+		if got := c.Events().Counts(); got.Disconnects != 1 || got.Reconnects != 1 {
+			return fmt.Errorf("Counts once back = %+v, want 1 disconnect and 1 reconnect", got)
 		}
 		return nil
 	})

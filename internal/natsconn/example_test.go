@@ -55,8 +55,8 @@ func ExampleConfig_Validate() {
 	// invalid nats config: insecure nats config: tls.ca_file: env "prod" requires TLS to NATS: set it, or use only tls:// or wss:// URLs in urls
 }
 
-// Read what a metrics collector exports of a connection: the disconnects
-// and slow consumers Events counted, and nats.go's own Stats.
+// Read what a metrics collector exports of a connection: the disconnects,
+// reconnects and slow consumers Events counted, and nats.go's own Stats.
 func ExampleConn_Events() {
 	dir, err := os.MkdirTemp("", "natsconn-example")
 	if err != nil {
@@ -77,9 +77,10 @@ func ExampleConn_Events() {
 	defer c.Close(ctx)
 
 	ev, st := c.Events().Counts(), c.NC.Stats()
-	fmt.Println("connected:", c.NC.IsConnected(), "reconnects:", st.Reconnects)
-	fmt.Println("disconnects:", ev.Disconnects, "slow consumers:", ev.SlowConsumers, "dropped:", ev.DroppedMsgs)
+	_ = c.NC.Publish("greet", []byte("hi"))
+	fmt.Println("connected:", c.NC.IsConnected(), "published:", c.NC.Stats().OutMsgs-st.OutMsgs)
+	fmt.Println("disconnects:", ev.Disconnects, "reconnects:", ev.Reconnects, "slow consumers:", ev.SlowConsumers, "dropped:", ev.DroppedMsgs)
 	// Output:
-	// connected: true reconnects: 0
-	// disconnects: 0 slow consumers: 0 dropped: 0
+	// connected: true published: 1
+	// disconnects: 0 reconnects: 0 slow consumers: 0 dropped: 0
 }
