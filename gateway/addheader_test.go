@@ -14,11 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nylon-functions/nylon/gateway"
-	"github.com/nylon-functions/nylon/internal/testutil"
-	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
-	"github.com/nylon-functions/nylon/registry"
-	"github.com/nylon-functions/nylon/wasmhost"
 )
 
 func addHeader(k, v string) protocol.Op {
@@ -202,50 +198,12 @@ type guestWorld struct {
 func newGuestWorld(t *testing.T, guests map[string]string) *guestWorld {
 	t.Helper()
 	e := newEnv(t)
-	// Generous: a compile that misses the shared cache under -race takes
-	// tens of seconds.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	nodeNC, err := nats.Connect(e.url) // the node's own connection, as in a deployment
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nodeNC.Close)
-	reg, err := registry.New(ctx, testutil.JetStream(t, nodeNC))
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := wasmhost.New(ctx, wasmhost.Config{}.WithCompilationCacheDir(testutil.CompileCacheDir(t)).WithInitTimeout(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = host.Close(context.Background()) })
-	w := &guestWorld{e: e, phases: map[string]protocol.PhaseSet{}}
-	for name, dir := range guests {
-		wasm := testutil.Wasm(t, dir)
-		info, err := host.Validate(ctx, wasm)
-		if err != nil {
-			t.Fatalf("validate %s: %v", dir, err)
-		}
-		if _, err := reg.Deploy(ctx, registry.Spec{Name: name, Phases: info.Phases}, wasm); err != nil {
-			t.Fatalf("deploy %s: %v", name, err)
-		}
-		w.phases[name] = info.Phases
-	}
-	n, err := platform.NewNode(platform.Config{NATS: nodeNC, Registry: reg, Host: host, NodeID: "n1",
-		Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer dcancel()
-		_ = n.Drain(dctx)
-	})
-	return w
+	return &guestWorld{e: e, phases: startNode(t, nodeNC, prometheus.NewRegistry(), guests)}
 }
 
 // gateway starts a gateway over cfg and routes, served over HTTP.

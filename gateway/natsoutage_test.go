@@ -16,9 +16,6 @@ import (
 
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/internal/testutil"
-	"github.com/nylon-functions/nylon/platform"
-	"github.com/nylon-functions/nylon/registry"
-	"github.com/nylon-functions/nylon/wasmhost"
 )
 
 // While the gateway's connection to NATS is down, a call waits for it
@@ -96,40 +93,11 @@ func newOutageWorld(t *testing.T) *outageWorld {
 	s := testutil.RunNATS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nodeNC := testutil.Connect(t, s)
-	reg, err := registry.New(ctx, testutil.JetStream(t, nodeNC))
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := wasmhost.New(ctx, wasmhost.Config{}.WithCompilationCacheDir(testutil.CompileCacheDir(t)).WithInitTimeout(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = host.Close(context.Background()) })
-	wasm := testutil.Wasm(t, "platform/testdata/guests/counter")
-	info, err := host.Validate(ctx, wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Deploy(ctx, registry.Spec{Name: "counter", Phases: info.Phases}, wasm); err != nil {
-		t.Fatal(err)
-	}
 	w := &outageWorld{gwReg: prometheus.NewRegistry(), nodeReg: prometheus.NewRegistry(), logs: &testutil.SyncBuffer{}}
-	n, err := platform.NewNode(platform.Config{NATS: nodeNC, Registry: reg, Host: host, NodeID: "n1",
-		Logger: slog.New(slog.DiscardHandler), Metrics: w.nodeReg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer dcancel()
-		_ = n.Drain(dctx)
-	})
+	phases := startNode(t, testutil.Connect(t, s), w.nodeReg, map[string]string{"counter": "platform/testdata/guests/counter"})["counter"]
 
 	w.proxy = testutil.StartTCPProxy(t, s.Addr().String())
+	var err error
 	w.gwNC, err = nats.Connect("nats://"+w.proxy.Addr(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -148,8 +116,8 @@ func newOutageWorld(t *testing.T) *outageWorld {
 		t.Fatal(err)
 	}
 	if err := gw.SetFunctionRoutes([]gateway.FunctionRoute{
-		{Path: "/c", Function: "counter", Phases: info.Phases, Timeout: 300 * time.Millisecond},
-		{Path: "/long", Function: "counter", Phases: info.Phases, Timeout: 10 * time.Second},
+		{Path: "/c", Function: "counter", Phases: phases, Timeout: 300 * time.Millisecond},
+		{Path: "/long", Function: "counter", Phases: phases, Timeout: 10 * time.Second},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,24 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/internal/testutil"
-	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/protocol"
-	"github.com/nylon-functions/nylon/registry"
-	"github.com/nylon-functions/nylon/wasmhost"
 )
 
 // proxyWorld is a NATS server with a real node serving the SDK test guest
@@ -40,45 +35,13 @@ type proxyWorld struct {
 func newProxyWorld(t *testing.T) *proxyWorld {
 	t.Helper()
 	e := newEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	nodeNC, err := nats.Connect(e.url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nodeNC.Close)
-	reg, err := registry.New(ctx, testutil.JetStream(t, nodeNC))
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := wasmhost.New(ctx, wasmhost.Config{}.WithCompilationCacheDir(testutil.CompileCacheDir(t)).WithInitTimeout(time.Minute).
-		WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = host.Close(context.Background()) })
-	wasm := testutil.Wasm(t, "functions/examplestest/testdata/sdkguest")
-	info, err := host.Validate(ctx, wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Deploy(ctx, registry.Spec{Name: "sdk", Phases: info.Phases}, wasm); err != nil {
-		t.Fatal(err)
-	}
-	n, err := platform.NewNode(platform.Config{NATS: nodeNC, Registry: reg, Host: host, NodeID: "n1",
-		Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer dcancel()
-		_ = n.Drain(dctx)
-	})
-	return &proxyWorld{e: e, phases: info.Phases, up: e.upstream()}
+	phases := startNode(t, nodeNC, prometheus.NewRegistry(), map[string]string{"sdk": "functions/examplestest/testdata/sdkguest"})
+	return &proxyWorld{e: e, phases: phases["sdk"], up: e.upstream()}
 }
 
 // gateway builds a gateway trusting proxies, served on 127.0.0.1 (and,
