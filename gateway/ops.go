@@ -20,36 +20,14 @@ func reservedHeader(name string) bool {
 	return false
 }
 
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue refuses CR, LF and NUL, which would split or end a header.
-func validHeaderValue(v []byte) bool {
-	for _, c := range v {
-		if c == '\r' || c == '\n' || c == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// headerOpOK checks a header op's name and value, logging a refusal.
+// headerOpOK checks a header op's name and value, logging a refusal. A
+// reply may come from any responder on the subject, not only a node whose
+// ABI applied the same protocol rules: a value with a control character
+// (CR, LF, NUL, or e.g. 0x01 or 0x7F) must reach neither the client, whose
+// proxies may answer 502 for it, nor the upstream request, which net/http's
+// client would refuse whole (a 502 of the gateway's own).
 func headerOpOK(op *protocol.Op, log *slog.Logger) bool {
-	if !validHeaderName(op.Key) || reservedHeader(op.Key) || !validHeaderValue(op.Value) {
+	if !protocol.ValidHeaderName(op.Key) || reservedHeader(op.Key) || !protocol.ValidHeaderValue(op.Value) {
 		log.Warn("gateway: header op refused", "op", op.Code, "header", op.Key)
 		return false
 	}

@@ -164,3 +164,50 @@ func TestResponseBodyChunksAppendInLinearTime(t *testing.T) {
 		t.Fatalf("%v allocations for 20000 chunks: the body is copied per chunk", allocs)
 	}
 }
+
+// TestHeaderOpsRefuseControlValues: a header op whose value holds a control
+// character other than HTAB (0x01, 0x7F, ...) is refused like one with CR,
+// LF or NUL, whichever op carries it (100, 402, 400); a tab and obs-text
+// pass, as RFC 9110 allows them.
+func TestHeaderOpsRefuseControlValues(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	bad := []string{"a\x01b", "a\x7f", "\x08", "\x0b", "\x0c", "\x1b[31m", "\x1f", "a\r\nb", "\x00"}
+	good := []string{"a\tb", "caf\xe9", "\xff", "", " sp "}
+	for _, code := range []uint32{protocol.OpSetResponseHeader, protocol.OpAddResponseHeader} {
+		for _, v := range bad {
+			h := http.Header{}
+			applyResponseHeaderOps(h, []protocol.Op{{Code: code, Key: "X-V", Value: []byte(v)}}, log)
+			if len(h) != 0 {
+				t.Errorf("op %d value %q applied: %q", code, v, h)
+			}
+			h = http.Header{}
+			status, _ := applyEndOps(h, []protocol.Op{{Code: code, Key: "X-V", Value: []byte(v)}}, log)
+			if len(h) != 0 || status != 200 {
+				t.Errorf("End op %d value %q: status %d, headers %q", code, v, status, h)
+			}
+		}
+		for _, v := range good {
+			h := http.Header{}
+			applyResponseHeaderOps(h, []protocol.Op{{Code: code, Key: "X-V", Value: []byte(v)}}, log)
+			if got := h.Values("X-V"); !slices.Equal(got, []string{v}) {
+				t.Errorf("op %d value %q: X-V %q", code, v, got)
+			}
+		}
+	}
+	for _, v := range bad {
+		q := &protocol.HTTPRequest{Headers: []protocol.Header{{Name: "X-V", Value: "old"}}}
+		if applyInvocationHeaderOp(q, &protocol.Op{Code: protocol.OpSetRequestHeader, Key: "X-V", Value: []byte(v)}, log) {
+			t.Errorf("op 400 value %q accepted", v)
+		}
+		if len(q.Headers) != 1 || q.Headers[0].Value != "old" {
+			t.Errorf("op 400 value %q changed the request: %q", v, q.Headers)
+		}
+	}
+	for _, v := range good {
+		q := &protocol.HTTPRequest{}
+		if !applyInvocationHeaderOp(q, &protocol.Op{Code: protocol.OpSetRequestHeader, Key: "X-V", Value: []byte(v)}, log) ||
+			len(q.Headers) != 1 || q.Headers[0].Value != v {
+			t.Errorf("op 400 value %q: headers %q", v, q.Headers)
+		}
+	}
+}

@@ -26,7 +26,9 @@
 //     value, 102 status) are allowed in request_filter and response_filter
 //     only: in response_body_filter the gateway has already sent the
 //     status and headers (-1). A header name must be an HTTP token and a
-//     value free of CR, LF and NUL (-3). Body ops
+//     value free of control characters other than tab: CR, LF, NUL,
+//     0x01-0x1F, 0x7F (-3; protocol.ValidHeaderValue, the rule the
+//     gateway applies to any responder's ops; obs-text passes). Body ops
 //     (103-106) are allowed in all three HTTP phases, request-header ops
 //     (400, 401) in request_filter, WebSocket ops (301-313) in events;
 //     in logging only the error text is.

@@ -175,8 +175,8 @@ func (r *Request) Timestamp() time.Time {
 // SetHeader sets a header of the request sent upstream, replacing its
 // values; later plugins see it too (request_filter only: elsewhere it is
 // refused with ErrNotAllowed). A refusal is reported by Context.Err:
-// ErrBadArgument for a name that is not an HTTP token or a value with CR,
-// LF or NUL.
+// ErrBadArgument for a name that is not an HTTP token or a value with a
+// control character other than tab (CR, LF, NUL, 0x01-0x1F, 0x7F).
 func (r *Request) SetHeader(name, value string) {
 	r.c.check(abi.OpSetRequestHeader, abi.Write(abi.OpSetRequestHeader, name, value))
 }

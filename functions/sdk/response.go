@@ -32,10 +32,13 @@ type Response struct {
 }
 
 // SetHeader sets a response header, replacing its values. A name that is
-// not an HTTP token, or a value with CR, LF or NUL, is refused with
-// ErrBadArgument. The gateway keeps the framing headers (Content-Length,
-// Transfer-Encoding, Connection, ...) its own. Each SetHeader replaces the
-// last; to send several values of one header, use AddHeader.
+// not an HTTP token, or a value with a control character other than tab
+// (CR, LF, NUL, 0x01-0x1F, 0x7F: RFC 9110 forbids them, and strict
+// proxies answer a response carrying one with 502), is refused with
+// ErrBadArgument; bytes 0x80-0xFF are allowed. The gateway keeps the
+// framing headers (Content-Length, Transfer-Encoding, Connection, ...) its
+// own. Each SetHeader replaces the last; to send several values of one
+// header, use AddHeader.
 func (r *Response) SetHeader(name, value string) {
 	if r.headersSent(abi.OpSetResponseHeader) {
 		return

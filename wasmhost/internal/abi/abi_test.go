@@ -169,6 +169,7 @@ func TestWriteAddResponseHeader(t *testing.T) {
 	args := []struct{ name, value string }{
 		{"Set-Cookie", "a=1; Path=/"}, {"set-cookie", ""}, {"bad name", "v"}, {"", "v"},
 		{"X-Split", "a\r\nInjected: 1"}, {"X-Nul", "a\x00"}, {"X-Obs", "caf\xe9"},
+		{"X-Soh", "a\x01b"}, {"X-Del", "a\x7f"}, {"X-Tab", "a\tb"},
 	}
 	for _, p := range phases {
 		for _, a := range args {

@@ -91,12 +91,16 @@ func (s *State) write(method uint32, a, b []byte) int32 {
 	var num int64
 	switch code {
 	case protocol.OpSetResponseHeader, protocol.OpAddResponseHeader, protocol.OpSetRequestHeader:
-		if !validHeaderName(a) || !validHeaderValue(b) {
+		// protocol's rule, the one callers apply to any responder's reply:
+		// a value with a control character (CR, LF, NUL, or e.g. 0x01 or
+		// 0x7F, which strict proxies answer with 502) is refused here, where
+		// the guest can still hear of it.
+		if !protocol.ValidHeaderName(a) || !protocol.ValidHeaderValue(b) {
 			return ResultBadArgument
 		}
 		key, val = a, b
 	case protocol.OpRemoveResponseHeader, protocol.OpRemoveRequestHeader:
-		if !validHeaderName(a) {
+		if !protocol.ValidHeaderName(a) {
 			return ResultBadArgument
 		}
 		key = a
@@ -178,41 +182,4 @@ func parseDecimal(b []byte, maxDigits int) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-// validHeaderName reports whether b is an RFC 9110 token, so a guest cannot
-// smuggle a second header or a response split through a name.
-func validHeaderName(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !isTokenChar(c) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-// validHeaderValue refuses the bytes RFC 9110 forbids in a field value (NUL,
-// CR, LF): anything else, including obs-text, is passed through.
-func validHeaderValue(b []byte) bool {
-	for _, c := range b {
-		if c == 0 || c == '\r' || c == '\n' {
-			return false
-		}
-	}
-	return true
 }
