@@ -379,6 +379,7 @@ func newOpView(op protocol.Op) opView {
 // "set header Content-Type: application/json".
 func describeOp(op protocol.Op) string {
 	val := printable(op.Value)
+	op.Key = terminalText(op.Key, false)
 	switch op.Code {
 	case protocol.OpSetResponseHeader:
 		return "set header " + op.Key + ": " + val
@@ -421,9 +422,35 @@ func describeOp(op protocol.Op) string {
 // printable shows b as text when it is UTF-8, else as its length.
 func printable(b []byte) string {
 	if utf8.Valid(b) {
-		return string(b)
+		return terminalText(string(b), true)
 	}
 	return fmt.Sprintf("<%d bytes of binary>", len(b))
+}
+
+// terminalText returns s, which a reply chose, with the control characters
+// a terminal acts on (C0, DEL, C1) written as Go escapes (\x1b, \u009b),
+// so that a function's reply cannot recolour, retitle or rewrite the
+// terminal of whoever runs invoke. With lines, newline and tab are kept
+// (a body's lines); without, a value stays on its line.
+func terminalText(s string, lines bool) string {
+	unsafe := func(r rune) bool {
+		return (r < 0x20 && !(lines && (r == '\n' || r == '\t'))) || (r >= 0x7f && r < 0xa0)
+	}
+	if !strings.ContainsFunc(s, unsafe) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !unsafe(r):
+			b.WriteRune(r)
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
 }
 
 func (r *invokeResult) write(w io.Writer, output string) error {
@@ -436,13 +463,13 @@ func (r *invokeResult) write(w io.Writer, output string) error {
 		fmt.Fprintf(&b, "traceparent: %s\n", r.Traceparent)
 	}
 	if r.ServiceError != nil {
-		fmt.Fprintf(&b, "service error %s: %s\n", r.ServiceError.Code, r.ServiceError.Description)
+		fmt.Fprintf(&b, "service error %s: %s\n", terminalText(r.ServiceError.Code, false), terminalText(r.ServiceError.Description, false))
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
 	fmt.Fprintf(&b, "action: %s\n", r.Action)
 	if r.Error != "" {
-		fmt.Fprintf(&b, "error: %s\n", r.Error)
+		fmt.Fprintf(&b, "error: %s\n", terminalText(r.Error, true))
 	}
 	for _, op := range r.Ops {
 		fmt.Fprintf(&b, "  %s\n", op.Text)

@@ -104,3 +104,34 @@ func TestDescribeHeaderOps(t *testing.T) {
 		}
 	}
 }
+
+// The text output shows what a reply's strings hold, not what they would
+// do to a terminal: escape sequences (colours, the window title, cursor
+// moves), C1 controls and DEL are printed escaped; a body keeps its lines.
+func TestInvokeTextEscapesTerminalControls(t *testing.T) {
+	r := &invokeResult{
+		Subject: "nylon.dev.f.request_filter", Action: "end",
+		Error: "bad\x1b[2J\nsecond line",
+		Ops: []opView{
+			{Text: describeOp(protocol.Op{Code: protocol.OpSetResponseHeader, Key: "X\x1b]0;pwned\x07", Value: []byte("v\x7f\u009b1m")})},
+			{Text: describeOp(protocol.Op{Code: protocol.OpSetResponseBody, Value: []byte("{\n\t\"a\": 1\n}\x1b[31m")})},
+		},
+	}
+	var b strings.Builder
+	if err := r.write(&b, outputText); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsFunc(out, func(r rune) bool { return r == 0x1b || r == 0x07 || r == 0x7f || r == 0x9b }) {
+		t.Fatalf("text output carries terminal controls: %q", out)
+	}
+	for _, want := range []string{
+		"error: bad\\x1b[2J\nsecond line\n",
+		"set header X\\x1b]0;pwned\\x07: v\\x7f\\u009b1m\n",
+		"body: {\n\t\"a\": 1\n}\\x1b[31m\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks %q:\n%s", want, out)
+		}
+	}
+}
