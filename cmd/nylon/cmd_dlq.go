@@ -134,7 +134,7 @@ func runDLQLs(ctx context.Context, a *app, cmd command, args []string) error {
 	fmt.Fprintln(tw, "SEQ\tTIME\tFUNCTION\tPHASE\tKIND\tATTEMPTS\tERROR\tREQUEST ID")
 	for i, d := range letters {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Sequence, formatTime(d.Time), orDash(d.Function), entries[i].Phase,
-			orDash(d.Kind), strconv.Itoa(d.Attempts), orDash(d.Error), entries[i].RequestID)
+			orDash(terminalText(d.Kind, false)), strconv.Itoa(d.Attempts), orDash(terminalText(d.Error, false)), entries[i].RequestID)
 	}
 	return tw.Flush()
 }

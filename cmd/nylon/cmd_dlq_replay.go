@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -360,7 +359,7 @@ func writeReplay(w io.Writer, output string, results []replayResult) error {
 			res += " (not deleted: " + r.DeleteError + ")"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Sequence, orDash(r.Function), orDash(r.Phase), r.RequestID,
-			strings.ReplaceAll(res, "\n", " "))
+			terminalText(res, false))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -427,32 +427,6 @@ func printable(b []byte) string {
 	return fmt.Sprintf("<%d bytes of binary>", len(b))
 }
 
-// terminalText returns s, which a reply chose, with the control characters
-// a terminal acts on (C0, DEL, C1) written as Go escapes (\x1b, \u009b),
-// so that a function's reply cannot recolour, retitle or rewrite the
-// terminal of whoever runs invoke. With lines, newline and tab are kept
-// (a body's lines); without, a value stays on its line.
-func terminalText(s string, lines bool) string {
-	unsafe := func(r rune) bool {
-		return (r < 0x20 && !(lines && (r == '\n' || r == '\t'))) || (r >= 0x7f && r < 0xa0)
-	}
-	if !strings.ContainsFunc(s, unsafe) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case !unsafe(r):
-			b.WriteRune(r)
-		case r < 0x80:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		}
-	}
-	return b.String()
-}
-
 func (r *invokeResult) write(w io.Writer, output string) error {
 	if output == outputJSON {
 		return writeJSONValue(w, r)
