@@ -157,11 +157,14 @@ func (m *MessagingConfig) Options() ([]nats.Option, error) {
 // Connect dials the config's servers (default nats.DefaultURL) with its TLS
 // and auth options followed by extra.
 //
-// The connection reconnects for as long as it is open, and is named
-// "nylon gateway messaging:<name>" in the servers' connection lists; extra
-// may say otherwise. nats.go's own default gives up after 60 attempts (two
-// minutes of an outage), closing the connection for good: every call of
-// the messaging config would fail until the process restarted, while the
+// The connection reconnects for as long as it is open, also while the
+// servers refuse its credentials, and is named "nylon gateway
+// messaging:<name>" in the servers' connection lists; extra may say
+// otherwise. nats.go's own defaults give up after 60 attempts (two minutes
+// of an outage), and at the second refusal of the credentials in a row (a
+// credential rotation, a JWT update on the servers, an operator's mistake
+// fixed minutes later), closing the connection for good: every call of the
+// messaging config would fail until the process restarted, while the
 // process's other connections came back.
 func (m *MessagingConfig) Connect(extra ...nats.Option) (*nats.Conn, error) {
 	opts, err := m.Options()
@@ -172,7 +175,7 @@ func (m *MessagingConfig) Connect(extra ...nats.Option) (*nats.Conn, error) {
 	if len(m.Servers) > 0 {
 		url = strings.Join(m.Servers, ",")
 	}
-	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.Name("nylon gateway messaging:" + m.Name)}, opts...)
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.IgnoreAuthErrorAbort(), nats.Name("nylon gateway messaging:" + m.Name)}, opts...)
 	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("messaging[%s] connect %s: %w", m.Name, url, err)

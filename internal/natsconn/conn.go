@@ -40,7 +40,8 @@ type Conn struct {
 //
 // The first connection attempt is not retried, so a wrong URL or credential
 // fails here with the server's error (for example nats.ErrAuthorization);
-// once connected, the client reconnects (forever by default).
+// once connected, the client reconnects (forever by default), through
+// refused credentials too: it comes back once the servers accept them.
 func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -173,6 +174,13 @@ func (c *Conn) Health() Health {
 
 // clientOptions are the options of every connection: name, reconnects and
 // the slog-backed event handlers, which count what Events counts.
+//
+// IgnoreAuthErrorAbort keeps the reconnects going when the servers refuse
+// the credentials: nats.go would otherwise close the connection for good at
+// the second refusal in a row, which a credential rotation, an account or
+// user JWT update on the servers, or an operator's mistake fixed minutes
+// later all cause, leaving the process up with a dead connection until a
+// restart. Each refusal is logged (Events), once per reconnect wait.
 func (c *Conn) clientOptions(cfg Config) []nats.Option {
 	maxReconnects := cfg.MaxReconnects
 	if maxReconnects <= 0 {
@@ -185,6 +193,7 @@ func (c *Conn) clientOptions(cfg Config) []nats.Option {
 	opts := append([]nats.Option{
 		nats.MaxReconnects(maxReconnects),
 		nats.ReconnectWait(wait),
+		nats.IgnoreAuthErrorAbort(),
 		nats.ClosedHandler(func(_ *nats.Conn) {
 			c.log.Debug("nats connection closed")
 			close(c.closed)

@@ -44,7 +44,8 @@ func NewEvents(log *slog.Logger) *Events {
 }
 
 // Options are the nats.go callbacks that log and count: disconnect,
-// reconnect, lame-duck mode and async errors (slow consumers among them).
+// reconnect, lame-duck mode and async errors (slow consumers and the
+// servers' refusals of the credentials among them).
 // They replace the connection's own callbacks of these kinds, so give them
 // last, to nats.Connect, on one connection only.
 func (e *Events) Options() []nats.Option {
@@ -89,9 +90,25 @@ func (e *Events) Options() []nats.Option {
 				log.Warn("nats slow consumer, messages dropped", attrs...)
 				return
 			}
+			if isAuthError(err) {
+				// Once per refused attempt: the reconnect wait apart
+				// (per server in the list), so no flood however long
+				// the credentials stay refused.
+				log.Error("nats server refused the credentials, retrying at each reconnect", attrs...)
+				return
+			}
 			log.Error("nats async error", attrs...)
 		}),
 	}
+}
+
+// isAuthError reports whether err is one of the servers' refusals of the
+// credentials, as nats.go hands them to the async error callback: on a
+// reconnect attempt, or on a connection whose user or account JWT expired
+// or was revoked.
+func isAuthError(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired)
 }
 
 // slowConsumer counts an episode and starts following sub's drops.

@@ -1,6 +1,7 @@
 // Package testutil holds helpers used only by tests: an embedded NATS server
 // on a random loopback port with JetStream in a temporary directory (also
-// behind TLS with an nkey user, as environments other than dev require), a
+// behind TLS with an nkey user, as environments other than dev require, and
+// its options changed at run time as a config reload does: ReloadNATS), a
 // throw-away CA with server certificates in files (NewPKI), polling
 // assertions, metric reads that fail on a metric that does not exist, and
 // the shared build of WebAssembly test modules.
