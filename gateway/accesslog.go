@@ -111,8 +111,8 @@ func (ex *exchange) logAccess(status int, elapsed time.Duration) {
 // function route, the function's invocation, which the node logs and the
 // function reads.
 func (ex *exchange) requestID() string {
-	if ex.failID != "" {
-		return ex.failID
+	if ex.problemID != "" {
+		return ex.problemID
 	}
 	if ex.failErr != nil {
 		var ce *CallError

@@ -52,10 +52,10 @@ type exchange struct {
 	trustedPeer bool
 
 	// failErr is what failed the request, logged once by finish with
-	// failID, the request_id the client was given in its problem (set
-	// for a 426 too, which is no failure).
-	failErr error
-	failID  string
+	// problemID. problemID is the request_id the client was given in a
+	// problem: a failure's, or a 426's, which is no failure.
+	failErr   error
+	problemID string
 }
 
 // callMeta is what a phase call logs and sends besides the invocation.
@@ -115,9 +115,9 @@ func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.origin != nil && !rt.origin.t.phases.Has(protocol.PhaseRequestFilter) {
-		ex.failID = protocol.NewRequestID().String()
+		ex.problemID = protocol.NewRequestID().String()
 		writeProblem(&ex.rec, Problem{Type: ProblemUpgradeRequired, Title: "Upgrade Required", Status: http.StatusUpgradeRequired,
-			Detail: "this route answers WebSocket connections only", RequestID: ex.failID})
+			Detail: "this route answers WebSocket connections only", RequestID: ex.problemID})
 		return
 	}
 	body, err := ex.readRequest(r)
@@ -288,7 +288,7 @@ func (ex *exchange) fail(err error) {
 	if p.RequestID == "" {
 		p.RequestID = protocol.NewRequestID().String()
 	}
-	ex.failErr, ex.failID = err, p.RequestID
+	ex.failErr, ex.problemID = err, p.RequestID
 	writeProblem(&ex.rec, p)
 }
 
@@ -408,7 +408,7 @@ func (ex *exchange) finish(aborted bool) {
 		// One line per failed request, however many attempts, dead
 		// letters and phases it took.
 		ex.g.logFailure(ex.ctx, failure{msg: msgRequestFailed, meta: &ex.meta, status: status, aborted: aborted,
-			requestID: ex.failID, err: ex.failErr})
+			requestID: ex.problemID, err: ex.failErr})
 	}
 	if ex.g.opts.access != nil {
 		// Off, this test is all the access log costs a request.

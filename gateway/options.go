@@ -220,10 +220,10 @@ func WithFunctionMessaging(name string) Option {
 // (ReadRequestClientIP), the WebSocket edge gets it (RouteInfo.ClientIP),
 // the scheme is the one a single X-Forwarded-Proto of "https" or "http"
 // names (ReadRequestScheme, RouteInfo.Scheme: the balancer terminated
-// TLS), and upstreams get the inbound X-Forwarded-For with the peer appended and
-// the inbound X-Forwarded-Proto and X-Forwarded-Host. Anything inside a
-// trusted prefix can set the client address: trust only the proxies' own
-// networks.
+// TLS), and upstreams get the inbound X-Forwarded-For with the peer
+// appended and the inbound X-Forwarded-Proto and X-Forwarded-Host.
+// Anything inside a trusted prefix can set the client address: trust only
+// the proxies' own networks.
 //
 //	gw, err := gateway.New(cfg, nc, gateway.WithTrustedProxies("10.0.0.0/8", "fd00::/8"))
 func WithTrustedProxies(entries ...string) Option {

@@ -140,7 +140,7 @@ func dropForwardedLookalikes(h http.Header) {
 			continue
 		}
 		for _, name := range [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
-			if sameBut(k, name) {
+			if equalFoldUnderscore(k, name) {
 				delete(h, k)
 				break
 			}
@@ -148,9 +148,9 @@ func dropForwardedLookalikes(h http.Header) {
 	}
 }
 
-// sameBut reports whether k is name, case-insensitively, with any '-'
-// written as '_'.
-func sameBut(k, name string) bool {
+// equalFoldUnderscore reports whether k is name as strings.EqualFold
+// compares them, except that any '-' of name may be written '_' in k.
+func equalFoldUnderscore(k, name string) bool {
 	if len(k) != len(name) {
 		return false
 	}

@@ -152,7 +152,8 @@ func writeProblem(w http.ResponseWriter, p Problem) int64 {
 	return int64(n)
 }
 
-// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+// truncate keeps at most n bytes of s, cut on a rune boundary, and appends
+// "..." when it cut: the result can be 3 bytes longer than n.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

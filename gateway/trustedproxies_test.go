@@ -49,15 +49,7 @@ func newProxyWorld(t *testing.T) *proxyWorld {
 // handler that answers the RouteInfo.ClientIP the WebSocket edge gets.
 func (w *proxyWorld) gateway(t *testing.T, v6 bool, proxies ...string) (v4URL, v6URL string) {
 	t.Helper()
-	yaml := yamlMessaging("") + `
-plugins:
-  - name: nobody
-    messaging: nats
-    per_phase:
-      request_filter: {timeout_ms: 200}
-routes:
-  - {path: /x, upstream: "http://127.0.0.1:1", plugins: [nobody]}
-  - {path: "/up/*", upstream: "` + w.up.URL + `"}
+	yaml := yamlMessaging("") + deadLetterRoute + `  - {path: "/up/*", upstream: "` + w.up.URL + `"}
 `
 	edge := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		ri, ok := gateway.RouteOf(r.Context())

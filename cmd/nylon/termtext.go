@@ -9,8 +9,8 @@ import (
 // reply's strings, a dead letter's error), with the control characters a
 // terminal acts on (C0, DEL, C1) written as Go escapes (\x1b, \u009b), so
 // that it cannot recolour, retitle or rewrite the terminal of whoever runs
-// invoke or dlq, nor break a table's columns. With lines, newline and tab are kept
-// (a body's lines); without, a value stays on its line.
+// invoke or dlq, nor break a table's columns. With lines, newline and tab
+// are kept (a body's lines); without, a value stays on its line.
 func terminalText(s string, lines bool) string {
 	unsafe := func(r rune) bool {
 		return (r < 0x20 && !(lines && (r == '\n' || r == '\t'))) || (r >= 0x7f && r < 0xa0)

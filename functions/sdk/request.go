@@ -73,10 +73,14 @@ func (r *Request) LookupQueryParam(name string) (string, bool) {
 // Host returns the request's host (the Host header or URL authority).
 func (r *Request) Host() string { return r.c.cachedString(cHost, abi.ReadRequestHost, "") }
 
-// Scheme returns the scheme the client used, e.g. "https".
+// Scheme returns the scheme the client used, "http" or "https": behind a
+// TLS-terminating balancer the gateway trusts (--trusted-proxies), the one
+// its X-Forwarded-Proto names.
 func (r *Request) Scheme() string { return r.c.cachedString(cScheme, abi.ReadRequestScheme, "") }
 
-// ClientIP returns the client's address as the edge saw it.
+// ClientIP returns the client's address as the edge resolved it: the TCP
+// peer's or, behind proxies the gateway trusts (--trusted-proxies), the
+// rightmost X-Forwarded-For entry that is not one of them.
 func (r *Request) ClientIP() string { return r.c.cachedString(cClientIP, abi.ReadRequestClientIP, "") }
 
 // Header returns the first value of the request header name (any case), or

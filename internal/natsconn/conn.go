@@ -25,7 +25,7 @@ type Conn struct {
 
 	js     jetstream.JetStream
 	store  *storeWatch // what StoreHealth reports
-	events *Events     // disconnects and slow consumers, logged and counted
+	events *Events     // disconnects, reconnects and slow consumers, logged and counted
 	log    *slog.Logger
 	closed chan struct{} // closed by nats.go's ClosedHandler
 

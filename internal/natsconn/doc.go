@@ -1,15 +1,18 @@
 // Package natsconn is the one place the nylon binary gets NATS from: it either
 // connects to existing servers (TLS, nkey seed, JWT creds, user/password or
-// token; reconnecting forever) or starts an embedded nats-server with
-// JetStream and connects to it in-process. Connection events and the embedded
-// server's log go to log/slog; Events also counts the disconnects,
-// reconnects and slow consumers, which nats.Conn.Stats does not (or, for
-// reconnects, counts attempts too), for metrics (and does both for
-// connections dialled elsewhere, through its Options). StoreHealth tells
-// whether JetStream stores what the process writes: a stream whose store
-// failed a write stays stopped until its server restarts, and says so only
-// in the server's own health check and in the writes that go
-// unacknowledged.
+// token; reconnecting forever, through refused credentials too) or starts an
+// embedded nats-server with JetStream and connects to it in-process.
+// Connection events and the embedded server's log go to log/slog, and
+// Events counts disconnects, reconnects and slow consumers for metrics:
+// nats.Conn.Stats counts no disconnects or slow consumers, and its
+// Reconnects counts failed attempts too. A connection dialled elsewhere (a
+// gateway messaging config's own) gets the same logging and counts through
+// NewEvents and Events.Options.
+//
+// StoreHealth tells whether JetStream stores what the process writes: a
+// stream whose store failed a write stays stopped until its server
+// restarts, and says so only in the server's own health check and in the
+// writes that go unacknowledged.
 //
 // It also enforces the security rule of DESIGN.md: outside the "dev"
 // environment, external servers require TLS and an nkey seed or creds file,
