@@ -380,6 +380,11 @@ func newOpView(op protocol.Op) opView {
 func describeOp(op protocol.Op) string {
 	val := printable(op.Value)
 	op.Key = terminalText(op.Key, false)
+	if protocol.IsResponseHeaderOp(op.Code) || protocol.IsRequestHeaderOp(op.Code) {
+		// A header value is one line: a responder that is no node may
+		// send one with a newline, which would forge the next op's line.
+		val = terminalText(val, false)
+	}
 	switch op.Code {
 	case protocol.OpSetResponseHeader:
 		return "set header " + op.Key + ": " + val

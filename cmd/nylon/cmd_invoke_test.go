@@ -114,6 +114,7 @@ func TestInvokeTextEscapesTerminalControls(t *testing.T) {
 		Error: "bad\x1b[2J\nsecond line",
 		Ops: []opView{
 			{Text: describeOp(protocol.Op{Code: protocol.OpSetResponseHeader, Key: "X\x1b]0;pwned\x07", Value: []byte("v\x7f\u009b1m")})},
+			{Text: describeOp(protocol.Op{Code: protocol.OpAddResponseHeader, Key: "Y\x9b2J", Value: []byte("a\n  set status 200")})},
 			{Text: describeOp(protocol.Op{Code: protocol.OpSetResponseBody, Value: []byte("{\n\t\"a\": 1\n}\x1b[31m")})},
 		},
 	}
@@ -128,6 +129,8 @@ func TestInvokeTextEscapesTerminalControls(t *testing.T) {
 	for _, want := range []string{
 		"error: bad\\x1b[2J\nsecond line\n",
 		"set header X\\x1b]0;pwned\\x07: v\\x7f\\u009b1m\n",
+		// Not UTF-8 (a raw C1 byte), and a header value's newline.
+		"add header Y\\x9b2J: a\\x0a  set status 200\n",
 		"body: {\n\t\"a\": 1\n}\\x1b[31m\n",
 	} {
 		if !strings.Contains(out, want) {
