@@ -236,9 +236,7 @@ func TestNATSCollectorCountsSlowConsumers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	shared := &serveShared{}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newNATSCollector(conn.Server, func() []natsSource { return shared.natsSources(conn) }))
+	reg := natsCollectorOf(conn)
 	serve := map[string]string{"connection": "serve"}
 	if v := testutil.MetricSum(t, reg, "nylon_nats_slow_consumers_total", serve); v != 0 {
 		t.Fatalf("nylon_nats_slow_consumers_total = %v before, want 0", v)
@@ -302,9 +300,7 @@ func TestNATSCollectorCountsReconnectsNotAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	shared := &serveShared{}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newNATSCollector(conn.Server, func() []natsSource { return shared.natsSources(conn) }))
+	reg := natsCollectorOf(conn)
 	serve := map[string]string{"connection": "serve"}
 
 	s.Shutdown()
@@ -334,4 +330,13 @@ func TestNATSCollectorCountsReconnectsNotAttempts(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// natsCollectorOf registers serve's NATS collector of conn, serve's own
+// connection (no messaging configs), on a registry of its own.
+func natsCollectorOf(conn *natsconn.Conn) *prometheus.Registry {
+	shared := &serveShared{}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newNATSCollector(conn.Server, func() []natsSource { return shared.natsSources(conn) }))
+	return reg
 }
