@@ -312,10 +312,10 @@ func applyEndOps(h http.Header, ops []protocol.Op, log *slog.Logger) (status int
 	var b responseBody
 	for i := range ops {
 		op := &ops[i]
-		switch op.Code {
-		case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader, protocol.OpAddResponseHeader:
+		switch {
+		case protocol.IsResponseHeaderOp(op.Code):
 			applyResponseHeaderOps(h, ops[i:i+1], log)
-		case protocol.OpSetResponseStatus:
+		case op.Code == protocol.OpSetResponseStatus:
 			if protocol.ValidStatus(op.Num) {
 				status = int(op.Num)
 			}

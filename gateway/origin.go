@@ -369,11 +369,11 @@ func (ex *exchange) responsePhases(resp *http.Response) error {
 		var b responseBody
 		for i := range rep.ops {
 			op := &rep.ops[i]
-			switch op.Code {
-			case protocol.OpSetResponseHeader, protocol.OpRemoveResponseHeader, protocol.OpAddResponseHeader:
+			switch {
+			case protocol.IsResponseHeaderOp(op.Code):
 				applyResponseHeaderOps(resp.Header, rep.ops[i:i+1], log)
 				changed = true
-			case protocol.OpSetResponseStatus:
+			case op.Code == protocol.OpSetResponseStatus:
 				if protocol.ValidStatus(op.Num) {
 					resp.StatusCode = int(op.Num)
 					resp.Status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
