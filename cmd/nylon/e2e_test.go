@@ -79,7 +79,6 @@ func TestServeEndToEnd(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	cfgFile := filepath.Join(t.TempDir(), "gateway.yaml")
 	yaml := `messaging:
   - name: local
     type: nats
@@ -105,9 +104,7 @@ routes:
     upstream: ` + upstream.URL + `
     plugins: [auth, headers, logger]
 `
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeGatewayConfig(t, yaml)
 
 	b := startCmd(t, serveArgs(t, "--gateway-config", cfgFile)...)
 	b.waitLine(t, readyLine)

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -77,4 +79,15 @@ func (b *background) stop(t *testing.T) int {
 		t.Fatal("command did not return within 30s of cancel")
 		return -1
 	}
+}
+
+// writeGatewayConfig writes yaml as a gateway config file (--gateway-config)
+// in a temporary directory and returns its path.
+func writeGatewayConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +20,10 @@ import (
 // stream has no leader), not the edge's core publish, which the server
 // drops then. The writer's mark on a stored letter is its Nats-Msg-Id.
 func TestServeEdgeDeadLettersGoThroughGatewayWriter(t *testing.T) {
-	cfgFile := filepath.Join(t.TempDir(), "gateway.yaml")
 	// ghost is a function no node serves: the open event finds no
 	// responders and is dead-lettered.
 	yaml := "routes:\n  - {path: /ghost, function: ghost, websocket: true}\n"
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeGatewayConfig(t, yaml)
 	b := startCmd(t, serveArgs(t, "--role", "gateway", "--gateway-config", cfgFile)...)
 	b.waitLine(t, readyLine)
 	gw, natsURL := b.waitLine(t, gatewayLine), b.waitLine(t, natsLine)

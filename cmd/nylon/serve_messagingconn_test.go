@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,16 +16,13 @@ import (
 func TestServeStopsCleanlyWhileMessagingServersAreDown(t *testing.T) {
 	other := testutil.RunNATS(t)
 	proxy := testutil.StartTCPProxy(t, strings.TrimPrefix(other.ClientURL(), "nats://"))
-	cfgFile := filepath.Join(t.TempDir(), "gateway.yaml")
 	yaml := `messaging:
   - name: partners
     servers: ["nats://` + proxy.Addr() + `"]
 plugins:
   - {name: p, messaging: partners, function: hello, per_phase: {request_filter: {on_error: continue}}}
 `
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeGatewayConfig(t, yaml)
 	b := startCmd(t, serveArgs(t, "--gateway-config", cfgFile, "--drain-timeout", "20s")...)
 	b.waitLine(t, readyLine)
 	admin := b.waitLine(t, adminLine)

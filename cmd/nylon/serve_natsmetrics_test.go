@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -168,16 +166,13 @@ func TestServeMetricsNATSReconnect(t *testing.T) {
 	s, other := testutil.RunNATS(t), testutil.RunNATS(t)
 	proxy := testutil.StartTCPProxy(t, strings.TrimPrefix(s.ClientURL(), "nats://"))
 	otherProxy := testutil.StartTCPProxy(t, strings.TrimPrefix(other.ClientURL(), "nats://"))
-	cfgFile := filepath.Join(t.TempDir(), "gateway.yaml")
 	yaml := `messaging:
   - name: partners
     servers: ["nats://` + otherProxy.Addr() + `"]
 plugins:
   - {name: p, messaging: partners, function: hello, per_phase: {request_filter: {on_error: continue}}}
 `
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeGatewayConfig(t, yaml)
 	b := startCmd(t, externalServeArgs(t, "nats://"+proxy.Addr(), "gateway", "--gateway-config", cfgFile)...)
 	b.waitLine(t, readyLine)
 	admin := b.waitLine(t, adminLine)

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -38,7 +36,6 @@ func TestServeSubjectPrefixAndFunctionDefaults(t *testing.T) {
 	// ghost is a plugin no node serves: a request through /dead is a
 	// NoResponder dead letter on the config "local", which has no
 	// subject_prefix and so takes serve's. "other" keeps its own.
-	cfgFile := filepath.Join(t.TempDir(), "gateway.yaml")
 	yaml := `messaging:
   - name: local
   - name: other
@@ -53,9 +50,7 @@ routes:
     upstream: ` + upstream.URL + `
     plugins: [ghost]
 `
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeGatewayConfig(t, yaml)
 	b := startCmd(t, serveArgs(t, "--subject-prefix", "acme.fn", "--gateway-config", cfgFile,
 		"--function-timeout", "1500ms", "--function-max-workers", "3")...)
 	b.waitLine(t, readyLine)

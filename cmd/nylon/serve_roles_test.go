@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -185,7 +183,6 @@ func TestServeNATSURLsVariableIsNATSFlag(t *testing.T) {
 	secured := testutil.RunNATSWith(t, opts)
 	other := testutil.RunNATS(t)
 
-	cfgFile := filepath.Join(t.TempDir(), "gateway.yaml")
 	yaml := `messaging:
   - name: shared
   - name: other
@@ -194,9 +191,7 @@ plugins:
   - {name: p, messaging: shared, function: hello, per_phase: {request_filter: {on_error: continue}}}
   - {name: q, messaging: other, function: hello, per_phase: {request_filter: {on_error: continue}}}
 `
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeGatewayConfig(t, yaml)
 	t.Setenv("NYLON_NATS_URLS", secured.ClientURL())
 	t.Setenv("NYLON_NATS_TOKEN", "s3cret")
 	b := startCmd(t, "serve", "--role", "gateway", "--gateway-config", cfgFile, "--data", t.TempDir(),

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -100,10 +98,7 @@ func TestServeWSOriginsAndLimits(t *testing.T) {
 
 	// Without the flags, on a route no node serves: the Origin check
 	// comes before the function.
-	cfgFile := filepath.Join(t.TempDir(), "gateway.yaml")
-	if err := os.WriteFile(cfgFile, []byte("routes:\n  - {path: /ghost, function: ghost, websocket: true}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeGatewayConfig(t, "routes:\n  - {path: /ghost, function: ghost, websocket: true}\n")
 	plain := startCmd(t, serveArgs(t, "--role", "gateway", "--gateway-config", cfgFile)...)
 	plain.waitLine(t, readyLine)
 	if _, code := dialOrigin(ctx, t, "ws"+strings.TrimPrefix(plain.waitLine(t, gatewayLine), "http")+"/ghost", app); code != http.StatusForbidden {
