@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/nylon-functions/nylon/gateway"
 	"github.com/nylon-functions/nylon/internal/natsconn"
+	"github.com/nylon-functions/nylon/internal/realip"
 	"github.com/nylon-functions/nylon/platform"
 	"github.com/nylon-functions/nylon/registry"
 	"github.com/nylon-functions/nylon/wasmhost"
@@ -183,6 +185,11 @@ func (s *serveShared) buildGateway(ctx context.Context, d serveDeps) (component,
 	if s.cfg.AccessLog {
 		// The same logger: --log-format applies, and --log-level must let INFO through.
 		opts = append(opts, gateway.WithAccessLog(d.Log))
+	}
+	if p, err := realip.Parse(s.cfg.TrustedProxies); err == nil && p.Len() > 0 {
+		// Who may set the client address is worth seeing in the start-up
+		// log: a prefix too wide lets clients claim any address.
+		d.Log.Info("gateway: client addresses from X-Forwarded-For of trusted proxies", "trusted_proxies", strings.Join(p.Strings(), ","))
 	}
 	for i := range gcfg.Messaging {
 		mc := &gcfg.Messaging[i]

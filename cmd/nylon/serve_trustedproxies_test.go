@@ -50,6 +50,10 @@ func TestServeTrustedProxies(t *testing.T) {
 	b.waitLine(t, readyLine)
 	admin, gw := b.waitLine(t, adminLine), b.waitLine(t, gatewayLine)
 	defer b.stop(t)
+	// The start-up log names who may set the client address.
+	if want := `msg="gateway: client addresses from X-Forwarded-For of trusted proxies" trusted_proxies=127.0.0.1/32,10.0.0.0/8`; !strings.Contains(b.stderr.String(), want) {
+		t.Errorf("serve's log lacks %s:\n%s", want, b.stderr.String())
+	}
 	deployModule(t, admin, "sdk", testutil.Wasm(t, "functions/examplestest/testdata/sdkguest"), url.Values{"route": {"/client-ip"}})
 
 	xff := http.Header{"X-Forwarded-For": {"6.6.6.6, 203.0.113.9", "10.0.0.2"}}
