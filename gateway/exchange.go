@@ -111,7 +111,9 @@ func (g *Gateway) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if rt.websocket && isUpgrade(r) && g.opts.ws != nil {
-		g.opts.ws.ServeHTTP(&ex.rec, r.WithContext(context.WithValue(r.Context(), routeInfoKey{}, ex.routeInfo(r))))
+		ri := ex.routeInfo(r)
+		ex.inv.Request.ClientIP = ri.ClientIP // the access line's: resolved once
+		g.opts.ws.ServeHTTP(&ex.rec, r.WithContext(context.WithValue(r.Context(), routeInfoKey{}, ri)))
 		return
 	}
 	if rt.origin != nil && !rt.origin.t.phases.Has(protocol.PhaseRequestFilter) {

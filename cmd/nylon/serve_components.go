@@ -465,33 +465,11 @@ func (g *gatewayComponent) Drain(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	for _, c := range g.conns {
-		if err := drainConn(ctx, c.nc); err != nil {
+		if err := natsconn.Drain(ctx, c.nc); err != nil {
 			errs = append(errs, fmt.Errorf("messaging[%s] connection: %w", c.name, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// drainConn drains a messaging config's own connection and waits, within
-// ctx, until it is closed. nats.go refuses to drain a connection that is
-// reconnecting (its servers unreachable: it reconnects for as long as it is
-// open) or closed, and closes it instead: nothing could have been flushed,
-// so that is no failure of the shutdown, as natsconn.Conn.Close has it for
-// serve's own connection.
-func drainConn(ctx context.Context, nc *nats.Conn) error {
-	closed := nc.StatusChanged(nats.CLOSED)
-	defer nc.RemoveStatusListener(closed)
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return nil
-	}
-	select {
-	case <-closed:
-		return nil
-	case <-ctx.Done():
-		nc.Close()
-		return fmt.Errorf("drain: %w", ctx.Err())
-	}
 }
 
 // untilJetStream runs op until it succeeds, waiting while JetStream is not

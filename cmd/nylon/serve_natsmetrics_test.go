@@ -237,27 +237,7 @@ func TestNATSCollectorCountsSlowConsumers(t *testing.T) {
 		t.Fatalf("nylon_nats_slow_consumers_total = %v before, want 0", v)
 	}
 
-	release := make(chan struct{})
-	defer close(release)
-	sub, err := conn.NC.Subscribe("nylon.test.slow", func(*nats.Msg) { <-release })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.SetPendingLimits(2, -1); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.NC.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	pub := testutil.Connect(t, s)
-	for range 10 {
-		if err := pub.Publish("nylon.test.slow", []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := pub.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	sub := testutil.SlowSubscriber(t, conn.NC, testutil.Connect(t, s), "nylon.test.slow", "", 10)
 	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
 		n, err := sub.Dropped()
 		if err != nil {

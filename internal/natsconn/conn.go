@@ -27,7 +27,6 @@ type Conn struct {
 	store  *storeWatch // what StoreHealth reports
 	events *Events     // disconnects, reconnects and slow consumers, logged and counted
 	log    *slog.Logger
-	closed chan struct{} // closed by nats.go's ClosedHandler
 
 	closeOnce sync.Once
 	closeErr  error
@@ -49,7 +48,7 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Conn{log: logger, closed: make(chan struct{}), store: &storeWatch{}, events: NewEvents(logger)}
+	c := &Conn{log: logger, store: &storeWatch{}, events: NewEvents(logger)}
 	opts := c.clientOptions(cfg)
 	var err error
 	if cfg.IsEmbedded() {
@@ -116,16 +115,8 @@ func (c *Conn) Close(ctx context.Context) error {
 
 func (c *Conn) close(ctx context.Context) error {
 	var errs []error
-	if err := c.NC.Drain(); err != nil {
-		// Draining is refused while reconnecting or once closed: nothing
-		// can be flushed then, so close at once.
-		c.NC.Close()
-	}
-	select {
-	case <-c.closed:
-	case <-ctx.Done():
-		c.NC.Close()
-		errs = append(errs, fmt.Errorf("drain nats connection: %w", ctx.Err()))
+	if err := Drain(ctx, c.NC); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Server != nil {
 		done := make(chan struct{})
@@ -140,6 +131,30 @@ func (c *Conn) close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Drain drains nc (its subscriptions finish the messages they hold, its
+// publishes are flushed) and waits until it is closed or ctx is done, when
+// it closes it at once and returns ctx's error. nats.go refuses to drain a
+// connection that is reconnecting (its servers unreachable: serve's
+// connections reconnect for as long as they are open) or already closed;
+// nothing can be flushed then, so Drain closes it, and that is no failure.
+// Close uses it for the process's own connection, serve for the own
+// connections of gateway messaging configs.
+func Drain(ctx context.Context, nc *nats.Conn) error {
+	closed := nc.StatusChanged(nats.CLOSED)
+	defer nc.RemoveStatusListener(closed)
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return nil
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		nc.Close()
+		return fmt.Errorf("drain nats connection: %w", ctx.Err())
+	}
 }
 
 // Health is a snapshot of the connection for health endpoints.
@@ -194,10 +209,7 @@ func (c *Conn) clientOptions(cfg Config) []nats.Option {
 		nats.MaxReconnects(maxReconnects),
 		nats.ReconnectWait(wait),
 		nats.IgnoreAuthErrorAbort(),
-		nats.ClosedHandler(func(_ *nats.Conn) {
-			c.log.Debug("nats connection closed")
-			close(c.closed)
-		}),
+		nats.ClosedHandler(func(_ *nats.Conn) { c.log.Debug("nats connection closed") }),
 	}, c.events.Options()...)
 	if cfg.Name != "" {
 		opts = append(opts, nats.Name(cfg.Name))

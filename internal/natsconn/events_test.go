@@ -10,38 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/nylon-functions/nylon/internal/testutil"
 )
-
-// slowSubscriber subscribes on nc with a handler that blocks until the test
-// ends and room for two pending messages, then has pub send it n messages:
-// the first is taken by the handler, two wait, the rest are dropped.
-func slowSubscriber(t *testing.T, nc, pub *nats.Conn, subject string, n int) *nats.Subscription {
-	t.Helper()
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
-	sub, err := nc.Subscribe(subject, func(*nats.Msg) { <-release })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.SetPendingLimits(2, -1); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	for range n {
-		if err := pub.Publish(subject, []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := pub.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return sub
-}
 
 // A subscription that falls behind counts one slow-consumer episode,
 // however many messages it drops, and its drops count as nats.go counts
@@ -52,7 +22,7 @@ func TestEventsCountSlowConsumerAndDrops(t *testing.T) {
 	if got := c.Events().Counts(); got != (EventCounts{}) {
 		t.Fatalf("Counts before anything happened = %+v, want zeros", got)
 	}
-	sub := slowSubscriber(t, c.NC, testutil.Connect(t, s), "natsconn.test.slow", 10)
+	sub := testutil.SlowSubscriber(t, c.NC, testutil.Connect(t, s), "natsconn.test.slow", "", 10)
 
 	var dropped int
 	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
@@ -126,7 +96,7 @@ func TestEventsOnAnotherConnection(t *testing.T) {
 	log, logs := newTestLogger(slog.LevelInfo)
 	ev := NewEvents(log.With("messaging", "partners"))
 	nc := testutil.Connect(t, s, ev.Options()...)
-	slowSubscriber(t, nc, testutil.Connect(t, s), "natsconn.test.other", 10)
+	testutil.SlowSubscriber(t, nc, testutil.Connect(t, s), "natsconn.test.other", "", 10)
 	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if got := ev.Counts(); got.SlowConsumers != 1 || got.DroppedMsgs < 7 {
 			return fmt.Errorf("Counts = %+v, want 1 slow consumer and 7 or more dropped", got)

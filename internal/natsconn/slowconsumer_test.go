@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/nylon-functions/nylon/internal/testutil"
 )
 
@@ -28,27 +26,7 @@ func TestSlowConsumerIsLogged(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 
-	release := make(chan struct{})
-	sub, err := c.NC.QueueSubscribe("natsconn.test.slow", "workers", func(*nats.Msg) { <-release })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer close(release)
-	if err := sub.SetPendingLimits(2, -1); err != nil {
-		t.Fatal(err)
-	}
-	pub := testutil.Connect(t, s)
-	if err := c.NC.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	for range 10 {
-		if err := pub.Publish("natsconn.test.slow", []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := pub.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	testutil.SlowSubscriber(t, c.NC, testutil.Connect(t, s), "natsconn.test.slow", "workers", 10)
 	testutil.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
 		out := logs.String()
 		for _, want := range []string{"level=WARN", "nats slow consumer, messages dropped", "subject=natsconn.test.slow", "queue=workers", "pending_msgs="} {

@@ -92,3 +92,33 @@ func Eventually(t testing.TB, total, every time.Duration, fn func() error) {
 		time.Sleep(every)
 	}
 }
+
+// SlowSubscriber subscribes to subject on nc (in queue group queue, unless
+// empty) with a handler that blocks until the test ends and pending limits
+// of two messages, then publishes n messages to it from pub and flushes:
+// one is held by the handler, at most two wait, and nats.go drops the rest
+// and reports a slow consumer, as a subscriber that falls behind does.
+func SlowSubscriber(t testing.TB, nc, pub *nats.Conn, subject, queue string, n int) *nats.Subscription {
+	t.Helper()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	sub, err := nc.QueueSubscribe(subject, queue, func(*nats.Msg) { <-release })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SetPendingLimits(2, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := pub.Publish(subject, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
